@@ -1,0 +1,26 @@
+"""reid-hub: multi-species animal re-identification models, galleries and services."""
+from __future__ import annotations
+
+import logging
+
+from .errors import ReidHubError
+from .hub import DEFAULT_MODEL, ModelCard, from_pretrained, push_to_hub, save_pretrained
+from .model import ModelConfig, ReIDModel, create_model, list_models
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "ReIDModel",
+    "ModelConfig",
+    "ModelCard",
+    "ReidHubError",
+    "create_model",
+    "list_models",
+    "from_pretrained",
+    "save_pretrained",
+    "push_to_hub",
+    "DEFAULT_MODEL",
+    "__version__",
+]

