@@ -51,7 +51,7 @@ class TrainConfig:
     scale: float = 30.0
     margin_a: float = 0.5
     margin_b: float = 0.05
-    balanced: bool = True
+    balanced: bool = False  # class-balanced P x K sampling instead of plain shuffling
     images_per_class: int = 4
     unseen_fraction: float = 0.3
     seed: int = 0
@@ -215,8 +215,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             else:
                 order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).tolist()
             order = order[: steps_per_epoch * cfg.batch_size]
+            # a generator of its own keeps the loader from drawing on the global RNG (exact resume)
             loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=_OffsetSampler(order, in_epoch * cfg.batch_size),
-                                num_workers=cfg.num_workers, drop_last=True, pin_memory=device.type == "cuda")
+                                num_workers=cfg.num_workers, drop_last=True, pin_memory=device.type == "cuda",
+                                generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
             for x, y in loader:
                 t0 = time.time()
                 x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,211 @@
+"""The `reid-hub` command line: models, info, embed, train, evaluate, demo.
+
+Every expected failure prints one `error: ...` line on stderr and exits with the code of its
+error type (see reid_hub.errors); unexpected ones exit 70.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .errors import ConfigError, ReidHubError
+
+log = logging.getLogger("reid_hub.cli")
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .hub import DEFAULT_MODEL, release_names
+    from .model import get_model_config, list_models
+
+    print("registered configs (create_model):")
+    for name in list_models():
+        cfg = get_model_config(name)
+        print(f"  {name:14s} {cfg.backbone:24s} {cfg.preprocess.size:4d}px  {cfg.description}")
+    print("released models (from_pretrained, offline):")
+    for name in release_names():
+        print(f"  {name}{'  (default)' if name == DEFAULT_MODEL else ''}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .hub import from_pretrained
+
+    model = from_pretrained(args.model)
+    info = {"config": model.config.to_dict(), "embedding_dim": model.embedding_dim,
+            "parameters": sum(p.numel() for p in model.parameters()), "fingerprint": model.fingerprint()}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import data as rdata
+    from .evaluate import embed_table
+    from .hub import from_pretrained
+
+    if not args.images and not args.data:
+        raise ConfigError("give image files or --data sources")
+    model = from_pretrained(args.model)
+    if args.data:
+        df = rdata.load_sources(args.data)
+    else:
+        missing = [p for p in args.images if not Path(p).is_file()]
+        if missing:
+            raise ConfigError(f"no such file: {missing[0]}")
+        df = pd.DataFrame({"image_id": [str(p) for p in args.images], "image": [str(p) for p in args.images],
+                           "identity": "", "species": "", "bbox": None, "dataset": "cli", "label": ""})
+    emb = embed_table(model, df, batch_size=args.batch_size, progress=not args.quiet)
+    path = rdata.write_embeddings_parquet(args.out, df, emb, model.config.name, model.fingerprint())
+    print(f"wrote {len(emb)} embeddings of dim {emb.shape[1]} to {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, finetune_config, train
+
+    common: dict[str, Any] = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                  unseen_fraction=args.unseen_fraction, checkpoint_every=args.checkpoint_every,
+                                  device=args.device, save_dtype=args.save_dtype)
+    if args.max_steps:
+        common["max_steps"] = args.max_steps
+    if args.lr:
+        common["lr"] = args.lr
+    if args.init_from:
+        cfg = finetune_config(args.init_from, args.data, args.out, **common)
+    else:
+        overrides = {"preprocess": {"size": args.size}} if args.size else {}
+        cfg = TrainConfig(data=args.data, out_dir=args.out, model=args.model, pretrained=args.pretrained,
+                          overrides=overrides, balanced=args.balanced, **common)
+    folder = train(cfg.validate(), progress=not args.quiet)
+    print(f"saved model to {folder}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import data as rdata
+    from .evaluate import evaluate_model, write_results
+    from .hub import from_pretrained
+
+    model = from_pretrained(args.model)
+    df = rdata.load_sources(args.data)
+    if args.split:
+        df = rdata.apply_split(df, args.split)
+    else:
+        df = rdata.split_by_identity(df, args.unseen_fraction, args.seed)
+    baselines = [b for b in args.baselines.split(",") if b]
+    results = evaluate_model(model, df, baselines=baselines, imagenet_backbone=args.imagenet_backbone,
+                             seed=args.seed)
+    json_path, png = write_results(results, args.out)
+    print(_results_table(results))
+    print(f"wrote {json_path} and {png}")
+    return 0
+
+
+def _results_table(results: dict[str, Any]) -> str:
+    methods = results["methods"]
+    lines = [f"{'species':14s} {'method':18s} {'top1':>6s} {'top5':>6s} {'mAP':>6s} {'AUROC':>6s} {'bal.acc':>7s}"]
+    for s, entry in results["species"].items():
+        for m in methods:
+            r = entry[m]
+            o = r.get("open_set", {})
+            lines.append(f"{s:14s} {m:18s} {r['top1']:6.3f} {r['top5']:6.3f} {r['mAP']:6.3f} "
+                         f"{o.get('auroc', float('nan')):6.3f} {o.get('balanced_accuracy', float('nan')):7.3f}")
+    return "\n".join(lines)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    print(run_demo(args.model, frames=args.frames))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .hub import DEFAULT_MODEL
+
+    p = argparse.ArgumentParser(prog="reid-hub", description="Multi-species animal re-identification.")
+    p.add_argument("--version", action="version", version=f"reid-hub {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("models", help="list registered configs and released models").set_defaults(func=_cmd_models)
+
+    s = sub.add_parser("info", help="show a model's config and fingerprint")
+    s.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    s.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("embed", help="embed images into a Parquet table")
+    s.add_argument("images", nargs="*")
+    s.add_argument("--data", nargs="*", help="dataset folders instead of image files")
+    s.add_argument("--model", default=DEFAULT_MODEL)
+    s.add_argument("--out", required=True)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_cmd_embed)
+
+    s = sub.add_parser("train", help="train or fine-tune an embedding model")
+    s.add_argument("--data", nargs="+", required=True, help="metadata.csv folders / wildlife-datasets / Parquet")
+    s.add_argument("--out", required=True, help="run folder (resumed when it exists)")
+    s.add_argument("--model", default="effv2-b0", help="registered config name")
+    s.add_argument("--pretrained", action="store_true", help="start from the offline ImageNet weights")
+    s.add_argument("--init-from", help="fine-tune a saved model on new data (new classifier, lower backbone LR)")
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--max-steps", type=int)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--size", type=int, help="input size override")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--unseen-fraction", type=float, default=0.3)
+    s.add_argument("--checkpoint-every", type=int, default=50)
+    s.add_argument("--balanced", action="store_true", help="class-balanced sampling instead of plain shuffling")
+    s.add_argument("--device")
+    s.add_argument("--save-dtype", default="float32", choices=["float32", "float16"])
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("evaluate", help="evaluate on unseen identities against baselines")
+    s.add_argument("--model", default=DEFAULT_MODEL)
+    s.add_argument("--data", nargs="+", required=True)
+    s.add_argument("--split", help="split.csv of a training run (default: a fresh seeded identity split)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--unseen-fraction", type=float, default=0.3)
+    s.add_argument("--baselines", default="imagenet,sift", help="comma list of: imagenet, sift")
+    s.add_argument("--imagenet-backbone", default="lite0")
+    s.add_argument("--out", default="results/evaluation.json")
+    s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("demo", help="run the default model on the shipped demo video")
+    s.add_argument("--model", default=DEFAULT_MODEL)
+    s.add_argument("--frames", type=int, default=200)
+    s.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `reid-hub` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ReidHubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so plainly, with the type, and a distinct code
+        log.debug("unexpected error", exc_info=True)
+        print(f"internal error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

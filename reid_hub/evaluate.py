@@ -1,0 +1,318 @@
+"""Evaluation of re-ID embeddings on unseen identities, with baselines in the same split.
+
+Closed-set retrieval: every image of an identity with at least two images is a query against a
+gallery of all other images of its species (leave-one-out): top-1, top-5 (CMC) and mAP.
+Open-set: a seeded half of the unseen identities is removed from the gallery; the best gallery
+score must tell known from new queries (AUROC), and a threshold calibrated on the training
+identities gives balanced accuracy over known (right ID) and new (called new) queries.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import data as rdata
+from .errors import DataError
+from .model import ReIDModel, create_model
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[pd.DataFrame], np.ndarray]  # table -> (n, n) similarity matrix
+
+
+@dataclass
+class RetrievalResult:
+    """Closed-set retrieval metrics of one method on one species."""
+
+    queries: int
+    gallery: int
+    top1: float
+    top5: float
+    mAP: float
+    cmc: list[float]
+
+
+def retrieval_metrics(sim: np.ndarray, labels: Sequence[str], max_rank: int = 20) -> RetrievalResult:
+    """Leave-one-out retrieval metrics from a square similarity matrix (higher = more similar)."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if sim.shape != (n, n):
+        raise DataError(f"similarity matrix {sim.shape} does not fit {n} labels")
+    s = sim.astype(np.float64).copy()
+    np.fill_diagonal(s, -np.inf)
+    counts = pd.Series(labels).value_counts()
+    queries = [i for i in range(n) if counts[labels[i]] >= 2]
+    if not queries:
+        raise DataError("no identity has two images: nothing to query")
+    cmc = np.zeros(max_rank)
+    aps = []
+    for i in queries:
+        order = np.argsort(-s[i], kind="stable")[: n - 1]
+        hits = labels[order] == labels[i]
+        first = int(np.argmax(hits))
+        if first < max_rank:
+            cmc[first:] += 1
+        ranks = np.flatnonzero(hits) + 1
+        aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
+    cmc /= len(queries)
+    return RetrievalResult(len(queries), n - 1, float(cmc[0]), float(cmc[min(4, max_rank - 1)]),
+                           float(np.mean(aps)), [float(v) for v in cmc])
+
+
+def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Area under the ROC curve: probability that a positive scores above a negative (ties count half)."""
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    allv = np.concatenate([pos, neg])
+    ranks = pd.Series(allv).rank(method="average").to_numpy()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def calibrate_threshold(sim: np.ndarray, labels: Sequence[str]) -> float:
+    """Threshold on the best-match score that separates 'has a match' from 'new', by Youden's J.
+
+    Genuine scores: each image's best score to another image of its identity; impostor scores:
+    its best score to images of other identities (what a new individual would see)."""
+    labels = np.asarray(labels)
+    s = sim.astype(np.float64).copy()
+    np.fill_diagonal(s, -np.inf)
+    same = labels[:, None] == labels[None, :]
+    gen, imp = [], []
+    for i in range(len(labels)):
+        if same[i].sum() > 1:
+            gen.append(np.max(np.where(same[i], s[i], -np.inf)))
+        imp.append(np.max(np.where(~same[i], s[i], -np.inf)))
+    gen, imp = np.asarray(gen), np.asarray(imp)
+    gen, imp = gen[np.isfinite(gen)], imp[np.isfinite(imp)]
+    if len(gen) == 0 or len(imp) == 0:
+        raise DataError("cannot calibrate a threshold without genuine and impostor pairs")
+    cands = np.unique(np.concatenate([gen, imp]))
+    j = [(gen >= t).mean() - (imp >= t).mean() for t in cands]
+    return float(cands[int(np.argmax(j))])
+
+
+def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: float, new_fraction: float = 0.5,
+                     seed: int = 0) -> dict[str, float]:
+    """Open-set scores with a seeded share of identities removed from the gallery."""
+    labels = np.asarray(labels)
+    ids = sorted(set(labels))
+    rng = random.Random(seed)
+    new_ids = set(rng.sample(ids, max(1, int(round(new_fraction * len(ids))))))
+    is_new = np.array([lbl in new_ids for lbl in labels])
+    known_q, new_q, correct_known, correct_new = [], [], 0, 0
+    for i in range(len(labels)):
+        gallery = ~is_new
+        gallery[i] = False
+        if not gallery.any():
+            continue
+        g_idx = np.flatnonzero(gallery)
+        best = g_idx[int(np.argmax(sim[i, g_idx]))]
+        score = float(sim[i, best])
+        if is_new[i]:
+            new_q.append(score)
+            correct_new += score < threshold
+        elif (labels[g_idx] == labels[i]).any():
+            known_q.append(score)
+            correct_known += score >= threshold and labels[best] == labels[i]
+    acc_k = correct_known / max(1, len(known_q))
+    acc_n = correct_new / max(1, len(new_q))
+    return {"auroc": auroc(np.array(known_q), np.array(new_q)), "balanced_accuracy": (acc_k + acc_n) / 2,
+            "known_accuracy": acc_k, "new_accuracy": acc_n, "threshold": threshold,
+            "known_queries": len(known_q), "new_queries": len(new_q), "new_identities": len(new_ids)}
+
+
+def embed_table(model: ReIDModel, df: pd.DataFrame, batch_size: int = 16, progress: bool = False,
+                raw_features: bool = False) -> np.ndarray:
+    """Embeddings of every row of a data table (cropped to its bbox), L2-normalized."""
+    import torch
+
+    out = []
+    rows = list(df.itertuples(index=False))
+    for start in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="embed", unit="batch"):
+        imgs = [rdata.read_sample(r._asdict()) for r in rows[start:start + batch_size]]
+        if raw_features:
+            x = model.preprocess(imgs)
+            with torch.inference_mode():
+                f = model.eval().pooled_features(x.contiguous(memory_format=torch.channels_last))
+            out.append(torch.nn.functional.normalize(f, dim=1).numpy())
+        else:
+            out.append(model.embed(imgs, batch_size=batch_size))
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1), np.float32)
+
+
+def sift_similarity(df: pd.DataFrame, max_side: int = 320, n_features: int = 500, ratio: float = 0.8,
+                    progress: bool = False) -> np.ndarray:
+    """Pairwise SIFT scores: ratio-test matches that survive a RANSAC homography (inlier count)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    sift = cv2.SIFT_create(nfeatures=n_features)
+    feats = []
+    for r in df.itertuples(index=False):
+        img = np.asarray(rdata.read_sample(r._asdict()).convert("L"))
+        s = max_side / max(img.shape)
+        if s < 1:
+            img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        kp, des = sift.detectAndCompute(img, None)
+        feats.append((np.float32([k.pt for k in kp]) if kp else np.zeros((0, 2), np.float32), des))
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    n = len(feats)
+    sim = np.zeros((n, n), dtype=np.float32)
+    for i in tqdm(range(n), disable=not progress, desc="sift", unit="img"):
+        pi, di = feats[i]
+        for j in range(i + 1, n):
+            pj, dj = feats[j]
+            if di is None or dj is None or len(di) < 2 or len(dj) < 2:
+                continue
+            good = [m for m, m2 in (p for p in matcher.knnMatch(di, dj, k=2) if len(p) == 2)
+                    if m.distance < ratio * m2.distance]
+            score = 0
+            if len(good) >= 4:
+                src = pi[[m.queryIdx for m in good]]
+                dst = pj[[m.trainIdx for m in good]]
+                _, mask = cv2.findHomography(src, dst, cv2.RANSAC, 8.0)
+                score = int(mask.sum()) if mask is not None else 0
+            sim[i, j] = sim[j, i] = score + 1e-3 * len(good)  # inliers, ties broken by matches
+    return sim
+
+
+def evaluate_methods(df: pd.DataFrame, methods: dict[str, Scorer], calib_df: Optional[pd.DataFrame] = None,
+                     calib_methods: Optional[dict[str, Scorer]] = None, seed: int = 0) -> dict[str, Any]:
+    """Run every method on every species of `df` (the unseen identities) and collect metrics.
+
+    `calib_df` (training identities) calibrates each method's open-set threshold."""
+    results: dict[str, Any] = {"species": {}, "methods": list(methods)}
+    for species, part in df.groupby("species", sort=True):
+        part = part.reset_index(drop=True)
+        entry: dict[str, Any] = {"images": len(part), "identities": int(part["label"].nunique())}
+        for name, scorer in methods.items():
+            t0 = time.time()
+            sim = scorer(part)
+            r = retrieval_metrics(sim, part["label"])
+            m: dict[str, Any] = {"top1": r.top1, "top5": r.top5, "mAP": r.mAP, "queries": r.queries, "cmc": r.cmc}
+            if calib_df is not None and calib_methods and name in calib_methods:
+                cpart = calib_df[calib_df["species"] == species].reset_index(drop=True)
+                if cpart["label"].nunique() >= 2:
+                    thr = calibrate_threshold(calib_methods[name](cpart), cpart["label"])
+                    m["open_set"] = open_set_metrics(sim, part["label"], thr, seed=seed)
+            m["seconds"] = round(time.time() - t0, 2)
+            entry[name] = m
+            log.info("%s %s top1=%.3f top5=%.3f mAP=%.3f", species, name, r.top1, r.top5, r.mAP)
+        results["species"][species] = entry
+    results["average"] = {
+        name: {k: float(np.mean([results["species"][s][name][k] for s in results["species"]]))
+               for k in ("top1", "top5", "mAP")}
+        for name in methods
+    }
+    return results
+
+
+def embedding_scorer(model: ReIDModel, raw_features: bool = False, batch_size: int = 16) -> Scorer:
+    """A scorer that embeds a table with `model` and returns cosine similarities."""
+    def score(part: pd.DataFrame) -> np.ndarray:
+        e = embed_table(model, part, batch_size=batch_size, raw_features=raw_features)
+        return e @ e.T
+    return score
+
+
+def machine_info() -> dict[str, Any]:
+    """Machine, versions and date, for result files."""
+    import faiss
+    import timm
+    import torch
+
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
+            "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "timm": timm.__version__, "faiss": faiss.__version__, "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def plot_results(results: dict[str, Any], path: str | Path) -> Path:
+    """PNG with CMC curves per species and top-1 bars per species and method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    species = list(results["species"])
+    methods = results["methods"]
+    fig, axes = plt.subplots(1, len(species) + 1, figsize=(4 * (len(species) + 1), 3.6))
+    axes = np.atleast_1d(axes)
+    for ax, s in zip(axes, species):
+        for m in methods:
+            cmc = results["species"][s][m]["cmc"]
+            ax.plot(range(1, len(cmc) + 1), cmc, marker=".", label=m)
+        ax.set_title(f"{s}: CMC (unseen IDs)")
+        ax.set_xlabel("rank")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("identification rate")
+    axes[0].legend(fontsize=7)
+    ax = axes[-1]
+    width = 0.8 / max(1, len(methods))
+    for k, m in enumerate(methods):
+        ax.bar(np.arange(len(species)) + k * width, [results["species"][s][m]["top1"] for s in species],
+               width, label=m)
+    ax.set_xticks(np.arange(len(species)) + 0.4 - width / 2)
+    ax.set_xticklabels(species, rotation=20)
+    ax.set_title("top-1 per species")
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] = ("imagenet", "sift"),
+                   imagenet_backbone: str = "lite0", seed: int = 0, batch_size: int = 16) -> dict[str, Any]:
+    """Evaluate `model` on the unseen split of `df` (needs a `split` column), with baselines."""
+    if "split" not in df:
+        raise DataError("the table needs a split column (train/unseen); see reid_hub.data.split_by_identity")
+    unseen = df[df["split"] == "unseen"]
+    calib = df[df["split"] == "train"]
+    if unseen.empty:
+        raise DataError("no unseen identities to evaluate on")
+    methods: dict[str, Scorer] = {"model": embedding_scorer(model, batch_size=batch_size)}
+    if "imagenet" in baselines:
+        base = create_model(imagenet_backbone, pretrained=True)
+        methods[f"imagenet-{imagenet_backbone}"] = embedding_scorer(base, raw_features=True, batch_size=batch_size)
+    if "sift" in baselines:
+        methods["sift"] = sift_similarity
+    calib_methods = {k: v for k, v in methods.items() if k != "sift"}
+    results = evaluate_methods(unseen, methods, calib_df=calib, calib_methods=calib_methods, seed=seed)
+    results["model"] = {"name": model.config.name, "fingerprint": model.fingerprint()}
+    results["split"] = {s: {"unseen_identities": sorted(p["identity"].unique().tolist()),
+                            "train_identities": int(calib[calib["species"] == s]["label"].nunique())}
+                        for s, p in unseen.groupby("species")}
+    results["machine"] = machine_info()
+    return results
+
+
+def write_results(results: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
+    """Write results JSON (atomically) and the PNG beside it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, out)
+    return out, plot_results(results, out.with_suffix(".png"))
+
+
+__all__ = ["retrieval_metrics", "auroc", "calibrate_threshold", "open_set_metrics", "embed_table",
+           "sift_similarity", "evaluate_methods", "evaluate_model", "embedding_scorer", "plot_results",
+           "write_results", "machine_info", "RetrievalResult"]

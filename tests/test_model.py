@@ -1,0 +1,140 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reid_hub import ModelCard, create_model, from_pretrained, list_models, save_pretrained
+from reid_hub.errors import ConfigError, ModelMismatchError, UnknownModelError
+from reid_hub.model import get_model_config, load_miewid_weights
+
+
+def test_registry_has_the_named_configs():
+    names = list_models()
+    for n in ("effv2-b0", "effv2-rw-t", "miewid-msv2", "lite0", "lite2", "tiny-test"):
+        assert n in names
+    assert get_model_config("effv2-b0").backbone.startswith("tf_efficientnetv2")
+    with pytest.raises(UnknownModelError):
+        create_model("no-such-model")
+
+
+def test_overrides_replace_fields_without_touching_the_registry():
+    cfg = get_model_config("tiny-test", embedding_dim=16, preprocess={"size": 40})
+    assert cfg.embedding_dim == 16 and cfg.preprocess.size == 40
+    assert get_model_config("tiny-test").preprocess.size == 64
+
+
+def test_invalid_config_values_are_config_errors():
+    with pytest.raises(ConfigError):
+        create_model("tiny-test", pooling="max")
+    with pytest.raises(ConfigError):
+        create_model("tiny-test", preprocess={"resize_mode": "stretch"})
+    with pytest.raises(ConfigError):
+        create_model("effv2-b0", pretrained=True)  # no offline ImageNet weights for EfficientNetV2
+
+
+def test_embed_returns_unit_float32_rows_for_every_input_kind(tmp_path):
+    model = create_model("tiny-test")
+    arr = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    path = tmp_path / "a.png"
+    Image.fromarray(arr).save(path)
+    e_path = model.embed(str(path))
+    e_pil = model.embed([Image.fromarray(arr)])
+    e_arr = model.embed(arr)
+    assert e_path.shape == (1, model.embedding_dim) and e_path.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e_path, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(e_path, e_pil) and np.array_equal(e_pil, e_arr)
+    batch = model.preprocess([arr, arr[::-1]])
+    e_tensor = model.embed(batch)
+    assert e_tensor.shape == (2, model.embedding_dim)
+    assert np.allclose(e_tensor[0], e_path[0], atol=1e-6)
+    assert model.embed([]).shape == (0, model.embedding_dim)
+
+
+def test_embed_is_independent_of_batch_size_and_keeps_training_mode():
+    model = create_model("tiny-test")
+    model.train()
+    imgs = [np.full((20, 20, 3), v, np.uint8) for v in (10, 100, 200)]
+    a = model.embed(imgs, batch_size=1)
+    b = model.embed(imgs, batch_size=3)
+    assert np.allclose(a, b, atol=1e-5)
+    assert model.training
+
+
+def test_save_and_load_round_trip_embeds_bit_identically(tmp_path):
+    model = create_model("tiny-test")
+    with torch.no_grad():  # make the BN neck non-trivial so the test can fail
+        model.bn.running_mean.uniform_(-1, 1)
+        model.pooling.p.fill_(2.5)
+    folder = save_pretrained(model, tmp_path / "m")
+    assert {p.name for p in folder.iterdir()} >= {"config.json", "model.safetensors", "README.md"}
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["backbone"] == "test_efficientnet" and cfg["preprocess"]["size"] == 64
+    loaded = from_pretrained(folder)
+    img = np.random.default_rng(1).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    assert np.array_equal(model.embed(img), loaded.embed(img))
+    assert model.fingerprint() == loaded.fingerprint()
+
+
+def test_fp16_save_halves_the_file_and_loads_the_rounded_model(tmp_path):
+    model = create_model("tiny-test")
+    f32 = save_pretrained(model, tmp_path / "f32")
+    f16 = save_pretrained(model, tmp_path / "f16", dtype="float16")
+    size32 = (f32 / "model.safetensors").stat().st_size
+    size16 = (f16 / "model.safetensors").stat().st_size
+    assert size16 < 0.6 * size32
+    loaded = from_pretrained(f16)
+    img = np.full((40, 40, 3), 90, np.uint8)
+    assert np.array_equal(model.embed(img), loaded.embed(img))  # model now holds the rounded weights
+
+
+def test_card_is_rendered_with_metrics(tmp_path):
+    model = create_model("tiny-test")
+    card = ModelCard(metrics=[{"species": "toyfox", "top1": 0.5}], limitations="Only a test.")
+    folder = save_pretrained(model, tmp_path / "m", card=card)
+    text = (folder / "README.md").read_text()
+    assert text.startswith("---\nlibrary_name: reid-hub")
+    assert "| toyfox | 0.500 |" in text and "Only a test." in text and "${" not in text
+
+
+def test_newer_format_and_foreign_weights_are_mismatch_errors(tmp_path):
+    model = create_model("tiny-test")
+    folder = save_pretrained(model, tmp_path / "m")
+    cfg_path = folder / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["format_version"] = 99
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ModelMismatchError, match="format"):
+        from_pretrained(folder)
+    other = save_pretrained(create_model("tiny-test", embedding_dim=16), tmp_path / "other")
+    (folder / "model.safetensors").unlink()
+    cfg["format_version"] = 1
+    cfg_path.write_text(json.dumps(cfg))
+    (folder / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    with pytest.raises(ModelMismatchError, match="do not fit"):
+        from_pretrained(folder)
+
+
+def test_lite0_loads_packaged_imagenet_weights():
+    random_model = create_model("lite0")
+    model = create_model("lite0", pretrained=True)
+    key = "backbone.conv_stem.weight"
+    assert not torch.equal(model.state_dict()[key], random_model.state_dict()[key])
+    # the packaged stem is the trained one: its filters are far from the random init's scale
+    assert model.state_dict()[key].abs().mean() > 0.05
+
+
+def test_miewid_layout_loads_a_miewid_style_checkpoint():
+    model = create_model("miewid-msv2")
+    assert model.embedding_dim == 2152 and model.proj is None
+    keys = set(model.state_dict())
+    assert "pooling.p" in keys and "bn.weight" in keys and any(k.startswith("backbone.") for k in keys)
+    ckpt = {f"model.{k}" if i % 2 else k: v.clone() for i, (k, v) in enumerate(model.state_dict().items())}
+    ckpt["final.weight"] = torch.zeros(10, 2152)
+    ckpt["temperature"] = torch.ones(1)
+    with torch.no_grad():
+        ckpt["bn.bias"].fill_(0.25)
+    fresh = create_model("miewid-msv2")
+    load_miewid_weights(fresh, ckpt)
+    assert torch.all(fresh.bn.bias == 0.25)
