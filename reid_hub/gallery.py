@@ -1,0 +1,347 @@
+"""Galleries of known individuals: a FAISS index of embeddings plus a SQLite database.
+
+A gallery is one folder: `gallery.sqlite` (individuals, images with their embeddings, sightings,
+and the model name/fingerprint/dimension and open-set threshold) and `index.faiss` (a FAISS
+IndexIDMap2 keyed by image id). The database is the source of truth: every write is one
+transaction, the index is then written to a temp file and renamed, and on open an index that
+disagrees with the database is rebuilt from it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import faiss
+import numpy as np
+
+from .errors import ConfigError, DataError, ModelMismatchError, ReidHubError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS individuals (
+    id TEXT PRIMARY KEY, display_name TEXT NOT NULL, species TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, individual_id TEXT NOT NULL REFERENCES individuals(id),
+    source TEXT NOT NULL DEFAULT '', sha256 TEXT NOT NULL DEFAULT '', box TEXT, video TEXT, frame INTEGER,
+    time REAL, embedding BLOB NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS images_individual ON images(individual_id);
+CREATE TABLE IF NOT EXISTS sightings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, individual_id TEXT NOT NULL REFERENCES individuals(id),
+    video TEXT NOT NULL, frames TEXT NOT NULL, boxes TEXT NOT NULL, score REAL, created_at REAL NOT NULL,
+    UNIQUE(video, individual_id));
+"""
+
+
+class GalleryError(ReidHubError):
+    """A gallery operation cannot be done (unknown individual, empty gallery, ...)."""
+
+    exit_code = 7
+
+
+@dataclass
+class Match:
+    """One ranked individual for a query: aggregated score and its best matching images."""
+
+    individual_id: str
+    display_name: str
+    species: str
+    score: float
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    """Ranked individuals for one query, and whether the best score calls it a new individual."""
+
+    matches: list[Match]
+    is_new: bool
+    threshold: Optional[float]
+
+
+class Gallery:
+    """A persistent gallery bound to one embedding model (by name, fingerprint and dimension)."""
+
+    def __init__(self, folder: str | Path, model_name: str, model_fingerprint: str, dim: int,
+                 create: bool = True) -> None:
+        self.folder = Path(folder)
+        if not create and not (self.folder / "gallery.sqlite").is_file():
+            raise GalleryError(f"no gallery at {self.folder}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.folder / "gallery.sqlite", isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        with self._tx():
+            for statement in _SCHEMA.split(";"):  # executescript would commit outside the transaction
+                if statement.strip():
+                    self.db.execute(statement)
+            meta = self._meta()
+            if not meta:
+                for k, v in {"schema_version": SCHEMA_VERSION, "model_name": model_name,
+                             "model_fingerprint": model_fingerprint, "dim": int(dim)}.items():
+                    self.db.execute("INSERT INTO meta VALUES (?, ?)", (k, json.dumps(v)))
+                meta = self._meta()
+        if meta["model_fingerprint"] != model_fingerprint or int(meta["dim"]) != int(dim):
+            self.db.close()
+            raise ModelMismatchError(
+                f"gallery {self.folder} was built with model {meta['model_name']} ({meta['model_fingerprint']}, "
+                f"{meta['dim']}-d); the model in use is {model_name} ({model_fingerprint}, {dim}-d)")
+        self.model_name, self.fingerprint, self.dim = model_name, model_fingerprint, int(dim)
+        self.index = self._load_or_rebuild_index()
+
+    # -- plumbing -----------------------------------------------------------------------
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> "Gallery._Tx":
+        return Gallery._Tx(self.db)
+
+    def _meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def threshold(self) -> Optional[float]:
+        """The open-set threshold on the best score (None until calibrated or set)."""
+        return self._meta().get("threshold")
+
+    def _index_path(self) -> Path:
+        return self.folder / "index.faiss"
+
+    def _new_index(self) -> faiss.Index:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+
+    def _load_or_rebuild_index(self) -> faiss.Index:
+        path = self._index_path()
+        ids = np.array([r[0] for r in self.db.execute("SELECT id FROM images ORDER BY id")], dtype=np.int64)
+        if path.is_file():
+            try:
+                index = faiss.read_index(str(path))
+                stored = faiss.vector_to_array(index.id_map) if hasattr(index, "id_map") else None
+                if index.d == self.dim and stored is not None and np.array_equal(np.sort(stored), ids):
+                    return index
+                log.warning("index of %s disagrees with its database: rebuilding", self.folder)
+            except RuntimeError:
+                log.warning("index of %s is unreadable: rebuilding", self.folder)
+        return self._rebuild_index()
+
+    def _rebuild_index(self) -> faiss.Index:
+        index = self._new_index()
+        rows = self.db.execute("SELECT id, embedding FROM images ORDER BY id").fetchall()
+        if rows:
+            vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            index.add_with_ids(vecs, np.array([r[0] for r in rows], dtype=np.int64))
+        self._write_index(index)
+        return index
+
+    def _write_index(self, index: faiss.Index) -> None:
+        tmp = self.folder / f".index.faiss.{os.getpid()}.tmp"
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, self._index_path())
+
+    def _check(self, emb: np.ndarray) -> np.ndarray:
+        e = np.asarray(emb, dtype=np.float32)
+        if e.ndim == 1:
+            e = e[None]
+        if e.ndim != 2 or e.shape[1] != self.dim:
+            raise ModelMismatchError(f"embeddings must be (N, {self.dim}); got {tuple(e.shape)}")
+        if not np.isfinite(e).all():
+            raise DataError("embeddings contain NaN or infinity")
+        norms = np.linalg.norm(e, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise DataError("an embedding is all zeros")
+        return np.ascontiguousarray(e / norms)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- individuals --------------------------------------------------------------------
+    def add_individual(self, display_name: str, species: str = "", notes: str = "",
+                       individual_id: Optional[str] = None) -> str:
+        """Create an individual; returns its persistent id."""
+        iid = individual_id or f"ind-{uuid.uuid4().hex[:12]}"
+        with self._tx() as db:
+            db.execute("INSERT INTO individuals VALUES (?, ?, ?, ?, ?)", (iid, display_name, species, notes, time.time()))
+        return iid
+
+    def individuals(self) -> list[dict[str, Any]]:
+        """Every individual with its image count."""
+        rows = self.db.execute(
+            "SELECT i.id, i.display_name, i.species, i.notes, COUNT(m.id) FROM individuals i "
+            "LEFT JOIN images m ON m.individual_id = i.id GROUP BY i.id ORDER BY i.created_at, i.id").fetchall()
+        return [dict(id=r[0], display_name=r[1], species=r[2], notes=r[3], images=r[4]) for r in rows]
+
+    def _require(self, iid: str) -> None:
+        if not self.db.execute("SELECT 1 FROM individuals WHERE id=?", (iid,)).fetchone():
+            raise GalleryError(f"no individual {iid!r} in {self.folder}")
+
+    def rename(self, iid: str, display_name: str) -> None:
+        self._require(iid)
+        with self._tx() as db:
+            db.execute("UPDATE individuals SET display_name=? WHERE id=?", (display_name, iid))
+
+    def enroll(self, iid: str, embeddings: np.ndarray, sources: Optional[Sequence[str]] = None,
+               boxes: Optional[Sequence[Any]] = None, video: Optional[str] = None,
+               frames: Optional[Sequence[int]] = None) -> list[int]:
+        """Add images (embeddings + where they came from) to an individual; returns their image ids."""
+        self._require(iid)
+        e = self._check(embeddings)
+        n = len(e)
+        src = list(sources) if sources is not None else [""] * n
+        if len(src) != n:
+            raise DataError(f"{n} embeddings but {len(src)} sources")
+        now = time.time()
+        with self._tx() as db:
+            ids = []
+            for k in range(n):
+                cur = db.execute(
+                    "INSERT INTO images (individual_id, source, sha256, box, video, frame, time, embedding, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (iid, src[k], hashlib.sha256(e[k].tobytes()).hexdigest()[:16],
+                     json.dumps(list(boxes[k])) if boxes is not None and boxes[k] is not None else None,
+                     video, int(frames[k]) if frames is not None else None, now, e[k].tobytes(), now))
+                ids.append(int(cur.lastrowid))
+            self.index.add_with_ids(e, np.array(ids, dtype=np.int64))
+            try:
+                self._write_index(self.index)
+            except Exception:
+                self.index.remove_ids(np.array(ids, dtype=np.int64))
+                raise
+        return ids
+
+    def delete_images(self, image_ids: Iterable[int]) -> int:
+        ids = np.array(sorted(set(int(i) for i in image_ids)), dtype=np.int64)
+        with self._tx() as db:
+            db.executemany("DELETE FROM images WHERE id=?", [(int(i),) for i in ids])
+            removed = self.index.remove_ids(ids)
+            self._write_index(self.index)
+        return int(removed)
+
+    def delete_individual(self, iid: str) -> None:
+        self._require(iid)
+        ids = [r[0] for r in self.db.execute("SELECT id FROM images WHERE individual_id=?", (iid,))]
+        with self._tx() as db:
+            db.execute("DELETE FROM images WHERE individual_id=?", (iid,))
+            db.execute("DELETE FROM sightings WHERE individual_id=?", (iid,))
+            db.execute("DELETE FROM individuals WHERE id=?", (iid,))
+            self.index.remove_ids(np.array(ids, dtype=np.int64))
+            self._write_index(self.index)
+
+    def merge(self, keep: str, absorb: str) -> None:
+        """Move every image and sighting of `absorb` onto `keep`, then delete `absorb`."""
+        self._require(keep)
+        self._require(absorb)
+        if keep == absorb:
+            raise GalleryError("cannot merge an individual with itself")
+        with self._tx() as db:
+            db.execute("UPDATE images SET individual_id=? WHERE individual_id=?", (keep, absorb))
+            db.execute("UPDATE OR REPLACE sightings SET individual_id=? WHERE individual_id=?", (keep, absorb))
+            db.execute("DELETE FROM individuals WHERE id=?", (absorb,))
+
+    def split(self, iid: str, image_ids: Sequence[int], display_name: str) -> str:
+        """Move the given images of `iid` to a new individual; returns its id."""
+        self._require(iid)
+        owned = {r[0] for r in self.db.execute("SELECT id FROM images WHERE individual_id=?", (iid,))}
+        if not set(image_ids) <= owned or not image_ids:
+            raise GalleryError(f"images {sorted(set(image_ids) - owned)} do not belong to {iid}")
+        species = self.db.execute("SELECT species FROM individuals WHERE id=?", (iid,)).fetchone()[0]
+        new = f"ind-{uuid.uuid4().hex[:12]}"
+        with self._tx() as db:
+            db.execute("INSERT INTO individuals VALUES (?, ?, ?, '', ?)", (new, display_name, species, time.time()))
+            db.executemany("UPDATE images SET individual_id=? WHERE id=?", [(new, int(i)) for i in image_ids])
+        return new
+
+    # -- search -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, embeddings: np.ndarray, k: int = 5, images_per_match: int = 3,
+               species: Optional[str] = None) -> list[SearchResult]:
+        """Ranked individuals per query: an individual's score is its best image score."""
+        if len(self) == 0:
+            raise GalleryError(f"gallery {self.folder} is empty: enroll individuals first")
+        q = self._check(embeddings)
+        depth = min(len(self), max(50, k * images_per_match * 4))
+        scores, ids = self.index.search(q, depth)
+        rows = {r[0]: r for r in self.db.execute(
+            "SELECT m.id, m.individual_id, m.source, m.box, m.video, m.frame, i.display_name, i.species "
+            "FROM images m JOIN individuals i ON i.id = m.individual_id")}
+        thr = self.threshold
+        out = []
+        for srow, irow in zip(scores, ids):
+            best: dict[str, Match] = {}
+            for s, i in zip(srow, irow):
+                if i < 0 or int(i) not in rows:
+                    continue
+                r = rows[int(i)]
+                if species and r[7] != species:
+                    continue
+                m = best.setdefault(r[1], Match(r[1], r[6], r[7], float(s)))
+                if len(m.images) < images_per_match:
+                    m.images.append({"image_id": int(i), "score": float(s), "source": r[2],
+                                     "box": json.loads(r[3]) if r[3] else None, "video": r[4], "frame": r[5]})
+            ranked = sorted(best.values(), key=lambda m: -m.score)[:k]
+            is_new = bool(thr is not None and (not ranked or ranked[0].score < thr))
+            out.append(SearchResult(ranked, is_new, thr))
+        return out
+
+    # -- open set -----------------------------------------------------------------------
+    def calibrate(self) -> dict[str, Any]:
+        """Recompute the open-set threshold from the gallery's own genuine/impostor best scores."""
+        from .evaluate import calibrate_threshold
+
+        rows = self.db.execute("SELECT individual_id, embedding FROM images").fetchall()
+        labels = np.array([r[0] for r in rows])
+        if len(set(labels)) < 2 or len(labels) < 3:
+            raise GalleryError("calibration needs at least two individuals and three images")
+        e = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        sim = e @ e.T
+        thr = calibrate_threshold(sim, labels)
+        s = sim.copy()
+        np.fill_diagonal(s, -np.inf)
+        same = labels[:, None] == labels[None, :]
+        gen = [float(np.max(np.where(same[i], s[i], -np.inf))) for i in range(len(labels)) if same[i].sum() > 1]
+        imp = [float(np.max(np.where(~same[i], s[i], -np.inf))) for i in range(len(labels))]
+        report = {"threshold": thr, "genuine_pairs": len(gen), "impostor_pairs": len(imp),
+                  "true_match_rate": float(np.mean(np.array(gen) >= thr)) if gen else None,
+                  "false_match_rate": float(np.mean(np.array(imp) >= thr))}
+        with self._tx():
+            self._set_meta("threshold", thr)
+            self._set_meta("calibration", report)
+        return report
+
+    def set_threshold(self, value: float) -> None:
+        if not -1.0 <= value <= 1.0:
+            raise ConfigError("a cosine threshold lies in [-1, 1]")
+        with self._tx():
+            self._set_meta("threshold", float(value))
+
+
+def open_gallery(folder: str | Path, model: Any, create: bool = True) -> Gallery:
+    """Open (or create) the gallery at `folder` for a ReIDModel."""
+    return Gallery(folder, model.config.name, model.fingerprint(), model.embedding_dim, create=create)
+
+
+__all__ = ["Gallery", "GalleryError", "Match", "SearchResult", "open_gallery"]

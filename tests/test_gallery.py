@@ -1,0 +1,142 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from reid_hub.errors import DataError, ModelMismatchError
+from reid_hub.gallery import Gallery, GalleryError
+
+
+def unit(rng, n, d=16):
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def make(tmp_path, name="g"):
+    return Gallery(tmp_path / name, "m", "fp1", 16)
+
+
+def test_enroll_and_search_rank_individuals(tmp_path):
+    rng = np.random.default_rng(0)
+    g = make(tmp_path)
+    centres = unit(rng, 3)
+    ids = [g.add_individual(f"animal {k}", species="zebra") for k in range(3)]
+    for iid, c in zip(ids, centres):
+        g.enroll(iid, c + 0.1 * unit(rng, 4), sources=[f"{iid}-{j}.jpg" for j in range(4)])
+    assert len(g) == 12
+    res = g.search(centres + 0.05 * unit(rng, 3), k=2)
+    assert [r.matches[0].individual_id for r in res] == ids
+    assert all(len(r.matches) == 2 and r.matches[0].score >= r.matches[1].score for r in res)
+    assert res[0].matches[0].images[0]["source"].startswith(ids[0])
+
+
+def test_wrong_model_or_dimension_is_refused(tmp_path):
+    g = make(tmp_path)
+    g.close()
+    with pytest.raises(ModelMismatchError):
+        Gallery(tmp_path / "g", "m", "other-fingerprint", 16)
+    with pytest.raises(ModelMismatchError):
+        Gallery(tmp_path / "g", "m", "fp1", 32)
+    g = make(tmp_path)
+    iid = g.add_individual("a")
+    with pytest.raises(ModelMismatchError):
+        g.enroll(iid, np.ones((2, 8), np.float32))
+    with pytest.raises(DataError):
+        g.enroll(iid, np.full((1, 16), np.nan, np.float32))
+
+
+def test_empty_gallery_and_unknown_individuals_are_gallery_errors(tmp_path):
+    g = make(tmp_path)
+    with pytest.raises(GalleryError, match="empty"):
+        g.search(np.ones((1, 16), np.float32))
+    with pytest.raises(GalleryError):
+        g.enroll("ind-nobody", np.ones((1, 16), np.float32))
+    with pytest.raises(GalleryError):
+        Gallery(tmp_path / "nothing", "m", "fp1", 16, create=False)
+
+
+def test_rename_merge_split_delete_keep_index_and_db_consistent(tmp_path):
+    rng = np.random.default_rng(1)
+    g = make(tmp_path)
+    a, b = g.add_individual("a"), g.add_individual("b")
+    ia = g.enroll(a, unit(rng, 3))
+    ib = g.enroll(b, unit(rng, 2))
+    g.rename(a, "Alice")
+    g.merge(a, b)
+    inds = {i["id"]: i for i in g.individuals()}
+    assert set(inds) == {a} and inds[a]["images"] == 5 and inds[a]["display_name"] == "Alice"
+    new = g.split(a, ib, "Bob")
+    assert {i["id"]: i["images"] for i in g.individuals()} == {a: 3, new: 2}
+    assert g.delete_images([ia[0]]) == 1
+    g.delete_individual(new)
+    assert len(g) == 2
+    g.close()
+    again = make(tmp_path)
+    assert len(again) == 2 and {i["id"] for i in again.individuals()} == {a}
+
+
+def test_open_set_threshold_is_calibrated_and_flags_new_animals(tmp_path):
+    rng = np.random.default_rng(2)
+    g = make(tmp_path)
+    centres = unit(rng, 5)
+    for k, c in enumerate(centres):
+        g.enroll(g.add_individual(f"n{k}"), c + 0.15 * unit(rng, 4))
+    report = g.calibrate()
+    assert report["true_match_rate"] > 0.9 and report["false_match_rate"] < 0.1
+    known = g.search(centres[0] + 0.1 * unit(rng, 1))[0]
+    stranger = g.search(unit(rng, 1))[0]
+    assert not known.is_new and stranger.is_new
+    assert make_reopened(tmp_path).threshold == pytest.approx(report["threshold"])
+
+
+def make_reopened(tmp_path):
+    return make(tmp_path)
+
+
+def test_index_disagreeing_with_the_database_is_rebuilt(tmp_path):
+    rng = np.random.default_rng(3)
+    g = make(tmp_path)
+    iid = g.add_individual("a")
+    g.enroll(iid, unit(rng, 4))
+    g.close()
+    (tmp_path / "g" / "index.faiss").write_bytes(b"corrupt")
+    g2 = make(tmp_path)
+    assert len(g2) == 4
+    (tmp_path / "g" / "index.faiss").unlink()
+    assert len(make(tmp_path)) == 4
+
+
+def test_a_process_killed_during_enroll_loses_nothing_committed(tmp_path):
+    folder = tmp_path / "g"
+    code = f"""
+import numpy as np, sys
+from reid_hub.gallery import Gallery
+g = Gallery({str(folder)!r}, "m", "fp1", 16)
+rng = np.random.default_rng(0)
+k = 0
+while True:
+    iid = g.add_individual(f"n{{k}}")
+    x = rng.normal(size=(20, 16)).astype(np.float32)
+    g.enroll(iid, x)
+    print(k, flush=True)
+    k += 1
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    done = []
+    deadline = time.time() + 60
+    while len(done) < 15 and time.time() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            done.append(int(line))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    g = Gallery(folder, "m", "fp1", 16)
+    inds = {i["display_name"]: i["images"] for i in g.individuals()}
+    for k in done:  # every enroll reported as finished survived, complete
+        assert inds[f"n{k}"] == 20
+    assert len(g) == sum(inds.values())
+    assert all(v in (0, 20) for v in inds.values())
