@@ -140,3 +140,32 @@ while True:
         assert inds[f"n{k}"] == 20
     assert len(g) == sum(inds.values())
     assert all(v in (0, 20) for v in inds.values())
+
+
+def test_clips_get_persistent_ids_across_videos_and_reruns_are_idempotent(tmp_path):
+    from reid_hub.gallery import assign_clip
+
+    rng = np.random.default_rng(4)
+    g = make(tmp_path)
+    g.set_threshold(0.6)
+    animals = unit(rng, 4)
+
+    def clip(which):
+        return {f"c{k}": animals[a] + 0.08 * unit(rng, 6) for k, a in enumerate(which)}
+
+    first = assign_clip(g, clip([0, 1, 2]), video="v1")
+    assert all(a.is_new for a in first)
+    ids = {k: a.individual_id for k, a in zip([0, 1, 2], first)}
+    second = assign_clip(g, clip([2, 0, 3]), video="v2")  # animals 2 and 0 seen again, 3 is new
+    assert second[0].individual_id == ids[2] and not second[0].is_new
+    assert second[1].individual_id == ids[0] and not second[1].is_new
+    assert second[2].is_new and second[2].individual_id not in ids.values()
+    n_images, n_inds = len(g), len(g.individuals())
+    sightings = g.db.execute("SELECT COUNT(*) FROM sightings").fetchone()[0]
+    v2 = clip([2, 0, 3])
+    again = assign_clip(g, v2, video="v2")
+    again2 = assign_clip(g, v2, video="v2")
+    assert [a.individual_id for a in again] == [a.individual_id for a in again2]
+    assert again2[0].images_added == 0 and len(g.individuals()) == n_inds
+    assert g.db.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == sightings
+    assert len(g) == n_images + sum(a.images_added for a in again)
