@@ -209,8 +209,10 @@ class Gallery:
 
     def enroll(self, iid: str, embeddings: np.ndarray, sources: Optional[Sequence[str]] = None,
                boxes: Optional[Sequence[Any]] = None, video: Optional[str] = None,
-               frames: Optional[Sequence[int]] = None) -> list[int]:
-        """Add images (embeddings + where they came from) to an individual; returns their image ids."""
+               frames: Optional[Sequence[int]] = None, thumbnails: Optional[Sequence[Any]] = None) -> list[int]:
+        """Add images (embeddings + where they came from) to an individual; returns their image ids.
+
+        `thumbnails` (PIL images) are stored as small JPEGs for display (thumbs/<image id>.jpg)."""
         self._require(iid)
         e = self._check(embeddings)
         n = len(e)
@@ -234,7 +236,24 @@ class Gallery:
             except Exception:
                 self.index.remove_ids(np.array(ids, dtype=np.int64))
                 raise
+        if thumbnails is not None:
+            for image_id, img in zip(ids, thumbnails):
+                self._save_thumbnail(image_id, img)
         return ids
+
+    def _save_thumbnail(self, image_id: int, img: Any) -> None:
+        folder = self.folder / "thumbs"
+        folder.mkdir(exist_ok=True)
+        thumb = img.convert("RGB").copy()
+        thumb.thumbnail((160, 160))
+        tmp = folder / f".{image_id}.jpg.tmp"
+        thumb.save(tmp, format="JPEG", quality=85)
+        os.replace(tmp, folder / f"{image_id}.jpg")
+
+    def thumbnail_path(self, image_id: int) -> Optional[Path]:
+        """Path of an image's stored thumbnail, if it has one."""
+        p = self.folder / "thumbs" / f"{int(image_id)}.jpg"
+        return p if p.is_file() else None
 
     def delete_images(self, image_ids: Iterable[int]) -> int:
         ids = np.array(sorted(set(int(i) for i in image_ids)), dtype=np.int64)
@@ -425,9 +444,50 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
     return out
 
 
+def export_gallery(gallery: Gallery, archive: str | Path) -> Path:
+    """Write the whole gallery (database, index, thumbnails) to one .tar.gz archive, atomically."""
+    import tarfile
+
+    archive = Path(archive)
+    gallery.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    backup = gallery.folder / ".export.sqlite"
+    dst = sqlite3.connect(backup)
+    with dst:
+        gallery.db.backup(dst)
+    dst.close()
+    tmp = archive.with_name(f".{archive.name}.tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        tar.add(backup, arcname="gallery.sqlite")
+        tar.add(gallery._index_path(), arcname="index.faiss")
+        if (gallery.folder / "thumbs").is_dir():
+            tar.add(gallery.folder / "thumbs", arcname="thumbs")
+    backup.unlink()
+    os.replace(tmp, archive)
+    return archive
+
+
+def import_gallery(archive: str | Path, folder: str | Path, model: Any) -> Gallery:
+    """Unpack an archive written by `export_gallery` into an empty `folder` and open it for `model`."""
+    import tarfile
+
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise GalleryError(f"{folder} is not empty")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            names = tar.getnames()
+            if "gallery.sqlite" not in names or any(n.startswith(("/", "..")) or "/../" in n for n in names):
+                raise GalleryError(f"{archive} is not a reid-hub gallery archive")
+            tar.extractall(folder, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise GalleryError(f"cannot read gallery archive {archive}: {exc}") from exc
+    return open_gallery(folder, model, create=False)
+
+
 def open_gallery(folder: str | Path, model: Any, create: bool = True) -> Gallery:
     """Open (or create) the gallery at `folder` for a ReIDModel."""
     return Gallery(folder, model.config.name, model.fingerprint(), model.embedding_dim, create=create)
 
 
-__all__ = ["Gallery", "GalleryError", "Match", "SearchResult", "ClusterAssignment", "assign_clip", "open_gallery"]
+__all__ = ["Gallery", "GalleryError", "Match", "SearchResult", "ClusterAssignment", "assign_clip", "open_gallery",
+           "export_gallery", "import_gallery"]

@@ -169,3 +169,36 @@ def test_clips_get_persistent_ids_across_videos_and_reruns_are_idempotent(tmp_pa
     assert again2[0].images_added == 0 and len(g.individuals()) == n_inds
     assert g.db.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == sightings
     assert len(g) == n_images + sum(a.images_added for a in again)
+
+
+def test_export_import_round_trip_with_thumbnails(tmp_path):
+    from PIL import Image
+
+    from reid_hub.gallery import export_gallery, import_gallery
+
+    class FakeModel:  # only the attributes open_gallery reads
+        class config:
+            name = "m"
+
+        embedding_dim = 16
+
+        @staticmethod
+        def fingerprint():
+            return "fp1"
+
+    rng = np.random.default_rng(5)
+    g = make(tmp_path)
+    iid = g.add_individual("a", species="zebra")
+    ids = g.enroll(iid, unit(rng, 2), thumbnails=[Image.new("RGB", (400, 300), "red")] * 2)
+    g.set_threshold(0.5)
+    arch = export_gallery(g, tmp_path / "g.tar.gz")
+    g2 = import_gallery(arch, tmp_path / "copy", FakeModel())
+    assert len(g2) == 2 and g2.individuals()[0]["species"] == "zebra" and g2.threshold == 0.5
+    thumb = g2.thumbnail_path(ids[0])
+    assert thumb is not None and max(Image.open(thumb).size) == 160
+    with pytest.raises(GalleryError):
+        import_gallery(arch, tmp_path / "copy", FakeModel())
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"nope")
+    with pytest.raises(GalleryError):
+        import_gallery(bad, tmp_path / "other", FakeModel())
