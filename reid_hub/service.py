@@ -1,0 +1,245 @@
+"""The REST API of the retrieval service (FastAPI); the Gradio UI in serve/ mounts on it.
+
+Every expected failure is answered with a 4xx and a JSON body {"error": type, "detail": text};
+uploads are checked for size, content type, pixel count and decodability before use.
+"""
+
+import hmac
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PIL import Image
+
+from .errors import ConfigError, DataError, ImageError, ModelMismatchError, OfflineError, ReidHubError, UnknownModelError
+from .gallery import Gallery, GalleryError, assign_clip, open_gallery
+from .hub import DEFAULT_MODEL, from_pretrained
+from .imaging import MAX_IMAGE_PIXELS, load_image
+
+log = logging.getLogger(__name__)
+
+_STATUS = [(UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (GalleryError, 404),
+           (DataError, 422), (ConfigError, 400), (OfflineError, 503), (ReidHubError, 400)]
+
+
+@dataclass
+class ServiceConfig:
+    """Settings of the service, validated when it starts."""
+
+    model: str = DEFAULT_MODEL
+    gallery_dir: str = "gallery/demo-store"
+    token: Optional[str] = None  # write endpoints need "Authorization: Bearer <token>" when set
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+
+    def validate(self) -> "ServiceConfig":
+        if self.max_upload_bytes < 1024 or self.max_pixels < 1024:
+            raise ConfigError("upload limits are too small")
+        if self.max_pixels > MAX_IMAGE_PIXELS:
+            raise ConfigError(f"max_pixels may not exceed {MAX_IMAGE_PIXELS}")
+        return self
+
+
+class ReidService:
+    """The model and gallery behind the API and the UI, with a lock around gallery writes."""
+
+    def __init__(self, cfg: ServiceConfig, model: Any = None) -> None:
+        self.cfg = cfg.validate()
+        self.model = model if model is not None else from_pretrained(cfg.model)
+        self.gallery: Gallery = open_gallery(cfg.gallery_dir, self.model)
+        self.lock = threading.RLock()
+
+    def read_upload(self, data: bytes, content_type: Optional[str]) -> Image.Image:
+        """Check and decode an uploaded image."""
+        if len(data) == 0:
+            raise ImageError("the upload is empty")
+        if len(data) > self.cfg.max_upload_bytes:
+            raise _TooLarge(f"upload of {len(data)} bytes exceeds {self.cfg.max_upload_bytes}")
+        if content_type and not (content_type.startswith("image/") or content_type == "application/octet-stream"):
+            raise ImageError(f"expected an image, got content type {content_type}")
+        try:  # the header alone gives the size: refuse bombs before decoding any pixel
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+        except Image.DecompressionBombError as exc:
+            raise _TooLarge(f"image refused as a decompression bomb: {exc}") from exc
+        except Exception as exc:
+            raise ImageError("the upload is not a readable image") from exc
+        if width * height > self.cfg.max_pixels:
+            raise _TooLarge(f"image of {width}x{height} pixels exceeds {self.cfg.max_pixels}")
+        return load_image(data)
+
+    def embed(self, img: Image.Image) -> np.ndarray:
+        return self.model.embed([img])
+
+    def search(self, img: Image.Image, k: int = 5) -> dict[str, Any]:
+        emb = self.embed(img)
+        with self.lock:
+            res = self.gallery.search(emb, k=k)[0]
+        return {"is_new": res.is_new, "threshold": res.threshold,
+                "matches": [{"individual_id": m.individual_id, "display_name": m.display_name, "species": m.species,
+                             "score": m.score, "images": m.images} for m in res.matches]}
+
+    def enroll(self, iid: str, img: Image.Image, source: str = "upload") -> int:
+        emb = self.embed(img)
+        with self.lock:
+            return self.gallery.enroll(iid, emb, sources=[source], thumbnails=[img])[0]
+
+
+class _TooLarge(ReidHubError):
+    exit_code = 3
+
+
+def create_api(cfg: ServiceConfig, model: Any = None):
+    """The FastAPI application (OpenAPI at /docs and /openapi.json)."""
+    from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from pydantic import BaseModel, Field
+
+    from . import __version__
+
+    svc = ReidService(cfg, model)
+    app = FastAPI(title="reid-hub", version=__version__,
+                  description="Animal re-identification: embed images and search a gallery of known individuals.")
+    app.state.service = svc
+
+    @app.exception_handler(ReidHubError)
+    async def _reid_error(request: Request, exc: ReidHubError):
+        status = 413 if isinstance(exc, _TooLarge) else next(code for cls, code in _STATUS if isinstance(exc, cls))
+        return JSONResponse(status_code=status, content={"error": type(exc).__name__, "detail": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return JSONResponse(status_code=422, content={"error": "ValidationError",
+                                                      "detail": [str(e.get("msg")) for e in exc.errors()]})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(status_code=500, content={"error": "InternalError", "detail": type(exc).__name__})
+
+    def require_token(authorization: Optional[str] = Header(default=None)) -> None:
+        if cfg.token is None:
+            return
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), cfg.token.encode()):
+            raise HTTPException(status_code=401, detail="a valid bearer token is required for writes")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        return JSONResponse(status_code=exc.status_code, content={"error": "HTTPError", "detail": exc.detail})
+
+    async def image_of(file: UploadFile) -> Image.Image:
+        data = await file.read(cfg.max_upload_bytes + 1)
+        return svc.read_upload(data, file.content_type)
+
+    class NewIndividual(BaseModel):
+        display_name: str = Field(min_length=1, max_length=200)
+        species: str = Field(default="", max_length=100)
+        notes: str = Field(default="", max_length=2000)
+
+    class Rename(BaseModel):
+        display_name: str = Field(min_length=1, max_length=200)
+
+    class Merge(BaseModel):
+        absorb: str = Field(min_length=1)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "gallery_images": len(svc.gallery), "individuals": len(svc.gallery.individuals())}
+
+    @app.get("/model")
+    def model_info() -> dict[str, Any]:
+        m = svc.model
+        return {"name": m.config.name, "backbone": m.config.backbone, "embedding_dim": m.embedding_dim,
+                "input_size": m.config.preprocess.size, "fingerprint": m.fingerprint()}
+
+    @app.post("/embed")
+    async def embed(file: UploadFile = File(...)) -> dict[str, Any]:
+        emb = svc.embed(await image_of(file))
+        return {"dim": int(emb.shape[1]), "embedding": emb[0].tolist()}
+
+    @app.post("/search")
+    async def search(file: UploadFile = File(...), k: int = Form(5, ge=1, le=100)) -> dict[str, Any]:
+        return svc.search(await image_of(file), k=k)
+
+    @app.get("/individuals")
+    def individuals() -> list[dict[str, Any]]:
+        with svc.lock:
+            return svc.gallery.individuals()
+
+    @app.post("/individuals", status_code=201, dependencies=[Depends(require_token)])
+    def add_individual(body: NewIndividual) -> dict[str, str]:
+        with svc.lock:
+            return {"individual_id": svc.gallery.add_individual(body.display_name, body.species, body.notes)}
+
+    @app.post("/individuals/{iid}/images", status_code=201, dependencies=[Depends(require_token)])
+    async def enroll(iid: str, file: UploadFile = File(...)) -> dict[str, Any]:
+        img = await image_of(file)
+        return {"individual_id": iid, "image_id": svc.enroll(iid, img, source=file.filename or "upload")}
+
+    @app.patch("/individuals/{iid}", dependencies=[Depends(require_token)])
+    def rename(iid: str, body: Rename) -> dict[str, str]:
+        with svc.lock:
+            svc.gallery.rename(iid, body.display_name)
+        return {"individual_id": iid, "display_name": body.display_name}
+
+    @app.post("/individuals/{iid}/merge", dependencies=[Depends(require_token)])
+    def merge(iid: str, body: Merge) -> dict[str, str]:
+        with svc.lock:
+            svc.gallery.merge(iid, body.absorb)
+        return {"individual_id": iid, "absorbed": body.absorb}
+
+    @app.post("/calibrate", dependencies=[Depends(require_token)])
+    def calibrate() -> dict[str, Any]:
+        with svc.lock:
+            return svc.gallery.calibrate()
+
+    @app.get("/images/{image_id}/thumbnail")
+    def thumbnail(image_id: int):
+        path = svc.gallery.thumbnail_path(image_id)
+        if path is None:
+            raise GalleryError(f"no thumbnail for image {image_id}")
+        return FileResponse(path, media_type="image/jpeg")
+
+    @app.post("/clips/assign", dependencies=[Depends(require_token)])
+    async def clip_assign(video: str = Form(..., min_length=1), detections: UploadFile = File(...),
+                          frames: list[UploadFile] = File(...)) -> dict[str, Any]:
+        """Assign labeled groups of a clip (detections CSV: frame,x,y,w,h,cluster; one image per frame,
+        uploaded in frame order) to persistent individuals."""
+        import pandas as pd
+
+        from .imaging import crop_box
+
+        raw = await detections.read(cfg.max_upload_bytes + 1)
+        try:
+            det = pd.read_csv(io.BytesIO(raw))
+        except Exception as exc:
+            raise DataError(f"detections are not a readable CSV: {exc}") from exc
+        need = {"frame", "x", "y", "w", "h", "cluster"}
+        if not need <= set(det.columns):
+            raise DataError(f"detections need the columns {sorted(need)}")
+        images = [await image_of(f) for f in frames]
+        if det["frame"].max() >= len(images) or det["frame"].min() < 0:
+            raise DataError(f"detections refer to frame {int(det['frame'].max())} but {len(images)} frames came")
+        groups: dict[str, list] = {}
+        meta: dict[str, tuple[list, list]] = {}
+        for r in det.itertuples():
+            key = str(r.cluster)
+            groups.setdefault(key, []).append(crop_box(images[int(r.frame)], (r.x, r.y, r.w, r.h)))
+            meta.setdefault(key, ([], []))[0].append(int(r.frame))
+            meta[key][1].append((r.x, r.y, r.w, r.h))
+        clusters = {k: svc.model.embed(v) for k, v in groups.items()}
+        with svc.lock:
+            res = assign_clip(svc.gallery, clusters, video=video, frames={k: m[0] for k, m in meta.items()},
+                              boxes={k: m[1] for k, m in meta.items()})
+        return {"video": video, "assignments": [a.__dict__ for a in res]}
+
+    return app
+
+
+__all__ = ["ServiceConfig", "ReidService", "create_api"]

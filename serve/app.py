@@ -1,0 +1,176 @@
+"""reid-hub web app: the REST API with a Gradio UI mounted at /ui (also a Hugging Face Space entry point).
+
+Run alone:  python serve/app.py [--model NAME] [--gallery DIR] [--port 7860]
+In a Space (SPACE_ID set) it listens on 0.0.0.0:7860; elsewhere on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+HERE = Path(__file__).resolve().parent
+if (HERE.parent / "reid_hub").is_dir():  # a source checkout: use the package beside serve/
+    sys.path.insert(0, str(HERE.parent))
+elif (HERE / "reid_hub").is_dir():  # a pushed Space: the package is copied next to app.py
+    sys.path.insert(0, str(HERE))
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from reid_hub.errors import ReidHubError  # noqa: E402
+from reid_hub.service import ReidService, ServiceConfig, create_api  # noqa: E402
+
+
+def _thumb(svc: ReidService, image_id: int) -> Optional[Image.Image]:
+    p = svc.gallery.thumbnail_path(image_id)
+    return Image.open(p).convert("RGB") if p else None
+
+
+def build_ui(svc: ReidService) -> gr.Blocks:
+    """The Gradio Blocks UI: search by image, enroll, and clip -> persistent IDs."""
+
+    def search(img: Optional[Image.Image], k: float):
+        if img is None:
+            return [], "Upload a query image first."
+        try:
+            res = svc.search(img.convert("RGB"), k=int(k))
+        except ReidHubError as exc:
+            return [], f"**Error:** {exc}"
+        items = []
+        for m in res["matches"]:
+            for im in m["images"][:1]:
+                t = _thumb(svc, im["image_id"])
+                if t is not None:
+                    items.append((t, f"{m['display_name']} ({m['individual_id']}) score {m['score']:.3f}"))
+        verdict = ("**New individual?** best score is below the gallery's threshold"
+                   if res["is_new"] else f"**Best match:** {res['matches'][0]['display_name']}"
+                   if res["matches"] else "No match.")
+        table = "\n".join(f"| {i + 1} | {m['display_name']} | `{m['individual_id']}` | {m['species']} | {m['score']:.3f} |"
+                          for i, m in enumerate(res["matches"]))
+        return items, f"{verdict}\n\n| rank | name | id | species | score |\n|---|---|---|---|---|\n{table}"
+
+    def enroll(img: Optional[Image.Image], name: str, species: str):
+        if img is None or not name.strip():
+            return "Give an image and a name."
+        try:
+            with svc.lock:
+                iid = svc.gallery.add_individual(name.strip(), species=species.strip())
+            image_id = svc.enroll(iid, img.convert("RGB"), source="ui")
+        except ReidHubError as exc:
+            return f"**Error:** {exc}"
+        return f"Enrolled **{name}** as `{iid}` (image {image_id})."
+
+    def clip(video_file: Any, detections_file: Any, video_name: str):
+        from reid_hub.gallery import assign_clip
+        from reid_hub.imaging import crop_box
+        from reid_hub.video import iter_frames, read_tracks_csv
+
+        if video_file is None or detections_file is None:
+            return pd.DataFrame(), None, "Upload a video and its detections CSV (frame,x,y,w,h and track or cluster)."
+        try:
+            det = read_tracks_csv(detections_file)
+            key = "cluster" if "cluster" in det.columns else "track" if "track" in det.columns else None
+            if key is None:
+                return pd.DataFrame(), None, "The detections need a track or cluster column."
+            frames = sorted(det["frame"].unique())[::max(1, len(det["frame"].unique()) // 60)]
+            groups: dict[str, list] = {}
+            info: dict[str, tuple[list, list]] = {}
+            preview = None
+            for f, img in iter_frames(video_file, frames):
+                for r in det[det["frame"] == f].itertuples():
+                    k = str(getattr(r, key))
+                    groups.setdefault(k, []).append(crop_box(img, (r.x, r.y, r.w, r.h)))
+                    info.setdefault(k, ([], []))[0].append(int(f))
+                    info[k][1].append((r.x, r.y, r.w, r.h))
+                if preview is None:
+                    preview = (f, img)
+            clusters = {k: svc.model.embed(v) for k, v in groups.items()}
+            name = video_name.strip() or Path(str(video_file)).name
+            with svc.lock:
+                res = assign_clip(svc.gallery, clusters, video=name, frames={k: v[0] for k, v in info.items()},
+                                  boxes={k: v[1] for k, v in info.items()})
+        except ReidHubError as exc:
+            return pd.DataFrame(), None, f"**Error:** {exc}"
+        table = pd.DataFrame([{"cluster": a.cluster, "persistent id": a.individual_id, "name": a.display_name,
+                               "new": a.is_new, "score": None if a.score is None else round(a.score, 3),
+                               "images added": a.images_added} for a in res])
+        f0, img = preview
+        draw = ImageDraw.Draw(img)
+        ids = {a.cluster: a.display_name for a in res}
+        for r in det[det["frame"] == f0].itertuples():
+            draw.rectangle([r.x, r.y, r.x + r.w, r.y + r.h], outline=(255, 64, 64), width=4)
+            draw.text((r.x + 4, r.y + 4), ids.get(str(getattr(r, key)), "?"), fill=(255, 255, 0))
+        return table, img, f"{len(res)} clusters assigned ({sum(a.is_new for a in res)} new)."
+
+    with gr.Blocks(title="reid-hub: who is this animal?") as ui:
+        gr.Markdown(f"# reid-hub\nModel `{svc.model.config.name}` ({svc.model.embedding_dim}-d) and a gallery of "
+                    f"{len(svc.gallery.individuals())} individuals. Upload a photo to find who it is.")
+        with gr.Tab("Search"):
+            with gr.Row():
+                q = gr.Image(type="pil", label="Query image", elem_id="query-image")
+                with gr.Column():
+                    k = gr.Slider(1, 20, value=5, step=1, label="Individuals to show")
+                    go = gr.Button("Search", variant="primary", elem_id="search-button")
+            verdict = gr.Markdown(elem_id="search-verdict")
+            results = gr.Gallery(label="Top matches", columns=5, height="auto", elem_id="search-results")
+            go.click(search, [q, k], [results, verdict])
+        with gr.Tab("Enroll"):
+            e_img = gr.Image(type="pil", label="Image of the individual")
+            e_name = gr.Textbox(label="Name")
+            e_species = gr.Textbox(label="Species")
+            e_btn = gr.Button("Enroll", variant="primary")
+            e_out = gr.Markdown()
+            e_btn.click(enroll, [e_img, e_name, e_species], e_out)
+        with gr.Tab("Clip"):
+            c_video = gr.File(label="Video (mp4/avi/mov)", type="filepath")
+            c_det = gr.File(label="Detections CSV: frame,x,y,w,h,track|cluster", type="filepath")
+            c_name = gr.Textbox(label="Clip name (default: file name)")
+            c_btn = gr.Button("Assign persistent IDs", variant="primary")
+            c_msg = gr.Markdown()
+            c_table = gr.Dataframe(label="Clusters -> persistent IDs")
+            c_prev = gr.Image(label="Annotated preview")
+            c_btn.click(clip, [c_video, c_det, c_name], [c_table, c_prev, c_msg])
+    return ui
+
+
+def create_app(cfg: ServiceConfig, model: Any = None):
+    """FastAPI app with the REST API and the Gradio UI at /ui (/ redirects there)."""
+    from fastapi.responses import RedirectResponse
+
+    api = create_api(cfg, model)
+    svc = api.state.service
+
+    @api.get("/", include_in_schema=False)
+    def root():
+        return RedirectResponse("/ui")
+
+    return gr.mount_gradio_app(api, build_ui(svc), path="/ui")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    import uvicorn
+
+    from reid_hub.demo import build_demo_gallery
+    from reid_hub.hub import DEFAULT_MODEL, from_pretrained
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=os.environ.get("REID_HUB_MODEL", DEFAULT_MODEL))
+    ap.add_argument("--gallery", default=os.environ.get("REID_HUB_GALLERY", str(HERE.parent / "gallery" / "demo-store")))
+    ap.add_argument("--host", default="0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
+    ap.add_argument("--token", default=os.environ.get("REID_HUB_TOKEN"))
+    args = ap.parse_args(argv)
+    model = from_pretrained(args.model)
+    build_demo_gallery(model, args.gallery).close()
+    app = create_app(ServiceConfig(model=args.model, gallery_dir=args.gallery, token=args.token), model)
+    print(f"reid-hub serving on http://{args.host}:{args.port}/ui (API docs at /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The service over real HTTP on loopback (uvicorn in a thread), and the Gradio page in a real browser."""
+import io
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("gradio")
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+
+from reid_hub import create_model, save_pretrained  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _png(color, size=(64, 48)) -> bytes:
+    rng = np.random.default_rng(sum(color))
+    arr = np.clip(np.array(color, np.float32) + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import sys
+
+    sys.path.insert(0, str(REPO / "serve"))
+    from app import create_app
+
+    from reid_hub.service import ServiceConfig
+
+    root = tmp_path_factory.mktemp("svc")
+    model_dir = save_pretrained(create_model("tiny-test"), root / "model")
+    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(root / "gallery"), token="s3cret",
+                        max_upload_bytes=200_000, max_pixels=1_000_000)
+    app = create_app(cfg)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    yield base
+    srv.should_exit = True
+    th.join(timeout=10)
+
+
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+def test_health_model_and_openapi(server):
+    assert httpx.get(server + "/health").json()["status"] == "ok"
+    info = httpx.get(server + "/model").json()
+    assert info["embedding_dim"] == 32 and len(info["fingerprint"]) == 16
+    paths = httpx.get(server + "/openapi.json").json()["paths"]
+    assert {"/search", "/embed", "/individuals", "/clips/assign"} <= set(paths)
+
+
+def test_enroll_then_search_finds_the_individual(server):
+    c = httpx.Client(base_url=server, timeout=60)
+    ids = {}
+    for name, color in (("red", (220, 30, 30)), ("blue", (30, 30, 220)), ("green", (30, 200, 30))):
+        r = c.post("/individuals", json={"display_name": name, "species": "toy"}, headers=AUTH)
+        assert r.status_code == 201
+        ids[name] = r.json()["individual_id"]
+        for shade in (0, 15):
+            img = _png(tuple(min(255, v + shade) for v in color))
+            r = c.post(f"/individuals/{ids[name]}/images", files={"file": ("a.png", img, "image/png")}, headers=AUTH)
+            assert r.status_code == 201, r.text
+    r = c.post("/search", files={"file": ("q.png", _png((210, 40, 35)), "image/png")}, data={"k": "3"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["matches"][0]["individual_id"] == ids["red"] and len(body["matches"]) == 3
+    thumb = c.get(f"/images/{body['matches'][0]['images'][0]['image_id']}/thumbnail")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    r = c.post("/calibrate", headers=AUTH)
+    assert r.status_code == 200 and "threshold" in r.json()
+    r = c.patch(f"/individuals/{ids['red']}", json={"display_name": "Rosso"}, headers=AUTH)
+    assert r.status_code == 200
+    names = {i["id"]: i["display_name"] for i in c.get("/individuals").json()}
+    assert names[ids["red"]] == "Rosso"
+
+
+def test_writes_need_the_token(server):
+    r = httpx.post(server + "/individuals", json={"display_name": "x"})
+    assert r.status_code == 401 and r.json()["error"] == "HTTPError"
+    r = httpx.post(server + "/individuals", json={"display_name": "x"}, headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("payload,ctype,status", [
+    (b"not an image at all", "image/png", 415),
+    (b"", "image/png", 415),
+    (b"%PDF-1.4 fake", "application/pdf", 415),
+    (b"x" * 300_000, "image/png", 413),
+])
+def test_bad_uploads_get_4xx_json(server, payload, ctype, status):
+    r = httpx.post(server + "/embed", files={"file": ("f", payload, ctype)})
+    assert r.status_code == status and "error" in r.json()
+
+
+def test_oversized_pixels_and_bad_forms_are_4xx(server):
+    big = io.BytesIO()
+    Image.new("L", (2000, 2000)).save(big, format="PNG")  # small file, too many pixels
+    r = httpx.post(server + "/embed", files={"file": ("big.png", big.getvalue(), "image/png")})
+    assert r.status_code == 413
+    r = httpx.post(server + "/search", files={"file": ("q.png", _png((1, 2, 3)), "image/png")}, data={"k": "0"})
+    assert r.status_code == 422 and r.json()["error"] == "ValidationError"
+    r = httpx.post(server + "/individuals/ind-nobody/images", files={"file": ("a.png", _png((5, 5, 5)), "image/png")},
+                   headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"] == "GalleryError"
+    r = httpx.post(server + "/individuals", json={"display_name": ""}, headers=AUTH)
+    assert r.status_code == 422
+
+
+def test_clip_assign_over_http_is_idempotent(server):
+    frames = [("frames", (f"{i}.png", _png((200, 200, 200), size=(160, 120)), "image/png")) for i in range(4)]
+    csv = "frame,x,y,w,h,cluster\n" + "".join(f"{i},10,10,40,40,a\n{i},90,50,50,40,b\n" for i in range(4))
+    files = [("detections", ("d.csv", csv.encode(), "text/csv"))] + frames
+    c = httpx.Client(base_url=server, timeout=60, headers=AUTH)
+    c.post("/calibrate")
+    first = c.post("/clips/assign", data={"video": "clipA"}, files=files)
+    assert first.status_code == 200, first.text
+    second = c.post("/clips/assign", data={"video": "clipA"}, files=files)
+    a1 = {a["cluster"]: a["individual_id"] for a in first.json()["assignments"]}
+    a2 = {a["cluster"]: a["individual_id"] for a in second.json()["assignments"]}
+    assert a1 == a2 and all(a["images_added"] == 0 for a in second.json()["assignments"])
+    bad = c.post("/clips/assign", data={"video": "x"}, files=[("detections", ("d.csv", b"frame,x\n1,2\n", "text/csv"))]
+                 + frames)
+    assert bad.status_code == 422
+
+
+def test_gradio_page_searches_in_a_real_browser(server, tmp_path):
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    r = httpx.post(server + "/individuals", json={"display_name": "Scarlet", "species": "toy"}, headers=AUTH)
+    iid = r.json()["individual_id"]
+    r = httpx.post(server + f"/individuals/{iid}/images", headers=AUTH,
+                   files={"file": ("s.png", _png((225, 30, 25)), "image/png")})
+    assert r.status_code == 201
+    query = tmp_path / "query.png"
+    query.write_bytes(_png((215, 35, 30)))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.goto(server + "/ui", wait_until="networkidle")
+        page.set_input_files("#query-image input[type=file]", str(query))
+        page.wait_for_timeout(1000)
+        page.click("#search-button")
+        page.wait_for_selector("#search-results img", timeout=60_000)
+        page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
+        verdict = page.inner_text("#search-verdict")
+        browser.close()
+    assert "score" in verdict and "Scarlet" in verdict
+    assert (tmp_path / "ui.png").stat().st_size > 5000
