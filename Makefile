@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test candidates evaluate bench clean
+.PHONY: install demo test candidates evaluate bench clean space
 
 install: $(STAMP)
 
@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[serve,dev]'
 	touch $(STAMP)
 
+# the identification demo on the shipped video, then the web app (REST API + Gradio UI) on 127.0.0.1:7860
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/reid-hub demo
+	HF_HUB_OFFLINE=1 $(BIN)/reid-hub serve
+
+# assemble a folder that can be pushed as a Hugging Face Space as is
+space:
+	rm -rf build/space && mkdir -p build/space/model_cards
+	cp serve/app.py serve/README.md serve/requirements.txt build/space/
+	cp -r reid_hub build/space/reid_hub && cp -r gallery build/space/gallery
+	cp -r model_cards/multispecies-v1 model_cards/TEMPLATE.md build/space/model_cards/
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

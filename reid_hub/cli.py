@@ -1,4 +1,4 @@
-"""The `reid-hub` command line: models, info, embed, train, evaluate, demo.
+"""The `reid-hub` command line: models, info, embed, train, evaluate, gallery, serve, demo.
 
 Every expected failure prints one `error: ...` line on stderr and exits with the code of its
 error type (see reid_hub.errors); unexpected ones exit 70.
@@ -125,6 +125,57 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import runpy
+
+    app = Path(__file__).resolve().parent.parent / "serve" / "app.py"
+    if not app.is_file():
+        raise ConfigError(f"serve/app.py not found at {app}: run from a source checkout")
+    argv = ["--model", args.model, "--port", str(args.port), "--host", args.host]
+    if args.gallery:
+        argv += ["--gallery", args.gallery]
+    if args.token:
+        argv += ["--token", args.token]
+    module = runpy.run_path(str(app))
+    module["main"](argv)
+    return 0
+
+
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    from .gallery import export_gallery, import_gallery, open_gallery
+    from .hub import from_pretrained
+    from .imaging import load_image
+
+    model = from_pretrained(args.model)
+    if args.action == "import":
+        g = import_gallery(args.archive, args.gallery, model)
+        print(f"imported {len(g)} images of {len(g.individuals())} individuals into {args.gallery}")
+        return 0
+    g = open_gallery(args.gallery, model, create=args.action == "enroll")
+    if args.action == "enroll":
+        if not args.images or not args.name:
+            raise ConfigError("enroll needs --name and image files")
+        imgs = [load_image(p) for p in args.images]
+        iid = g.add_individual(args.name, species=args.species or "")
+        g.enroll(iid, model.embed(imgs), sources=[str(p) for p in args.images], thumbnails=imgs)
+        print(f"enrolled {len(imgs)} images as {iid} ({args.name})")
+    elif args.action == "search":
+        if not args.images:
+            raise ConfigError("search needs an image file")
+        for path, res in zip(args.images, g.search(model.embed([load_image(p) for p in args.images]), k=args.k)):
+            print(f"{path}: {'NEW individual' if res.is_new else 'known'} (threshold {res.threshold})")
+            for m in res.matches:
+                print(f"  {m.score:.3f}  {m.individual_id}  {m.display_name}  [{m.species}]")
+    elif args.action == "list":
+        for ind in g.individuals():
+            print(f"{ind['id']}  {ind['display_name']}  [{ind['species']}]  {ind['images']} images")
+    elif args.action == "calibrate":
+        print(json.dumps(g.calibrate(), indent=2))
+    elif args.action == "export":
+        print(f"wrote {export_gallery(g, args.archive)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .hub import DEFAULT_MODEL
@@ -179,6 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--imagenet-backbone", default="lite0")
     s.add_argument("--out", default="results/evaluation.json")
     s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("serve", help="start the REST API + Gradio UI (source checkout)")
+    s.add_argument("--model", default=DEFAULT_MODEL)
+    s.add_argument("--gallery", help="gallery folder (default: the demo gallery, built on first start)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--token", help="bearer token required by write endpoints")
+    s.set_defaults(func=_cmd_serve)
+
+    s = sub.add_parser("gallery", help="manage a gallery: enroll, search, list, calibrate, export, import")
+    s.add_argument("action", choices=["enroll", "search", "list", "calibrate", "export", "import"])
+    s.add_argument("images", nargs="*")
+    s.add_argument("--gallery", required=True, help="gallery folder")
+    s.add_argument("--model", default=DEFAULT_MODEL)
+    s.add_argument("--name", help="display name (enroll)")
+    s.add_argument("--species", help="species (enroll)")
+    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--archive", help=".tar.gz for export/import")
+    s.set_defaults(func=_cmd_gallery)
 
     s = sub.add_parser("demo", help="run the default model on the shipped demo video")
     s.add_argument("--model", default=DEFAULT_MODEL)

@@ -57,3 +57,25 @@ def test_train_evaluate_embed_end_to_end(toy_data, tmp_path):
     assert r.returncode == 3 and "broken.jpg" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("info", model_dir)
     assert r.returncode == 0 and json.loads(r.stdout)["embedding_dim"] == 32
+
+
+def test_gallery_commands(toy_data, tmp_path):
+    from reid_hub import create_model, save_pretrained
+
+    model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "m")
+    g = tmp_path / "g"
+    imgs = sorted((toy_data[0] / "images" / "id0").glob("*.png"))
+    other = sorted((toy_data[0] / "images" / "id1").glob("*.png"))
+    assert run_cli("gallery", "enroll", *imgs[:3], "--gallery", g, "--model", model_dir, "--name", "Zed").returncode == 0
+    assert run_cli("gallery", "enroll", *other[:3], "--gallery", g, "--model", model_dir, "--name", "Yan").returncode == 0
+    r = run_cli("gallery", "search", imgs[4], "--gallery", g, "--model", model_dir, "--k", "2")
+    assert r.returncode == 0 and "Zed" in r.stdout
+    r = run_cli("gallery", "list", "--gallery", g, "--model", model_dir)
+    assert "Zed" in r.stdout and "3 images" in r.stdout
+    r = run_cli("gallery", "export", "--gallery", g, "--model", model_dir, "--archive", tmp_path / "g.tar.gz")
+    assert r.returncode == 0 and (tmp_path / "g.tar.gz").is_file()
+    r = run_cli("gallery", "list", "--gallery", tmp_path / "missing", "--model", model_dir)
+    assert r.returncode == 7 and r.stderr.startswith("error:")
+    other_model = save_pretrained(create_model("tiny-test", embedding_dim=16), tmp_path / "m2")
+    r = run_cli("gallery", "list", "--gallery", g, "--model", other_model)
+    assert r.returncode == 4 and "model" in r.stderr
