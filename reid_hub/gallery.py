@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS sightings (
 """
 
 
+INDEX_KINDS = ("flat", "ivf", "hnsw", "auto")
+
+
+def _num_gpus() -> int:
+    try:
+        return int(faiss.get_num_gpus())
+    except AttributeError:  # faiss-cpu
+        return 0
+
+
 def _vec_hash(e: np.ndarray) -> str:
     """Identity of a unit embedding, stable under re-normalisation round-off."""
     return hashlib.sha256(np.round(e, 5).astype(np.float32).tobytes()).hexdigest()[:16]
@@ -104,6 +114,7 @@ class Gallery:
                 f"gallery {self.folder} was built with model {meta['model_name']} ({meta['model_fingerprint']}, "
                 f"{meta['dim']}-d); the model in use is {model_name} ({model_fingerprint}, {dim}-d)")
         self.model_name, self.fingerprint, self.dim = model_name, model_fingerprint, int(dim)
+        self._gpu_cache: Optional[tuple] = None
         self.index = self._load_or_rebuild_index()
 
     # -- plumbing -----------------------------------------------------------------------
@@ -135,8 +146,54 @@ class Gallery:
     def _index_path(self) -> Path:
         return self.folder / "index.faiss"
 
-    def _new_index(self) -> faiss.Index:
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+    @property
+    def index_kind(self) -> str:
+        """The index the gallery asks for: flat, ivf, hnsw, or auto (flat below `auto_threshold` images, IVF above)."""
+        return self._meta().get("index_kind", "flat")
+
+    def set_index_kind(self, kind: str, auto_threshold: int = 100_000) -> None:
+        """Choose the index kind and rebuild the index from the database."""
+        if kind not in INDEX_KINDS:
+            raise ConfigError(f"index kind must be one of {INDEX_KINDS}, got {kind!r}")
+        with self._tx():
+            self._set_meta("index_kind", kind)
+            self._set_meta("auto_threshold", int(auto_threshold))
+        self.index = self._rebuild_index()
+
+    def _base_kind(self, n: int) -> str:
+        kind = self.index_kind
+        if kind == "auto":
+            return "ivf" if n >= int(self._meta().get("auto_threshold", 100_000)) else "flat"
+        return kind
+
+    def _new_index(self, vectors: Optional[np.ndarray] = None) -> faiss.Index:
+        n = 0 if vectors is None else len(vectors)
+        kind = self._base_kind(n)
+        if kind == "hnsw":
+            base = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            base.hnsw.efConstruction = 80
+            base.hnsw.efSearch = 128
+        elif kind == "ivf" and n >= 64:
+            nlist = int(max(8, min(4 * np.sqrt(n), n // 39)))
+            base = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = vectors[rng.choice(n, size=min(n, 256 * nlist), replace=False)]
+            base.train(sample)
+            base.nprobe = max(8, nlist // 16)
+        else:
+            base = faiss.IndexFlatIP(self.dim)
+        return faiss.IndexIDMap2(base)
+
+    def _searcher(self) -> faiss.Index:
+        """The index to search: a GPU copy when faiss-gpu sees a GPU and the index is flat, else the index."""
+        if self._gpu_cache is not None and self._gpu_cache[0] == self.index.ntotal:
+            return self._gpu_cache[1]
+        if _num_gpus() > 0 and isinstance(faiss.downcast_index(self.index.index), faiss.IndexFlat):
+            res = faiss.StandardGpuResources()
+            gpu = faiss.index_cpu_to_gpu(res, 0, self.index)
+            self._gpu_cache = (self.index.ntotal, gpu, res)
+            return gpu
+        return self.index
 
     def _load_or_rebuild_index(self) -> faiss.Index:
         path = self._index_path()
@@ -153,12 +210,13 @@ class Gallery:
         return self._rebuild_index()
 
     def _rebuild_index(self) -> faiss.Index:
-        index = self._new_index()
         rows = self.db.execute("SELECT id, embedding FROM images ORDER BY id").fetchall()
+        vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else None
+        index = self._new_index(vecs)
         if rows:
-            vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
             index.add_with_ids(vecs, np.array([r[0] for r in rows], dtype=np.int64))
         self._write_index(index)
+        self._gpu_cache = None
         return index
 
     def _write_index(self, index: faiss.Index) -> None:
@@ -236,6 +294,8 @@ class Gallery:
             except Exception:
                 self.index.remove_ids(np.array(ids, dtype=np.int64))
                 raise
+        if self.index_kind == "auto" and self._base_kind(len(self)) != self._current_base_kind():
+            self.index = self._rebuild_index()
         if thumbnails is not None:
             for image_id, img in zip(ids, thumbnails):
                 self._save_thumbnail(image_id, img)
@@ -255,12 +315,24 @@ class Gallery:
         p = self.folder / "thumbs" / f"{int(image_id)}.jpg"
         return p if p.is_file() else None
 
+    def _current_base_kind(self) -> str:
+        base = faiss.downcast_index(self.index.index)
+        return "hnsw" if isinstance(base, faiss.IndexHNSW) else "ivf" if isinstance(base, faiss.IndexIVF) else "flat"
+
+    def _remove_from_index(self, ids: np.ndarray) -> None:
+        """Drop ids from the index: in place for flat indexes, by a rebuild from the database otherwise."""
+        if self._current_base_kind() == "flat":
+            self.index.remove_ids(ids)
+            self._write_index(self.index)
+            self._gpu_cache = None
+        else:
+            self.index = self._rebuild_index()
+
     def delete_images(self, image_ids: Iterable[int]) -> int:
         ids = np.array(sorted(set(int(i) for i in image_ids)), dtype=np.int64)
         with self._tx() as db:
-            db.executemany("DELETE FROM images WHERE id=?", [(int(i),) for i in ids])
-            removed = self.index.remove_ids(ids)
-            self._write_index(self.index)
+            removed = sum(db.execute("DELETE FROM images WHERE id=?", (int(i),)).rowcount for i in ids)
+            self._remove_from_index(ids)
         return int(removed)
 
     def delete_individual(self, iid: str) -> None:
@@ -270,8 +342,7 @@ class Gallery:
             db.execute("DELETE FROM images WHERE individual_id=?", (iid,))
             db.execute("DELETE FROM sightings WHERE individual_id=?", (iid,))
             db.execute("DELETE FROM individuals WHERE id=?", (iid,))
-            self.index.remove_ids(np.array(ids, dtype=np.int64))
-            self._write_index(self.index)
+            self._remove_from_index(np.array(ids, dtype=np.int64))
 
     def merge(self, keep: str, absorb: str) -> None:
         """Move every image and sighting of `absorb` onto `keep`, then delete `absorb`."""
@@ -308,19 +379,15 @@ class Gallery:
             raise GalleryError(f"gallery {self.folder} is empty: enroll individuals first")
         q = self._check(embeddings)
         depth = min(len(self), max(50, k * images_per_match * 4))
-        scores, ids = self.index.search(q, depth)
-        rows = {r[0]: r for r in self.db.execute(
-            "SELECT m.id, m.individual_id, m.source, m.box, m.video, m.frame, i.display_name, i.species "
-            "FROM images m JOIN individuals i ON i.id = m.individual_id")}
+        scores, ids = self._searcher().search(q, depth)
+        rows = self._image_rows(np.unique(ids[ids >= 0]))
         thr = self.threshold
         out = []
         for srow, irow in zip(scores, ids):
             best: dict[str, Match] = {}
             for s, i in zip(srow, irow):
-                if i < 0 or int(i) not in rows:
-                    continue
-                r = rows[int(i)]
-                if species and r[7] != species:
+                r = rows.get(int(i))
+                if r is None or (species and r[7] != species):
                     continue
                 m = best.setdefault(r[1], Match(r[1], r[6], r[7], float(s)))
                 if len(m.images) < images_per_match:
@@ -331,12 +398,26 @@ class Gallery:
             out.append(SearchResult(ranked, is_new, thr))
         return out
 
+    def _image_rows(self, ids: np.ndarray) -> dict[int, tuple]:
+        rows: dict[int, tuple] = {}
+        id_list = [int(i) for i in ids]
+        for start in range(0, len(id_list), 900):  # SQLite's bound-parameter limit
+            chunk = id_list[start:start + 900]
+            rows.update((r[0], r) for r in self.db.execute(
+                "SELECT m.id, m.individual_id, m.source, m.box, m.video, m.frame, i.display_name, i.species "
+                f"FROM images m JOIN individuals i ON i.id = m.individual_id WHERE m.id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        return rows
+
     # -- open set -----------------------------------------------------------------------
-    def calibrate(self) -> dict[str, Any]:
+    def calibrate(self, max_images: int = 5000) -> dict[str, Any]:
         """Recompute the open-set threshold from the gallery's own genuine/impostor best scores."""
         from .evaluate import calibrate_threshold
 
-        rows = self.db.execute("SELECT individual_id, embedding FROM images").fetchall()
+        rows = self.db.execute("SELECT individual_id, embedding FROM images ORDER BY id").fetchall()
+        if len(rows) > max_images:  # a seeded sample keeps calibration quadratic in max_images, not in the gallery
+            pick = np.random.default_rng(0).choice(len(rows), size=max_images, replace=False)
+            rows = [rows[i] for i in sorted(pick)]
         labels = np.array([r[0] for r in rows])
         if len(set(labels)) < 2 or len(labels) < 3:
             raise GalleryError("calibration needs at least two individuals and three images")

@@ -202,3 +202,35 @@ def test_export_import_round_trip_with_thumbnails(tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(GalleryError):
         import_gallery(bad, tmp_path / "other", FakeModel())
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_agree_with_exact_and_survive_deletes(tmp_path, kind):
+    rng = np.random.default_rng(6)
+    g = make(tmp_path)
+    centres = unit(rng, 40)
+    ids = [g.add_individual(f"n{k}") for k in range(40)]
+    for iid, c in zip(ids, centres):
+        g.enroll(iid, c + 0.1 * unit(rng, 10))
+    queries = centres + 0.05 * unit(rng, 40)
+    exact = [r.matches[0].individual_id for r in g.search(queries, k=1)]
+    g.set_index_kind(kind)
+    assert g._current_base_kind() == kind
+    approx = [r.matches[0].individual_id for r in g.search(queries, k=1)]
+    assert np.mean([a == b for a, b in zip(exact, approx)]) >= 0.95
+    g.delete_individual(ids[0])
+    assert len(g) == 390 and g._current_base_kind() == kind
+    assert all(r.matches[0].individual_id != ids[0] for r in g.search(queries[:1], k=3))
+    g.close()
+    assert make(tmp_path)._current_base_kind() == kind  # the index file keeps its kind
+
+
+def test_auto_index_switches_to_ivf_above_its_threshold(tmp_path):
+    rng = np.random.default_rng(7)
+    g = make(tmp_path)
+    g.set_index_kind("auto", auto_threshold=300)
+    iid = g.add_individual("many")
+    g.enroll(iid, unit(rng, 200))
+    assert g._current_base_kind() == "flat"
+    g.enroll(iid, unit(rng, 200))
+    assert g._current_base_kind() == "ivf" and len(g) == 400
