@@ -26,7 +26,17 @@ REFERENCES = (
 )
 
 
+KNOWN_LICENSES = {  # from each dataset's SOURCE.md; the images are never redistributed with reid-hub
+    "lion": "none stated by the source (research use here)",
+    "nyala": "none stated by the source (research use here)",
+    "chimpanzee": "non-commercial (C-Tai / chimpanzee_faces terms)",
+    "cat_faces": "MIT repository, no separate data license",
+}
+
+
 def _license(dataset: str) -> str:
+    if dataset in KNOWN_LICENSES:
+        return KNOWN_LICENSES[dataset]
     src = SHARED / dataset / "SOURCE.md"
     if not src.is_file():
         return "see dataset SOURCE.md"
@@ -34,6 +44,20 @@ def _license(dataset: str) -> str:
         if line.lower().startswith("license:"):
             return line.split(":", 1)[1].strip().split(". ")[0].replace("|", "/")
     return "not stated"
+
+
+def _training_text(run: Path, cfg: dict) -> str:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    init = "offline ImageNet weights" if cfg.get("pretrained") else (
+        f"`{cfg['init_from']}`" if cfg.get("init_from") else "random initialisation")
+    return (f"`{cfg['model'] if not cfg.get('init_from') else 'init_from'}` from {init}; {last['step']} steps "
+            f"({cfg['epochs']} epochs) of batch {cfg['batch_size']}, sub-center ArcFace (k={cfg['subcenters']}, "
+            f"s={cfg['scale']}, dynamic margins m_c = {cfg['margin_a']} n_c^-1/4 + {cfg['margin_b']}), AdamW lr "
+            f"{cfg['lr']} (backbone x{cfg['backbone_lr_mult']}), warm-up + cosine, "
+            f"{'class-balanced' if cfg['balanced'] else 'shuffled'} sampling, identity split seed {cfg['seed']}. "
+            f"Wall time of the last training session: {last['elapsed_s'] / 60:.0f} min on 2 CPU cores (shared with "
+            "other jobs), weights stored as fp16.")
 
 
 def main() -> None:
@@ -88,15 +112,14 @@ def main() -> None:
                       "the gallery, threshold calibrated on the training identities. Baselines in the same run and "
                       "split: the ImageNet backbones without re-ID training (GeM-pooled features) and SIFT with ratio "
                       "test + RANSAC inliers.\n\n" + REFERENCES),
-        training=args.training_note or json.dumps({k: split[k] for k in ("model", "pretrained", "epochs", "batch_size",
-                                                                          "lr", "backbone_lr_mult", "subcenters",
-                                                                          "scale", "margin_a", "margin_b", "balanced",
-                                                                          "seed")}),
+        training=args.training_note or _training_text(run, split),
         limitations=args.limitations or (
             "Trained on about 2,000 images of four species (lion, nyala, chimpanzee, domestic cat): identities of "
             "other species are embedded zero-shot and are less reliable. Small, low-resolution crops (lion) and "
             "flank photos seen from the other side (nyala) are hard. Scores are similarities, not probabilities: "
-            "calibrate an open-set threshold on your own gallery. Use as a ranking aid that a person verifies."),
+            "calibrate an open-set threshold on your own gallery. Use as a ranking aid that a person verifies. Part of the "
+            "training data (chimpanzee) is licensed for non-commercial use only, so treat these weights as "
+            "research-only."),
         citation=("MiewID recipe: Otarashvili et al., Multispecies Animal Re-ID Using a Large Community-Curated Dataset, "
                   "arXiv:2412.05602. Data: Dlamini & van Zyl 2020 (lion, nyala); Freytag et al. GCPR 2016 (chimpanzee); "
                   "gpriamo/Cat-Faces-Identification (cats)."),
