@@ -328,6 +328,37 @@ class Gallery:
         else:
             self.index = self._rebuild_index()
 
+    def ingest(self, labels: Sequence[str], embeddings: np.ndarray, species: str = "",
+               sources: Optional[Sequence[str]] = None) -> int:
+        """Bulk-load labelled embeddings in one transaction (one individual per new label, named by it);
+        returns the number of images added. For imports of large embedding tables."""
+        e = self._check(embeddings)
+        if len(labels) != len(e):
+            raise DataError(f"{len(e)} embeddings but {len(labels)} labels")
+        src = list(sources) if sources is not None else [""] * len(e)
+        now = time.time()
+        with self._tx() as db:
+            known = {name: iid for iid, name in db.execute("SELECT id, display_name FROM individuals")}
+            new = {}
+            for name in dict.fromkeys(str(x) for x in labels):
+                if name not in known:
+                    new[name] = f"ind-{uuid.uuid4().hex[:12]}"
+            db.executemany("INSERT INTO individuals VALUES (?, ?, ?, '', ?)",
+                           [(iid, name, species, now) for name, iid in new.items()])
+            known.update(new)
+            start = (db.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0]) + 1
+            ids = np.arange(start, start + len(e), dtype=np.int64)
+            db.executemany(
+                "INSERT INTO images (id, individual_id, source, sha256, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(int(ids[k]), known[str(labels[k])], src[k], _vec_hash(e[k]), e[k].tobytes(), now) for k in range(len(e))])
+            if self._current_base_kind() == "flat" and self._base_kind(len(self) + len(e)) == "flat":
+                self.index.add_with_ids(e, ids)
+                self._write_index(self.index)
+                self._gpu_cache = None
+            else:
+                self.index = self._rebuild_index()
+        return len(e)
+
     def delete_images(self, image_ids: Iterable[int]) -> int:
         ids = np.array(sorted(set(int(i) for i in image_ids)), dtype=np.int64)
         with self._tx() as db:

@@ -234,3 +234,19 @@ def test_auto_index_switches_to_ivf_above_its_threshold(tmp_path):
     assert g._current_base_kind() == "flat"
     g.enroll(iid, unit(rng, 200))
     assert g._current_base_kind() == "ivf" and len(g) == 400
+
+
+def test_ingest_bulk_loads_labelled_embeddings(tmp_path):
+    rng = np.random.default_rng(8)
+    g = make(tmp_path)
+    x = unit(rng, 30)
+    labels = [f"a{k % 6}" for k in range(30)]
+    assert g.ingest(labels, x) == 30
+    assert len(g) == 30 and len(g.individuals()) == 6
+    g.ingest(["a0", "zz"], unit(rng, 2))
+    counts = {i["display_name"]: i["images"] for i in g.individuals()}
+    assert counts["a0"] == 6 and counts["zz"] == 1
+    best = g.search(x[7:8], k=1)[0].matches[0]
+    assert best.display_name == "a1" and best.score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(DataError):
+        g.ingest(["a"], unit(rng, 2))

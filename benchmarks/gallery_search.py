@@ -1,0 +1,117 @@
+"""Gallery search cost vs raw FAISS on the same index, and recall@10 of IVF/HNSW vs exact search.
+
+Vectors: embeddings of real photos by the released model, perturbed with noise to reach each size
+(5 vectors per simulated individual), unit-normalised. For each size and index kind, the Gallery's
+search (FAISS + per-individual aggregation + SQLite row lookup) is timed against `index.search` on the
+very same FAISS index with the same depth: single queries (p50/p99 latency) and a batch of 100.
+Writes benchmarks/results/gallery_search.json.
+Usage: python benchmarks/gallery_search.py [--sizes 10000 100000 1000000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from reid_hub.evaluate import machine_info
+from reid_hub.gallery import Gallery
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data"
+
+
+def real_embeddings(n: int, model_name: str) -> np.ndarray:
+    from reid_hub import from_pretrained
+
+    model = from_pretrained(model_name)
+    paths = sorted(SHARED.glob("*/images/*/*.jpg"))[:: max(1, len(sorted(SHARED.glob("*/images/*/*.jpg"))) // n)][:n]
+    if not paths:
+        raise SystemExit("no real images in ../shared/data")
+    return model.embed([str(p) for p in paths], batch_size=16)
+
+
+def synth(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    centres = base[rng.integers(0, len(base), size=(n + 4) // 5)]
+    centres = centres + rng.normal(0, 0.5 / np.sqrt(base.shape[1]), centres.shape).astype(np.float32)
+    x = np.repeat(centres, 5, axis=0)[:n] + rng.normal(0, 0.25 / np.sqrt(base.shape[1]), (n, base.shape[1]))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--kinds", nargs="*", default=["flat", "ivf", "hnsw"])
+    ap.add_argument("--hnsw-max", type=int, default=100_000, help="skip HNSW above this size (build time)")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--model", default="multispecies-v1")
+    ap.add_argument("--out", default=str(HERE / "results" / "gallery_search.json"))
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    base = real_embeddings(300, args.model)
+    report = {"model": args.model, "dim": int(base.shape[1]), "results": [], "machine": machine_info(),
+              "threads": faiss.omp_get_max_threads()}
+    for n in args.sizes:
+        x = synth(base, n, rng)
+        q = synth(base, args.queries, rng)
+        labels = [f"i{k // 5}" for k in range(n)]
+        exact_ids = None
+        for kind in args.kinds:
+            if kind == "hnsw" and n > args.hnsw_max:
+                continue
+            with tempfile.TemporaryDirectory(dir=".") as tmp:
+                g = Gallery(tmp, "bench", "bench", x.shape[1])
+                t0 = time.perf_counter()
+                with g._tx():
+                    g._set_meta("index_kind", kind)
+                g.ingest(labels, x)
+                build = time.perf_counter() - t0
+                depth = 60  # what Gallery.search asks FAISS for at k=5, 3 images per match
+                idx = g.index
+                single_raw = timed(lambda: idx.search(q[:1], depth), 3)  # warm-up
+                single_raw = [timed(lambda i=i: idx.search(q[i:i + 1], depth), 1)[0] for i in range(len(q))]
+                single_gal = [timed(lambda i=i: g.search(q[i:i + 1], k=5), 1)[0] for i in range(len(q))]
+                batch_raw = min(timed(lambda: idx.search(q[:100], depth), 3))
+                batch_gal = min(timed(lambda: g.search(q[:100], k=5), 3))
+                _, top = idx.search(q, 10)
+                if kind == "flat":
+                    exact_ids = top
+                recall = (float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, exact_ids)]))
+                          if exact_ids is not None else None)
+                row = {"size": n, "kind": kind, "build_s": round(build, 2),
+                       "raw_p50_ms": 1e3 * float(np.percentile(single_raw, 50)),
+                       "raw_p99_ms": 1e3 * float(np.percentile(single_raw, 99)),
+                       "gallery_p50_ms": 1e3 * float(np.percentile(single_gal, 50)),
+                       "gallery_p99_ms": 1e3 * float(np.percentile(single_gal, 99)),
+                       "raw_batch100_qps": 100 / batch_raw, "gallery_batch100_qps": 100 / batch_gal,
+                       "recall_at_10_vs_exact": recall}
+                row["p50_ratio"] = row["gallery_p50_ms"] / row["raw_p50_ms"]
+                row["batch_ratio"] = batch_gal / batch_raw
+                report["results"].append(row)
+                g.close()
+                print(f"{n:>8d} {kind:5s} build {build:7.1f}s  p50 {row['gallery_p50_ms']:7.2f} ms vs raw "
+                      f"{row['raw_p50_ms']:7.2f} (x{row['p50_ratio']:.2f})  p99 {row['gallery_p99_ms']:7.2f}  "
+                      f"batch x{row['batch_ratio']:.2f}  recall@10 {recall if recall is None else round(recall, 3)}",
+                      flush=True)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
