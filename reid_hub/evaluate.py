@@ -100,8 +100,10 @@ def calibrate_threshold(sim: np.ndarray, labels: Sequence[str]) -> float:
     if len(gen) == 0 or len(imp) == 0:
         raise DataError("cannot calibrate a threshold without genuine and impostor pairs")
     cands = np.unique(np.concatenate([gen, imp]))
-    j = [(gen >= t).mean() - (imp >= t).mean() for t in cands]
-    return float(cands[int(np.argmax(j))])
+    j = np.array([(gen >= t).mean() - (imp >= t).mean() for t in cands])
+    best = int(np.argmax(j))
+    # the same J holds on the whole gap below the best candidate: take the gap's middle, not its edge
+    return float((cands[best - 1] + cands[best]) / 2) if best > 0 else float(cands[best])
 
 
 def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: float, new_fraction: float = 0.5,
