@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "gallery_search.json"))
     args = ap.parse_args()
     rng = np.random.default_rng(0)
+    threads = faiss.omp_get_max_threads()
     base = real_embeddings(300, args.model)
     report = {"model": args.model, "dim": int(base.shape[1]), "results": [], "machine": machine_info(),
               "threads": faiss.omp_get_max_threads()}
@@ -82,8 +83,11 @@ def main() -> None:
                 build = time.perf_counter() - t0
                 depth = 60  # what Gallery.search asks FAISS for at k=5, 3 images per match
                 idx = g.index
+                # the raw baseline gets the same one-thread setting the gallery uses for single queries
+                faiss.omp_set_num_threads(1)
                 single_raw = timed(lambda: idx.search(q[:1], depth), 3)  # warm-up
                 single_raw = [timed(lambda i=i: idx.search(q[i:i + 1], depth), 1)[0] for i in range(len(q))]
+                faiss.omp_set_num_threads(threads)
                 single_gal = [timed(lambda i=i: g.search(q[i:i + 1], k=5), 1)[0] for i in range(len(q))]
                 batch_raw = min(timed(lambda: idx.search(q[:100], depth), 3))
                 batch_gal = min(timed(lambda: g.search(q[:100], k=5), 3))

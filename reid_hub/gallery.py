@@ -54,6 +54,19 @@ def _num_gpus() -> int:
         return 0
 
 
+def _faiss_search(index: faiss.Index, q: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS search; a few queries run on one OpenMP thread, which avoids waking idle worker threads
+    (milliseconds on a busy machine) for work too small to split."""
+    if len(q) >= 16:
+        return index.search(q, depth)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(q, depth)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
 def _vec_hash(e: np.ndarray) -> str:
     """Identity of a unit embedding, stable under re-normalisation round-off."""
     return hashlib.sha256(np.round(e, 5).astype(np.float32).tobytes()).hexdigest()[:16]
@@ -410,7 +423,7 @@ class Gallery:
             raise GalleryError(f"gallery {self.folder} is empty: enroll individuals first")
         q = self._check(embeddings)
         depth = min(len(self), max(50, k * images_per_match * 4))
-        scores, ids = self._searcher().search(q, depth)
+        scores, ids = _faiss_search(self._searcher(), q, depth)
         rows = self._image_rows(np.unique(ids[ids >= 0]))
         thr = self.threshold
         out = []
