@@ -20,6 +20,7 @@ CANDIDATES = {
                            balanced=True),
     "lite0-imagenet-shuffle": dict(model="lite0", pretrained=True, epochs=14, lr=1e-3, backbone_lr_mult=0.3),
     "effv2-b0-scratch": dict(model="effv2-b0", pretrained=False, epochs=14, lr=2e-3, backbone_lr_mult=1.0),
+    "effv2-b0-scratch-short": dict(model="effv2-b0", pretrained=False, epochs=6, lr=2e-3, backbone_lr_mult=1.0),
     "effv2-b0-distill-lite2": dict(model="effv2-b0", epochs=14, lr=1e-3, backbone_lr_mult=0.5,
                                    distill_from="lite2", distill_epochs=6),
     "lite2-imagenet": dict(model="lite2", pretrained=True, epochs=10, lr=1e-3, backbone_lr_mult=0.3),
