@@ -74,7 +74,7 @@ def main() -> None:
         for kind in args.kinds:
             if kind == "hnsw" and n > args.hnsw_max:
                 continue
-            with tempfile.TemporaryDirectory(dir=".") as tmp:
+            with tempfile.TemporaryDirectory() as tmp:
                 g = Gallery(tmp, "bench", "bench", x.shape[1])
                 t0 = time.perf_counter()
                 with g._tx():
