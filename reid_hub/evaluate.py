@@ -139,19 +139,11 @@ def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: float, n
 def embed_table(model: ReIDModel, df: pd.DataFrame, batch_size: int = 16, progress: bool = False,
                 raw_features: bool = False) -> np.ndarray:
     """Embeddings of every row of a data table (cropped to its bbox), L2-normalized."""
-    import torch
-
     out = []
     rows = list(df.itertuples(index=False))
     for start in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="embed", unit="batch"):
         imgs = [rdata.read_sample(r._asdict()) for r in rows[start:start + batch_size]]
-        if raw_features:
-            x = model.preprocess(imgs)
-            with torch.inference_mode():
-                f = model.eval().pooled_features(x.contiguous(memory_format=torch.channels_last))
-            out.append(torch.nn.functional.normalize(f, dim=1).numpy())
-        else:
-            out.append(model.embed(imgs, batch_size=batch_size))
+        out.append(model.describe(model.preprocess(imgs), raw_features=raw_features))
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1), np.float32)
 
 

@@ -1,4 +1,5 @@
-"""Sub-center ArcFace with dynamic (class-size dependent) margins, as in MiewID."""
+"""Losses: sub-center ArcFace with dynamic (class-size dependent) margins, as in MiewID, and the
+SigLIP-style sigmoid pair loss of the per-video clustering head."""
 from __future__ import annotations
 
 import math
@@ -62,4 +63,34 @@ class SubCenterArcFace(nn.Module):
         return F.cross_entropy(self(embeddings, labels), labels)
 
 
-__all__ = ["SubCenterArcFace", "dynamic_margins"]
+class SigmoidPairLoss(nn.Module):
+    """Sigmoid binary cross-entropy over labelled pairs, with learnable temperature and bias (SigLIP).
+
+    For a similarity s_ij and label y_ij in {+1 (same animal), -1 (different), 0 (unknown)}:
+    loss = sum_ij w_ij * log(1 + exp(-y_ij * (t * s_ij + b))) / sum_ij w_ij, where t = exp(log_t).
+    Pairs with y = 0 or weight 0 do not count.
+    """
+
+    def __init__(self, init_temperature: float = 10.0, init_bias: float = -5.0) -> None:
+        super().__init__()
+        if init_temperature <= 0:
+            raise ConfigError("the initial temperature must be positive")
+        self.log_t = nn.Parameter(torch.tensor(math.log(init_temperature)))
+        self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+
+    def logits(self, sim: torch.Tensor) -> torch.Tensor:
+        """t * s + b: the log-odds that a pair shows the same animal."""
+        return self.log_t.exp() * sim + self.bias
+
+    def forward(self, sim: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean weighted loss over the labelled pairs of `sim` (any shape; `labels` the same shape)."""
+        if sim.shape != labels.shape:
+            raise ConfigError(f"similarities {tuple(sim.shape)} and labels {tuple(labels.shape)} differ in shape")
+        w = (labels != 0).float() if weights is None else weights * (labels != 0).float()
+        total = w.sum()
+        if total <= 0:
+            return sim.sum() * 0.0
+        return (w * F.softplus(-labels.float() * self.logits(sim))).sum() / total
+
+
+__all__ = ["SubCenterArcFace", "SigmoidPairLoss", "dynamic_margins"]

@@ -223,6 +223,20 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         finally:
             self.train(was_training)
 
+    @torch.inference_mode()
+    def describe(self, x: torch.Tensor, raw_features: bool = False) -> np.ndarray:
+        """Descriptors (float32) of a preprocessed batch: the embeddings, or with `raw_features` the
+        L2-normalized pooled backbone features (what a frozen-backbone baseline clusters)."""
+        if not raw_features:
+            return self.embed(x, batch_size=max(1, len(x)))
+        was_training = self.training
+        self.eval()
+        try:
+            x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+            return F.normalize(self.pooled_features(x).float(), dim=1).cpu().numpy()
+        finally:
+            self.train(was_training)
+
     def fingerprint(self) -> str:
         """Short sha256 of the config and every weight, identifying exactly this model."""
         h = hashlib.sha256(repr(sorted(self.config.to_dict().items())).encode())

@@ -1,0 +1,21 @@
+"""Per-video identification: frames and detections in, an identity per detection out (seed 000
+self-supervised head, seed 001 IoU temporal positives), ready for the gallery's cross-video IDs."""
+from .cluster import ClusterConfig, VideoClustering, cluster_descriptors, constrained_assign, estimate_k, kmeans
+from .descriptors import compute_descriptors, default_cache_dir, descriptor_key
+from .detections import (FORMATS, box_iou, clean_detections, frame_groups, iou_links, iou_tracklets, read_detections,
+                         read_tracks_csv)
+from .frames import FrameSource, iter_frames, open_frames
+from .head import HeadConfig, ProjectionHead, hungarian_pair_labels, train_head
+from .pipeline import assign_video, cluster_video, load_video_detections
+from .pseudo import augment, make_pseudo_video
+
+__all__ = [
+    "ClusterConfig", "VideoClustering", "cluster_descriptors", "constrained_assign", "estimate_k", "kmeans",
+    "compute_descriptors", "default_cache_dir", "descriptor_key",
+    "FORMATS", "box_iou", "clean_detections", "frame_groups", "iou_links", "iou_tracklets", "read_detections",
+    "FrameSource", "iter_frames", "open_frames",
+    "HeadConfig", "ProjectionHead", "hungarian_pair_labels", "train_head",
+    "assign_video", "cluster_video", "load_video_detections",
+    "augment", "make_pseudo_video", "read_tracks_csv",
+]
+

@@ -1,0 +1,284 @@
+"""Identities of every detection of one video: head, k-means with k = number of animals, and a
+per-frame one-to-one assignment to the cluster centres (two detections of one frame are never the
+same animal). Also: estimating k, tracklet smoothing, and the outputs (labels, MOT, prototypes)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import faiss
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from ..errors import ConfigError, DataError
+from .detections import frame_groups, iou_links, iou_tracklets
+from .head import HeadConfig, train_head
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterConfig:
+    """One clustering run. k=None estimates the number of animals (between the per-frame detection
+    count and k_max). `tracklets` smooths labels along unambiguous IoU tracklets."""
+
+    k: Optional[int] = None
+    k_max: Optional[int] = None
+    use_head: bool = True
+    constrained: bool = True
+    tracklets: bool = False
+    n_init: int = 10
+    refine_iters: int = 5
+    seed: int = 0
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.head, dict):
+            self.head = HeadConfig(**self.head)
+        if self.k is not None and self.k < 1:
+            raise ConfigError("k (the number of animals) must be at least 1")
+        if self.k_max is not None and self.k_max < 1:
+            raise ConfigError("k_max must be at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def kmeans(z: np.ndarray, k: int, n_init: int = 10, seed: int = 0, niter: int = 50) -> np.ndarray:
+    """Centres (k, d) of spherical k-means (FAISS) on unit vectors z (N, d)."""
+    z = np.ascontiguousarray(z, dtype=np.float32)
+    if k > len(z):
+        raise DataError(f"k={k} animals but only {len(z)} detections: k cannot exceed the detections")
+    if k == 1:
+        c = z.mean(axis=0, keepdims=True)
+        return c / max(np.linalg.norm(c), 1e-12)
+    km = faiss.Kmeans(z.shape[1], k, niter=niter, nredo=n_init, spherical=True, seed=seed,
+                      min_points_per_centroid=1, max_points_per_centroid=max(256, len(z) // k + 1), verbose=False)
+    km.train(z)
+    return km.centroids.copy()
+
+
+def constrained_assign(z: np.ndarray, groups: Sequence[np.ndarray], centres: np.ndarray,
+                       tracklets: Optional[np.ndarray] = None, iters: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (N,) and a conflict flag (N,): within each frame, detections take distinct clusters by an
+    optimal assignment on similarity to the centres (with `tracklets`, the similarity of each
+    detection's whole tracklet); detections beyond k in one frame take their best cluster and are
+    flagged. The centres are re-estimated from the labels `iters` times."""
+    k = len(centres)
+    labels = np.zeros(len(z), dtype=np.int64)
+    conflict = np.zeros(len(z), dtype=bool)
+    for _ in range(max(1, iters)):
+        sim = z @ centres.T
+        if tracklets is not None:
+            counts = np.bincount(tracklets)
+            tsum = np.zeros((counts.size, k))
+            np.add.at(tsum, tracklets, sim)
+            sim = tsum[tracklets] / counts[tracklets, None]
+        new = sim.argmax(axis=1)
+        conflict[:] = False
+        for g in groups:
+            if len(g) < 2:
+                continue
+            r, c = linear_sum_assignment(-sim[g])
+            new[g[r]] = c
+            if len(g) > k:
+                extra = np.setdiff1d(np.arange(len(g)), r)
+                conflict[g[extra]] = True
+        if np.array_equal(new, labels) and _ > 0:
+            break
+        labels = new
+        for c in range(k):  # re-estimate centres; an emptied cluster keeps its centre
+            m = labels == c
+            if m.any():
+                v = z[m].mean(axis=0)
+                centres[c] = v / max(np.linalg.norm(v), 1e-12)
+    return labels, conflict
+
+
+def estimate_k(z: np.ndarray, groups: Sequence[np.ndarray], k_max: Optional[int] = None, seed: int = 0,
+               sample: int = 4000) -> tuple[int, dict[int, float]]:
+    """Estimated number of animals and the score of each candidate k.
+
+    Candidates run from the 95th percentile of detections per frame (a lower bound when animals are
+    mostly visible) to k_max (default twice that, plus 4); each is scored by the cosine silhouette of
+    its constrained clustering on a sample, and the best one wins.
+    """
+    from sklearn.metrics import silhouette_score
+
+    counts = np.array([len(g) for g in groups])
+    low = max(2, int(np.ceil(np.percentile(counts, 95))))
+    high = min(len(z) - 1, k_max if k_max is not None else 2 * low + 4)
+    if high < low:
+        return max(1, min(low, len(z))), {}
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(z), min(sample, len(z)), replace=False))
+    scores = {}
+    for k in range(low, high + 1):
+        labels, _ = constrained_assign(z, groups, kmeans(z, k, n_init=3, seed=seed), iters=2)
+        if len(np.unique(labels[idx])) < 2:
+            continue
+        scores[k] = float(silhouette_score(z[idx], labels[idx], metric="cosine"))
+    if not scores:
+        return low, scores
+    return max(scores, key=scores.get), scores
+
+
+@dataclass
+class VideoClustering:
+    """The result: `detections` gains label, similarity (to its centre) and conflict columns."""
+
+    detections: pd.DataFrame
+    k: int
+    centres: np.ndarray
+    projected: np.ndarray
+    embeddings: Optional[np.ndarray] = None
+    k_scores: dict[int, float] = field(default_factory=dict)
+    head_info: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.detections["label"].to_numpy()
+
+    def clusters(self) -> dict[str, np.ndarray]:
+        """Gallery-space embeddings of each cluster (label -> (n, D)), for gallery.assign_clip."""
+        if self.embeddings is None:
+            raise ConfigError("this clustering ran on backbone features: no gallery embeddings to match")
+        return {str(c): np.asarray(self.embeddings[self.labels == c], dtype=np.float32) for c in range(self.k)
+                if (self.labels == c).any()}
+
+    def frames_and_boxes(self) -> tuple[dict[str, list[int]], dict[str, list[tuple]]]:
+        """Frames and boxes of each cluster, in the order of clusters()."""
+        frames: dict[str, list[int]] = {}
+        boxes: dict[str, list[tuple]] = {}
+        for r in self.detections.itertuples():
+            frames.setdefault(str(r.label), []).append(int(r.frame))
+            boxes.setdefault(str(r.label), []).append((r.x, r.y, r.w, r.h))
+        return frames, boxes
+
+    def prototypes(self) -> dict[str, np.ndarray]:
+        """Unit-norm mean gallery embedding of each cluster."""
+        out = {}
+        for key, e in self.clusters().items():
+            m = e.mean(axis=0)
+            out[key] = m / max(np.linalg.norm(m), 1e-12)
+        return out
+
+    def representatives(self, n: int = 4) -> dict[int, np.ndarray]:
+        """Row indices of the n detections closest to each cluster centre."""
+        sim = self.detections["similarity"].to_numpy()
+        out = {}
+        for c in range(self.k):
+            rows = np.flatnonzero(self.labels == c)
+            out[c] = rows[np.argsort(-sim[rows])[:n]]
+        return out
+
+    def write(self, out_dir: str | Path, source: Any = None, padding: float = 0.1, crops_per_cluster: int = 4) -> Path:
+        """Write labels.csv, tracks.txt (MOT: frame,id,x,y,w,h,conf,-1,-1,-1, 1-based), prototypes.npz,
+        summary.json and, given the frame source, crops/<cluster>/ representative crops. Each file is
+        written to a temporary name and renamed."""
+        from ..imaging import crop_box
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+
+        def atomic(name: str, write) -> None:
+            tmp = out / f".{name}.tmp"
+            write(tmp)
+            os.replace(tmp, out / name)
+
+        atomic("labels.csv", lambda p: self.detections.to_csv(p, index=False))
+        mot = self.detections
+        lines = [f"{int(r.frame) + 1},{int(r.label) + 1},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},{r.score:.4f},-1,-1,-1"
+                 for r in mot.itertuples()]
+        atomic("tracks.txt", lambda p: p.write_text("\n".join(lines) + "\n"))
+        if self.embeddings is not None:
+            protos = self.prototypes()
+
+            def save_npz(p: Path) -> None:
+                with open(p, "wb") as fh:
+                    np.savez(fh, **{f"cluster_{k}": v for k, v in protos.items()})
+            atomic("prototypes.npz", save_npz)
+        summary = {"k": self.k, "detections": len(self.detections), "k_scores": self.k_scores,
+                   "cluster_sizes": {str(c): int((self.labels == c).sum()) for c in range(self.k)},
+                   "conflicts": int(self.detections["conflict"].sum()), "timings_s": self.timings,
+                   "head": {k: v for k, v in self.head_info.items() if k not in ("log", "prototypes")}}
+        atomic("summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=float)))
+        if source is not None:
+            reps = self.representatives(crops_per_cluster)
+            wanted = {int(self.detections.at[i, "frame"]): [] for rows in reps.values() for i in rows}
+            for c, rows in reps.items():
+                for i in rows:
+                    wanted[int(self.detections.at[i, "frame"])].append((c, i))
+            for f, img in source.iter_frames(sorted(wanted)):
+                for c, i in wanted[f]:
+                    d = out / "crops" / f"cluster_{c}"
+                    d.mkdir(parents=True, exist_ok=True)
+                    r = self.detections.loc[i]
+                    crop_box(img, (r.x, r.y, r.w, r.h), pad=padding).save(d / f"frame{f:06d}_{i}.jpg", quality=90)
+        return out
+
+
+def cluster_descriptors(descriptors: np.ndarray, detections: pd.DataFrame, config: ClusterConfig = ClusterConfig(),
+                        embeddings: Optional[np.ndarray] = None, identities: Optional[np.ndarray] = None,
+                        progress: bool = False) -> VideoClustering:
+    """Cluster one video's detections from their descriptors (row i of `descriptors` is row i of the
+    sorted detections table). `embeddings` are the gallery-space vectors kept for matching; with
+    `identities` the head is the supervised baseline."""
+    if len(descriptors) != len(detections):
+        raise DataError(f"{len(descriptors)} descriptors for {len(detections)} detections")
+    if len(detections) == 0:
+        raise DataError("no detections to cluster (check the detections file and the score threshold)")
+    if not detections["frame"].is_monotonic_increasing:
+        raise DataError("detections must be sorted by frame (use read_detections / clean_detections)")
+    t = {}
+    groups = frame_groups(detections)
+    max_per_frame = max(len(g) for g in groups)
+    if config.k is not None and config.k > len(detections):
+        raise DataError(f"k={config.k} animals but the video has only {len(detections)} detections")
+    if config.k is not None and config.k < max_per_frame:
+        log.warning("k=%d but up to %d detections share a frame: the extra ones are flagged as conflicts",
+                    config.k, max_per_frame)
+    t0 = time.perf_counter()
+    head_info: dict[str, Any] = {}
+    links = None
+    if config.head.temporal or config.tracklets:
+        links = iou_links(detections, config.head.iou_threshold, config.head.temporal_gap)
+    k_scores: dict[int, float] = {}
+    k = config.k
+    if k is None:  # estimated on the frozen descriptors, before the head (which needs k)
+        base = np.asarray(descriptors, dtype=np.float32)
+        base = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-12)
+        k, k_scores = estimate_k(base, groups, config.k_max, seed=config.seed)
+        log.info("estimated k=%d animals (silhouette by k: %s)", k, k_scores)
+    if config.use_head and len(groups) >= 2:
+        head, head_info = train_head(descriptors, groups, config.head, k=k, scores=detections["score"].to_numpy(),
+                                     links=links, identities=identities, progress=progress)
+        z = head.project(descriptors)
+    else:
+        z = np.asarray(descriptors, dtype=np.float32)
+        z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    t["head_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if head_info.get("prototypes") is not None:  # the head's learned identity prototypes are the centres
+        centres = np.array(head_info["prototypes"], dtype=np.float32)
+    else:
+        centres = kmeans(z, k, n_init=config.n_init, seed=config.seed)
+    tracklets = iou_tracklets(detections, config.head.iou_threshold, config.head.temporal_gap) \
+        if config.tracklets else None
+    if config.constrained:
+        labels, conflict = constrained_assign(z, groups, centres, tracklets, iters=config.refine_iters)
+    else:
+        labels, conflict = (z @ centres.T).argmax(axis=1), np.zeros(len(z), dtype=bool)
+    t["cluster_s"] = time.perf_counter() - t0
+    out = detections.copy()
+    out["label"] = labels
+    out["similarity"] = (z * centres[labels]).sum(axis=1)
+    out["conflict"] = conflict
+    return VideoClustering(out, k, centres, z, embeddings, k_scores, head_info, t)

@@ -1,0 +1,140 @@
+"""Crop descriptors of a video's detections, computed once in batches and cached on disk (memory-mapped).
+
+The cache key covers the frames (file size, time stamps and sampled bytes), the detections, the
+model fingerprint, the descriptor kind and the crop padding, so a re-run reuses the file and any
+change recomputes. A killed run resumes from the last flushed batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..imaging import crop_box, preprocess
+from .frames import FrameSource
+
+log = logging.getLogger(__name__)
+
+KINDS = ("embedding", "backbone")
+
+
+def default_cache_dir() -> Path:
+    """Where descriptors are cached: $REID_HUB_CACHE/descriptors or ~/.cache/reid-hub/descriptors."""
+    root = os.environ.get("REID_HUB_CACHE") or Path.home() / ".cache" / "reid-hub"
+    return Path(root) / "descriptors"
+
+
+def _source_digest(source: FrameSource) -> str:
+    h = hashlib.sha256()
+    files = source.frame_files() if source.is_folder else [source.path]
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    if not source.is_folder:  # sampled bytes, so a re-encoded file of equal size still differs
+        with open(source.path, "rb") as fh:
+            size = source.path.stat().st_size
+            for off in (0, size // 2, max(0, size - (1 << 16))):
+                fh.seek(off)
+                h.update(fh.read(1 << 16))
+    return h.hexdigest()
+
+
+def descriptor_key(source: FrameSource, detections: pd.DataFrame, model_fingerprint: str, kind: str,
+                   padding: float) -> str:
+    """Cache key of one (frames, detections, model, kind, padding) combination."""
+    h = hashlib.sha256()
+    h.update(_source_digest(source).encode())
+    h.update(np.ascontiguousarray(detections[["frame", "x", "y", "w", "h"]].to_numpy(np.float64)).tobytes())
+    h.update(f"{model_fingerprint}:{kind}:{padding:.4f}".encode())
+    return h.hexdigest()[:24]
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def compute_descriptors(source: FrameSource, detections: pd.DataFrame, model, kind: str = "embedding",
+                        padding: float = 0.1, cache_dir: Optional[str | Path] = None, batch_size: int = 32,
+                        progress: bool = False, timings: Optional[dict] = None) -> np.ndarray:
+    """Descriptors (N, D) float32 of every detection row, as a read-only memory map of the cache file.
+
+    `kind` is "embedding" (the re-ID model's output) or "backbone" (its pooled backbone features).
+    `timings`, when given, receives decode_s (decoding and cropping) and embed_s (the model).
+    """
+    import time
+
+    t_start = time.perf_counter()
+    t_model = 0.0
+    if kind not in KINDS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"descriptor kind must be one of {KINDS}, got {kind!r}")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    key = descriptor_key(source, detections, model.fingerprint(), kind, padding)
+    final, partial, progress_file = cache / f"{key}.npy", cache / f"{key}.partial.npy", cache / f"{key}.json"
+    if final.is_file():
+        log.info("descriptors from cache %s", final)
+        if timings is not None:
+            timings.update(decode_s=0.0, embed_s=0.0, cached=True)
+        return np.load(final, mmap_mode="r")
+    n = len(detections)
+    with torch.inference_mode():
+        dim = model.describe(torch.zeros(1, 3, model.config.preprocess.size, model.config.preprocess.size),
+                             raw_features=kind == "backbone").shape[1]
+    done = 0
+    if partial.is_file() and progress_file.is_file():
+        state = json.loads(progress_file.read_text())
+        if state.get("n") == n and state.get("dim") == dim:
+            done = int(state["done"])
+    if done:
+        out = np.load(partial, mmap_mode="r+")
+        log.info("resuming descriptors at %d / %d", done, n)
+    else:
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, dim))
+    frames = detections["frame"].to_numpy()
+    boxes = detections[["x", "y", "w", "h"]].to_numpy()
+    cfg = model.config.preprocess
+    batch: list[torch.Tensor] = []
+    start = done
+    bar = tqdm(total=n, initial=done, disable=not progress, desc="descriptors", unit="crop")
+
+    def flush() -> None:
+        nonlocal start, batch, t_model
+        if batch:
+            t = time.perf_counter()
+            d = model.describe(torch.stack(batch), raw_features=kind == "backbone")
+            t_model += time.perf_counter() - t
+            out[start:start + len(d)] = d
+            start += len(d)
+            bar.update(len(d))
+            batch = []
+            out.flush()
+            _atomic_json(progress_file, {"n": n, "dim": dim, "done": start})
+
+    row = done
+    if done < n:
+        for f, img in source.iter_frames(np.unique(frames[done:])):
+            while row < n and frames[row] == f:
+                batch.append(preprocess(crop_box(img, tuple(boxes[row]), pad=padding), cfg))
+                row += 1
+                if len(batch) >= batch_size:
+                    flush()
+        flush()
+    bar.close()
+    del out
+    os.replace(partial, final)
+    progress_file.unlink(missing_ok=True)
+    if timings is not None:
+        timings.update(decode_s=time.perf_counter() - t_start - t_model, embed_s=t_model, cached=False)
+    return np.load(final, mmap_mode="r")

@@ -1,0 +1,61 @@
+"""One call from a video (or frame folder) and its detections to identities, and on to a gallery."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from ..errors import ConfigError
+from .cluster import ClusterConfig, VideoClustering, cluster_descriptors
+from .descriptors import compute_descriptors
+from .detections import clean_detections, read_detections
+from .frames import FrameSource, open_frames
+
+log = logging.getLogger(__name__)
+
+
+def load_video_detections(video: str | Path, detections: str | Path | pd.DataFrame, fmt: str = "auto",
+                          min_score: float = 0.5) -> tuple[FrameSource, pd.DataFrame]:
+    """The frame source and its validated detections (clipped to the frame, within the frame count)."""
+    source = open_frames(video)
+    size = (source.width, source.height)
+    if isinstance(detections, pd.DataFrame):
+        det = clean_detections(detections, min_score=min_score, frame_size=size, n_frames=source.n_frames)
+    else:
+        det = read_detections(detections, fmt=fmt, min_score=min_score, frame_size=size, n_frames=source.n_frames)
+    return source, det
+
+
+def cluster_video(video: str | Path, detections: str | Path | pd.DataFrame, model: Any,
+                  config: ClusterConfig = ClusterConfig(), fmt: str = "auto", min_score: float = 0.5,
+                  padding: float = 0.1, descriptor: str = "embedding", cache_dir: Optional[str | Path] = None,
+                  batch_size: int = 32, progress: bool = False) -> tuple[VideoClustering, FrameSource]:
+    """Identify every detected animal of a video without labels; returns the clustering and the
+    frame source (for writing crops). Descriptors are cached (see compute_descriptors)."""
+    if not 0 <= padding <= 1:
+        raise ConfigError("padding is a share of the box side in [0, 1]")
+    t0 = time.perf_counter()
+    source, det = load_video_detections(video, detections, fmt, min_score)
+    t_read = time.perf_counter() - t0
+    timings: dict = {}
+    desc = compute_descriptors(source, det, model, kind=descriptor, padding=padding, cache_dir=cache_dir,
+                               batch_size=batch_size, progress=progress, timings=timings)
+    result = cluster_descriptors(desc, det, config, embeddings=desc if descriptor == "embedding" else None,
+                                 progress=progress)
+    result.timings = {"read_detections_s": t_read, "decode_s": timings["decode_s"], "embed_s": timings["embed_s"],
+                      **result.timings, "descriptors_cached": timings["cached"]}
+    return result, source
+
+
+def assign_video(gallery: Any, result: VideoClustering, video_name: str, enroll: bool = True,
+                 species: str = "", threshold: Optional[float] = None) -> list:
+    """Match (and with `enroll`, add) every cluster of a clustered video to the gallery's persistent
+    individuals; see gallery.assign_clip."""
+    from ..gallery import assign_clip
+
+    frames, boxes = result.frames_and_boxes()
+    return assign_clip(gallery, result.clusters(), video=video_name, frames=frames, boxes=boxes, species=species,
+                       threshold=threshold, enroll=enroll)
