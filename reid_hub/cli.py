@@ -1,4 +1,4 @@
-"""The `reid-hub` command line: models, info, embed, train, evaluate, gallery, serve, demo.
+"""The `reid-hub` command line: models, info, embed, train, evaluate, gallery, video, serve, demo.
 
 Every expected failure prints one `error: ...` line on stderr and exits with the code of its
 error type (see reid_hub.errors); unexpected ones exit 70.
@@ -176,6 +176,48 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_video_cluster(args: argparse.Namespace) -> int:
+    import torch
+
+    from .hub import from_pretrained
+    from .video import ClusterConfig, HeadConfig, assign_video, cluster_video
+
+    if args.k is not None and args.k < 1:
+        raise ConfigError("--k must be at least 1")
+    if not 0 <= args.min_score <= 1:
+        raise ConfigError("--min-score lies in [0, 1]")
+    head = HeadConfig(epochs=args.epochs, temporal=args.temporal, pseudo_labels=args.pseudo_labels,
+                      confidence_weighting=not args.no_confidence_weighting)
+    config = ClusterConfig(k=args.k, k_max=args.k_max, use_head=not args.no_head, tracklets=args.tracklets, head=head)
+    model = from_pretrained(args.model)
+    if torch.cuda.is_available():
+        model = model.cuda()
+    result, source = cluster_video(args.video, args.detections, model, config, fmt=args.format,
+                                   min_score=args.min_score, padding=args.padding, cache_dir=args.cache_dir,
+                                   progress=not args.quiet)
+    out = Path(args.out) if args.out else Path(args.video).with_suffix("").parent / (Path(args.video).stem + "_ids")
+    result.write(out, source, padding=args.padding)
+    summary: dict[str, Any] = {"out": str(out), "k": result.k, "detections": len(result.detections),
+                               "cluster_sizes": {str(c): int((result.labels == c).sum()) for c in range(result.k)},
+                               "conflicts": int(result.detections["conflict"].sum()),
+                               "timings_s": {k: round(v, 3) if isinstance(v, float) else v
+                                             for k, v in result.timings.items()}}
+    if result.k_scores:
+        summary["k_silhouette"] = result.k_scores
+    if args.gallery:
+        from .gallery import open_gallery
+
+        gallery = open_gallery(args.gallery, model)
+        try:
+            res = assign_video(gallery, result, video_name=args.video_name or Path(args.video).name,
+                               enroll=not args.match_only, species=args.species or "")
+        finally:
+            gallery.close()
+        summary["assignments"] = [a.__dict__ for a in res]
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .hub import DEFAULT_MODEL
@@ -250,9 +292,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--archive", help=".tar.gz for export/import")
     s.set_defaults(func=_cmd_gallery)
 
+    s = sub.add_parser("video", help="identify every animal of a video without labels")
+    vsub = s.add_subparsers(dest="video_command", required=True)
+    v = vsub.add_parser("cluster", help="cluster a video's detections into k animals (self-supervised head)")
+    v.add_argument("video", help="video file (mp4/avi/mov...) or a folder of frame images")
+    v.add_argument("--detections", required=True, help="MegaDetector JSON, MOT txt, COCO JSON or CSV")
+    v.add_argument("--format", default="auto", choices=["auto", "megadetector", "mot", "coco", "csv"])
+    v.add_argument("--k", type=int, help="number of animals (estimated when left out)")
+    v.add_argument("--k-max", type=int, help="largest k tried when estimating")
+    v.add_argument("--min-score", type=float, default=0.5, help="detection confidence threshold")
+    v.add_argument("--padding", type=float, default=0.1, help="crop padding, share of the box side")
+    v.add_argument("--model", default=DEFAULT_MODEL)
+    v.add_argument("--out", help="output folder (labels.csv, tracks.txt MOT, prototypes.npz, crops/)")
+    v.add_argument("--epochs", type=int, default=20)
+    v.add_argument("--pseudo-labels", default="prototypes", choices=["prototypes", "pairwise"])
+    v.add_argument("--temporal", action="store_true", help="add IoU temporal positives between nearby frames")
+    v.add_argument("--tracklets", action="store_true", help="smooth labels along unambiguous IoU tracklets")
+    v.add_argument("--no-head", action="store_true", help="plain constrained k-means on the descriptors")
+    v.add_argument("--no-confidence-weighting", action="store_true")
+    v.add_argument("--cache-dir", help="descriptor cache (default ~/.cache/reid-hub/descriptors)")
+    v.add_argument("--gallery", help="gallery folder: give the clusters persistent IDs")
+    v.add_argument("--match-only", action="store_true", help="with --gallery: match but do not enroll")
+    v.add_argument("--video-name", help="name of the video in the gallery (default: file name)")
+    v.add_argument("--species", help="species of new individuals")
+    v.add_argument("--quiet", action="store_true", help="no progress bars")
+    v.set_defaults(func=_cmd_video_cluster)
+
     s = sub.add_parser("demo", help="run the default model on the shipped demo video")
     s.add_argument("--model", default=DEFAULT_MODEL)
-    s.add_argument("--frames", type=int, default=200)
+    s.add_argument("--frames", type=int, default=1500, help="frames of the demo clip to use (1500: all)")
     s.set_defaults(func=_cmd_demo)
     return p
 

@@ -307,6 +307,62 @@ def write_results(results: dict[str, Any], out: str | Path) -> tuple[Path, Path]
     return out, plot_results(results, out.with_suffix(".png"))
 
 
-__all__ = ["retrieval_metrics", "auroc", "calibrate_threshold", "open_set_metrics", "embed_table",
+def cluster_accuracy(truth: Sequence[Any], pred: Sequence[Any]) -> float:
+    """Share of items whose cluster maps to their identity under the best one-to-one matching of
+    clusters to identities (the identification accuracy of the video-clustering papers)."""
+    from scipy.optimize import linear_sum_assignment
+
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if len(truth) != len(pred) or len(truth) == 0:
+        raise DataError("truth and prediction must be non-empty and of equal length")
+    ti = np.unique(truth, return_inverse=True)[1]
+    pi = np.unique(pred, return_inverse=True)[1]
+    counts = np.zeros((ti.max() + 1, pi.max() + 1), dtype=np.int64)
+    np.add.at(counts, (ti, pi), 1)
+    r, c = linear_sum_assignment(-counts)
+    return float(counts[r, c].sum() / len(truth))
+
+
+def clustering_metrics(truth: Sequence[Any], pred: Sequence[Any]) -> dict[str, float]:
+    """Identification accuracy after optimal matching, adjusted Rand index and normalized mutual information."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    return {"accuracy": cluster_accuracy(truth, pred), "ari": float(adjusted_rand_score(truth, pred)),
+            "nmi": float(normalized_mutual_info_score(truth, pred))}
+
+
+def idf1(gt: pd.DataFrame, pred: pd.DataFrame, gt_id: str = "identity", pred_id: str = "label",
+         iou_threshold: float = 0.5) -> float:
+    """IDF1 of predicted identities against ground-truth tracks (both tables: frame, x, y, w, h, id).
+
+    Boxes of one frame are paired when their IoU reaches the threshold; IDTP is the largest number of
+    paired detections that a one-to-one mapping of predicted to true identities explains;
+    IDF1 = 2 IDTP / (|gt| + |pred|).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    from .video import box_iou
+
+    if len(gt) == 0 or len(pred) == 0:
+        return 0.0
+    g_ids, g_inv = np.unique(gt[gt_id].astype(str), return_inverse=True)
+    p_ids, p_inv = np.unique(pred[pred_id].astype(str), return_inverse=True)
+    counts = np.zeros((len(g_ids), len(p_ids)), dtype=np.int64)
+    gb, pb = gt[["x", "y", "w", "h"]].to_numpy(), pred[["x", "y", "w", "h"]].to_numpy()
+    p_rows = {f: np.flatnonzero(m) for f, m in ((f, pred["frame"].to_numpy() == f) for f in np.unique(pred["frame"]))}
+    gf = gt["frame"].to_numpy()
+    for f in np.unique(gf):
+        gi, pi = np.flatnonzero(gf == f), p_rows.get(f)
+        if pi is None or not len(pi):
+            continue
+        iou = box_iou(gb[gi], pb[pi])
+        a, b = np.nonzero(iou >= iou_threshold)
+        np.add.at(counts, (g_inv[gi[a]], p_inv[pi[b]]), 1)
+    r, c = linear_sum_assignment(-counts)
+    idtp = counts[r, c].sum()
+    return float(2 * idtp / (len(gt) + len(pred)))
+
+
+__all__ = ["cluster_accuracy", "clustering_metrics", "idf1", "retrieval_metrics", "auroc", "calibrate_threshold", "open_set_metrics", "embed_table",
            "sift_similarity", "evaluate_methods", "evaluate_model", "embedding_scorer", "plot_results",
            "write_results", "machine_info", "RetrievalResult"]

@@ -95,7 +95,7 @@ class ProjectionHead(nn.Module):
     def project(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """Head outputs (N, out_dim) float32 of descriptors, in batches (x may be a memory map)."""
         dev = next(self.parameters()).device
-        out = [self(torch.from_numpy(np.asarray(x[i:i + batch_size], dtype=np.float32)).to(dev)).detach().cpu().numpy()
+        out = [self(torch.from_numpy(np.array(x[i:i + batch_size], dtype=np.float32)).to(dev)).cpu().numpy()
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.linear.out_features), np.float32)
 
