@@ -508,16 +508,21 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
     Each cluster's prototype (mean of its unit embeddings) is scored against every individual
     (best image score); clusters and individuals are matched one-to-one by the Hungarian
     algorithm; a match scoring below the open-set threshold does not count, and every unmatched
-    cluster becomes a new individual. With `enroll`, the cluster's embeddings are added to its
+    cluster becomes a new individual. A gallery without a threshold is calibrated first (and after
+    a first clip has given it two individuals). With `enroll`, the cluster's embeddings are added to its
     individual (skipping ones already there), so re-running the same clip changes nothing.
     """
     from scipy.optimize import linear_sum_assignment
 
     if not clusters:
         raise GalleryError("no clusters to assign")
+    if threshold is None and gallery.threshold is None and len(gallery) > 0:
+        try:
+            log.info("the gallery had no open-set threshold; calibrated: %s", gallery.calibrate())
+        except GalleryError as exc:
+            raise GalleryError(f"the gallery has no open-set threshold and cannot be calibrated yet ({exc}): "
+                               "pass threshold=") from exc
     thr = gallery.threshold if threshold is None else threshold
-    if thr is None and len(gallery) > 0:
-        raise GalleryError("the gallery has no open-set threshold: calibrate it or pass threshold=")
     keys = list(clusters)
     embs = {k: gallery._check(clusters[k]) for k in keys}
     protos = np.stack([e.mean(axis=0) / np.linalg.norm(e.mean(axis=0)) for e in embs.values()])
@@ -566,6 +571,8 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
                        (iid, video, json.dumps([int(f) for f in (frames or {}).get(key, [])]),
                         json.dumps([list(map(float, b)) for b in (boxes or {}).get(key, [])]), sc, time.time()))
         out.append(ClusterAssignment(key, iid, name, sc, new, added))
+    if enroll and gallery.threshold is None and len(gallery.individuals()) >= 2:
+        log.info("open-set threshold calibrated after the first clip: %s", gallery.calibrate())
     return out
 
 

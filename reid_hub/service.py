@@ -35,9 +35,10 @@ class ServiceConfig:
     token: Optional[str] = None  # write endpoints need "Authorization: Bearer <token>" when set
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_video_bytes: int = 200 * 1024 * 1024
 
     def validate(self) -> "ServiceConfig":
-        if self.max_upload_bytes < 1024 or self.max_pixels < 1024:
+        if self.max_upload_bytes < 1024 or self.max_pixels < 1024 or self.max_video_bytes < 1024:
             raise ConfigError("upload limits are too small")
         if self.max_pixels > MAX_IMAGE_PIXELS:
             raise ConfigError(f"max_pixels may not exceed {MAX_IMAGE_PIXELS}")
@@ -238,6 +239,49 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             res = assign_clip(svc.gallery, clusters, video=video, frames={k: m[0] for k, m in meta.items()},
                               boxes={k: m[1] for k, m in meta.items()})
         return {"video": video, "assignments": [a.__dict__ for a in res]}
+
+    @app.post("/clips/cluster", dependencies=[Depends(require_token)])
+    def clip_cluster(video: UploadFile = File(...), detections: UploadFile = File(...),
+                     k: Optional[int] = Form(default=None, ge=1, le=1000), video_name: str = Form(default=""),
+                     assign: bool = Form(default=True), min_score: float = Form(default=0.5, ge=0.0, le=1.0),
+                     detections_format: str = Form(default="auto")) -> dict[str, Any]:
+        """Identify every animal of an uploaded clip without labels (self-supervised head; k estimated
+        when not given) and, with `assign`, give each cluster a persistent gallery ID. Detections:
+        MegaDetector JSON, MOT txt, COCO JSON or CSV (frame,x,y,w,h[,score])."""
+        import tempfile
+
+        from .video import ClusterConfig, assign_video, cluster_video
+
+        name = Path(video.filename or "clip.mp4").name
+        suffix = Path(name).suffix.lower()
+        if suffix not in (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"):
+            raise DataError(f"expected a video file (mp4, avi, mov, mkv, m4v, webm), got {name!r}")
+        with tempfile.TemporaryDirectory() as tmp:
+            vpath = Path(tmp) / f"clip{suffix}"
+            data = video.file.read(cfg.max_video_bytes + 1)
+            if len(data) > cfg.max_video_bytes:
+                raise _TooLarge(f"video larger than {cfg.max_video_bytes} bytes")
+            vpath.write_bytes(data)
+            det_suffix = Path(detections.filename or "d.csv").suffix.lower()
+            dpath = Path(tmp) / f"detections{det_suffix if det_suffix in ('.json', '.txt', '.csv') else '.csv'}"
+            raw = detections.file.read(cfg.max_upload_bytes + 1)
+            if len(raw) > cfg.max_upload_bytes:
+                raise _TooLarge(f"detections larger than {cfg.max_upload_bytes} bytes")
+            dpath.write_bytes(raw)
+            result, _ = cluster_video(vpath, dpath, svc.model, ClusterConfig(k=k), fmt=detections_format,
+                                      min_score=min_score, cache_dir=Path(tmp) / "cache")
+        labels = result.detections
+        out: dict[str, Any] = {
+            "video": video_name or name, "k": result.k, "k_silhouette": result.k_scores,
+            "detections": [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1), int(r.label)]
+                           for r in labels.itertuples()],
+            "cluster_sizes": {str(c): int((labels["label"] == c).sum()) for c in range(result.k)},
+            "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
+        if assign:
+            with svc.lock:
+                res = assign_video(svc.gallery, result, video_name=video_name or name)
+            out["assignments"] = [a.__dict__ for a in res]
+        return out
 
     return app
 

@@ -65,47 +65,34 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             return f"**Error:** {exc}"
         return f"Enrolled **{name}** as `{iid}` (image {image_id})."
 
-    def clip(video_file: Any, detections_file: Any, video_name: str):
-        from reid_hub.gallery import assign_clip
-        from reid_hub.imaging import crop_box
-        from reid_hub.video import iter_frames, read_tracks_csv
+    def clip(video_file: Any, detections_file: Any, k: float, video_name: str):
+        from reid_hub.video import ClusterConfig, assign_video, cluster_video
 
         if video_file is None or detections_file is None:
-            return pd.DataFrame(), None, "Upload a video and its detections CSV (frame,x,y,w,h and track or cluster)."
+            return pd.DataFrame(), None, "Upload a video and its detections (MegaDetector JSON, MOT, COCO or CSV)."
         try:
-            det = read_tracks_csv(detections_file)
-            key = "cluster" if "cluster" in det.columns else "track" if "track" in det.columns else None
-            if key is None:
-                return pd.DataFrame(), None, "The detections need a track or cluster column."
-            frames = sorted(det["frame"].unique())[::max(1, len(det["frame"].unique()) // 60)]
-            groups: dict[str, list] = {}
-            info: dict[str, tuple[list, list]] = {}
-            preview = None
-            for f, img in iter_frames(video_file, frames):
-                for r in det[det["frame"] == f].itertuples():
-                    k = str(getattr(r, key))
-                    groups.setdefault(k, []).append(crop_box(img, (r.x, r.y, r.w, r.h)))
-                    info.setdefault(k, ([], []))[0].append(int(f))
-                    info[k][1].append((r.x, r.y, r.w, r.h))
-                if preview is None:
-                    preview = (f, img)
-            clusters = {k: svc.model.embed(v) for k, v in groups.items()}
+            kk = int(k) if k and k > 0 else None
+            result, source = cluster_video(video_file, detections_file, svc.model, ClusterConfig(k=kk))
             name = video_name.strip() or Path(str(video_file)).name
             with svc.lock:
-                res = assign_clip(svc.gallery, clusters, video=name, frames={k: v[0] for k, v in info.items()},
-                                  boxes={k: v[1] for k, v in info.items()})
+                res = assign_video(svc.gallery, result, video_name=name)
         except ReidHubError as exc:
             return pd.DataFrame(), None, f"**Error:** {exc}"
-        table = pd.DataFrame([{"cluster": a.cluster, "persistent id": a.individual_id, "name": a.display_name,
-                               "new": a.is_new, "score": None if a.score is None else round(a.score, 3),
+        det = result.detections
+        table = pd.DataFrame([{"cluster": a.cluster, "detections": int((det["label"] == int(a.cluster)).sum()),
+                               "persistent id": a.individual_id, "name": a.display_name, "new": a.is_new,
+                               "score": None if a.score is None else round(a.score, 3),
                                "images added": a.images_added} for a in res])
-        f0, img = preview
+        names = {int(a.cluster): a.display_name for a in res}
+        busiest = int(det.groupby("frame").size().idxmax())
+        _, img = next(source.iter_frames([busiest]))
         draw = ImageDraw.Draw(img)
-        ids = {a.cluster: a.display_name for a in res}
-        for r in det[det["frame"] == f0].itertuples():
+        for r in det[det["frame"] == busiest].itertuples():
             draw.rectangle([r.x, r.y, r.x + r.w, r.y + r.h], outline=(255, 64, 64), width=4)
-            draw.text((r.x + 4, r.y + 4), ids.get(str(getattr(r, key)), "?"), fill=(255, 255, 0))
-        return table, img, f"{len(res)} clusters assigned ({sum(a.is_new for a in res)} new)."
+            draw.text((r.x + 4, r.y + 4), names.get(int(r.label), "?"), fill=(255, 255, 0))
+        k_note = "" if kk else f" (k={result.k} estimated)"
+        return table, img, (f"{len(det)} detections in {det['frame'].nunique()} frames, {result.k} animals{k_note}; "
+                            f"{sum(a.is_new for a in res)} new individual(s). Preview: frame {busiest}.")
 
     with gr.Blocks(title="reid-hub: who is this animal?") as ui:
         gr.Markdown(f"# reid-hub\nModel `{svc.model.config.name}` ({svc.model.embedding_dim}-d) and a gallery of "
@@ -128,13 +115,15 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             e_btn.click(enroll, [e_img, e_name, e_species], e_out)
         with gr.Tab("Clip"):
             c_video = gr.File(label="Video (mp4/avi/mov)", type="filepath")
-            c_det = gr.File(label="Detections CSV: frame,x,y,w,h,track|cluster", type="filepath")
+            c_det = gr.File(label="Detections: MegaDetector JSON, MOT txt, COCO JSON or CSV (frame,x,y,w,h)",
+                            type="filepath")
+            c_k = gr.Number(value=0, precision=0, label="Number of animals (0: estimate)")
             c_name = gr.Textbox(label="Clip name (default: file name)")
-            c_btn = gr.Button("Assign persistent IDs", variant="primary")
+            c_btn = gr.Button("Identify and assign persistent IDs", variant="primary")
             c_msg = gr.Markdown()
             c_table = gr.Dataframe(label="Clusters -> persistent IDs")
             c_prev = gr.Image(label="Annotated preview")
-            c_btn.click(clip, [c_video, c_det, c_name], [c_table, c_prev, c_msg])
+            c_btn.click(clip, [c_video, c_det, c_k, c_name], [c_table, c_prev, c_msg])
     return ui
 
 

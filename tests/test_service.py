@@ -141,6 +141,7 @@ def test_clip_assign_over_http_is_idempotent(server):
     first = c.post("/clips/assign", data={"video": "clipA"}, files=files)
     assert first.status_code == 200, first.text
     second = c.post("/clips/assign", data={"video": "clipA"}, files=files)
+    assert second.status_code == 200, second.text
     a1 = {a["cluster"]: a["individual_id"] for a in first.json()["assignments"]}
     a2 = {a["cluster"]: a["individual_id"] for a in second.json()["assignments"]}
     assert a1 == a2 and all(a["images_added"] == 0 for a in second.json()["assignments"])
@@ -176,3 +177,31 @@ def test_gradio_page_searches_in_a_real_browser(server, tmp_path):
         browser.close()
     assert "score" in verdict and "Scarlet" in verdict
     assert (tmp_path / "ui.png").stat().st_size > 5000
+
+
+def test_clip_cluster_over_http_identifies_and_assigns(server, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_video import write_moving_animals
+
+    video, det = write_moving_animals(tmp_path, k=3, frames=8, as_video=True)
+    files = [("video", ("clip.mp4", video.read_bytes(), "video/mp4")),
+             ("detections", ("d.csv", (tmp_path / "detections.csv").read_bytes(), "text/csv"))]
+    c = httpx.Client(base_url=server, timeout=120, headers=AUTH)
+    r = c.post("/clips/cluster", data={"k": "3", "video_name": "clipB"}, files=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["k"] == 3 and len(body["detections"]) == 24 and len(body["assignments"]) == 3
+    per_frame = {}
+    for f, *_, label in body["detections"]:
+        per_frame.setdefault(f, []).append(label)
+    assert all(len(set(v)) == len(v) for v in per_frame.values())
+    too_many = c.post("/clips/cluster", data={"k": "30"}, files=files)
+    assert too_many.status_code == 422 and "k=30" in too_many.json()["detail"]
+    not_video = c.post("/clips/cluster", files=[("video", ("x.txt", b"hello", "text/plain")), files[1]])
+    assert not_video.status_code == 422
+    corrupt = c.post("/clips/cluster", files=[("video", ("x.mp4", b"not a video at all", "video/mp4")), files[1]])
+    assert corrupt.status_code == 422 and corrupt.json()["error"] == "DataError"
+    no_token = httpx.post(server + "/clips/cluster", files=files, timeout=60)
+    assert no_token.status_code == 401

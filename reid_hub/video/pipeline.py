@@ -53,15 +53,9 @@ def cluster_video(video: str | Path, detections: str | Path | pd.DataFrame, mode
 def assign_video(gallery: Any, result: VideoClustering, video_name: str, enroll: bool = True,
                  species: str = "", threshold: Optional[float] = None) -> list:
     """Match (and with `enroll`, add) every cluster of a clustered video to the gallery's persistent
-    individuals; see gallery.assign_clip. A gallery without an open-set threshold is calibrated first
-    (and once the first clip has given it two individuals)."""
+    individuals; see gallery.assign_clip."""
     from ..gallery import assign_clip
 
-    if threshold is None and gallery.threshold is None and len(gallery):
-        log.info("calibrating the gallery's open-set threshold: %s", gallery.calibrate())
     frames, boxes = result.frames_and_boxes()
-    out = assign_clip(gallery, result.clusters(), video=video_name, frames=frames, boxes=boxes, species=species,
-                      threshold=threshold, enroll=enroll)
-    if enroll and gallery.threshold is None and len(gallery.individuals()) >= 2:
-        log.info("calibrating the gallery's open-set threshold: %s", gallery.calibrate())
-    return out
+    return assign_clip(gallery, result.clusters(), video=video_name, frames=frames, boxes=boxes, species=species,
+                       threshold=threshold, enroll=enroll)
