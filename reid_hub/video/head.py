@@ -80,12 +80,15 @@ class ProjectionHead(nn.Module):
     def init_from(self, x: np.ndarray, seed: int = 0) -> None:
         """Centre on the descriptors' mean and start P at their top principal directions."""
         rng = np.random.default_rng(seed)
-        sample = np.asarray(x[np.sort(rng.choice(len(x), min(len(x), 20000), replace=False))], dtype=np.float32)
+        sample = np.asarray(x[np.sort(rng.choice(len(x), min(len(x), 20000), replace=False))], dtype=np.float64)
         mean = sample.mean(axis=0)
-        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+        centred = sample - mean
+        _, vecs = np.linalg.eigh(centred.T @ centred)  # eigh of the scatter matrix: robust to duplicates
+        vt = vecs[:, ::-1].T
         p = np.zeros((self.linear.out_features, sample.shape[1]), dtype=np.float32)
-        p[:min(len(vt), len(p))] = vt[:len(p)]
-        self.mean.copy_(torch.from_numpy(mean))
+        n = min(len(vt), len(p))
+        p[:n] = vt[:n]
+        self.mean.copy_(torch.from_numpy(mean.astype(np.float32)))
         self.linear.weight.copy_(torch.from_numpy(p))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
