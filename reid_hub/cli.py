@@ -41,24 +41,37 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_embed(args: argparse.Namespace) -> int:
+def _image_table(images: Sequence[str]):
+    """A data table of plain image files (no identities)."""
     import pandas as pd
 
+    missing = [p for p in images if not Path(p).is_file()]
+    if missing:
+        raise ConfigError(f"no such file: {missing[0]}")
+    return pd.DataFrame({"image_id": [str(p) for p in images], "image": [str(p) for p in images],
+                         "identity": "", "species": "", "bbox": None, "dataset": "cli", "label": ""})
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
     from . import data as rdata
     from .evaluate import embed_table
     from .hub import from_pretrained
 
     if not args.images and not args.data:
         raise ConfigError("give image files or --data sources")
+    if args.engine:  # sharded, resumable output folder; Ray Data or in-process
+        from .distributed import EmbedJob, embed_collection
+
+        job = EmbedJob(args.model, args.out, engine=args.engine, batch_size=args.batch_size, workers=args.workers,
+                       gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address)
+        df = rdata.load_sources(args.data) if args.data else _image_table(args.images)
+        print(json.dumps(embed_collection(df, job, progress=not args.quiet), indent=2, default=str))
+        return 0
     model = from_pretrained(args.model)
     if args.data:
         df = rdata.load_sources(args.data)
     else:
-        missing = [p for p in args.images if not Path(p).is_file()]
-        if missing:
-            raise ConfigError(f"no such file: {missing[0]}")
-        df = pd.DataFrame({"image_id": [str(p) for p in args.images], "image": [str(p) for p in args.images],
-                           "identity": "", "species": "", "bbox": None, "dataset": "cli", "label": ""})
+        df = _image_table(args.images)
     emb = embed_table(model, df, batch_size=args.batch_size, progress=not args.quiet)
     path = rdata.write_embeddings_parquet(args.out, df, emb, model.config.name, model.fingerprint())
     print(f"wrote {len(emb)} embeddings of dim {emb.shape[1]} to {path}")
@@ -237,8 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="*")
     s.add_argument("--data", nargs="*", help="dataset folders instead of image files")
     s.add_argument("--model", default=DEFAULT_MODEL)
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="a .parquet file, or with --engine a folder of shards")
     s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--engine", choices=["local", "ray"],
+                   help="sharded, resumable output with an errors table; 'ray' runs on Ray Data")
+    s.add_argument("--workers", type=int, help="Ray actors (default: one per CPU, or per GPU)")
+    s.add_argument("--gpus-per-worker", type=float, default=0.0)
+    s.add_argument("--ray-address", help="join a running Ray cluster ('auto' or host:port); default: local Ray")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_embed)
 
