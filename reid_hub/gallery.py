@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS sightings (
 """
 
 
-INDEX_KINDS = ("flat", "ivf", "hnsw", "auto")
+INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "auto")
+IVFPQ_MIN_VECTORS = 10_000  # below this a PQ codebook cannot be trained well: the index stays exact
 
 
 def _num_gpus() -> int:
@@ -65,6 +66,19 @@ def _faiss_search(index: faiss.Index, q: np.ndarray, depth: int) -> tuple[np.nda
         return index.search(q, depth)
     finally:
         faiss.omp_set_num_threads(threads)
+
+
+def _index_ids(index: faiss.Index) -> np.ndarray:
+    """Every id an index holds: its id map, or the ids stored in its IVF lists."""
+    if hasattr(index, "id_map"):
+        return faiss.vector_to_array(index.id_map)
+    ivf = faiss.extract_index_ivf(index) if not isinstance(index, faiss.IndexFlat) else None
+    if ivf is None:
+        return np.arange(index.ntotal, dtype=np.int64)
+    lists = ivf.invlists
+    out = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+           for i in range(ivf.nlist) if lists.list_size(i)]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
 
 def _vec_hash(e: np.ndarray) -> str:
@@ -164,13 +178,21 @@ class Gallery:
         """The index the gallery asks for: flat, ivf, hnsw, or auto (flat below `auto_threshold` images, IVF above)."""
         return self._meta().get("index_kind", "flat")
 
-    def set_index_kind(self, kind: str, auto_threshold: int = 100_000) -> None:
-        """Choose the index kind and rebuild the index from the database."""
+    @property
+    def on_disk(self) -> bool:
+        """Whether the index's inverted lists are memory-mapped from disk instead of loaded (IVF kinds)."""
+        return bool(self._meta().get("index_on_disk", False))
+
+    def set_index_kind(self, kind: str, auto_threshold: int = 100_000, on_disk: bool = False) -> None:
+        """Choose the index kind (and, for IVF kinds, memory-mapped inverted lists) and rebuild the
+        index from the database. ivfpq compresses each vector to dim/8 bytes; search re-ranks its
+        shortlist with the exact vectors, so scores (and the open-set threshold) stay exact."""
         if kind not in INDEX_KINDS:
             raise ConfigError(f"index kind must be one of {INDEX_KINDS}, got {kind!r}")
         with self._tx():
             self._set_meta("index_kind", kind)
             self._set_meta("auto_threshold", int(auto_threshold))
+            self._set_meta("index_on_disk", bool(on_disk))
         self.index = self._rebuild_index()
 
     def _base_kind(self, n: int) -> str:
@@ -186,6 +208,14 @@ class Gallery:
             base = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
             base.hnsw.efConstruction = 80
             base.hnsw.efSearch = 128
+        elif kind == "ivfpq" and n >= IVFPQ_MIN_VECTORS:
+            nlist = int(max(8, min(4 * np.sqrt(n), n // 39)))
+            m = next(c for c in (self.dim // 8, self.dim // 4, self.dim // 2, self.dim) if c and self.dim % c == 0)
+            base = faiss.IndexIVFPQ(faiss.IndexFlatIP(self.dim), self.dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            base.train(vectors[rng.choice(n, size=min(n, max(64 * nlist, 20_000)), replace=False)])
+            base.nprobe = max(16, nlist // 8)
+            return base  # IVF lists keep the ids themselves: no id map in RAM
         elif kind == "ivf" and n >= 64:
             nlist = int(max(8, min(4 * np.sqrt(n), n // 39)))
             base = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -201,7 +231,7 @@ class Gallery:
         """The index to search: a GPU copy when faiss-gpu sees a GPU and the index is flat, else the index."""
         if self._gpu_cache is not None and self._gpu_cache[0] == self.index.ntotal:
             return self._gpu_cache[1]
-        if _num_gpus() > 0 and isinstance(faiss.downcast_index(self.index.index), faiss.IndexFlat):
+        if _num_gpus() > 0 and self._current_base_kind() == "flat":
             res = faiss.StandardGpuResources()
             gpu = faiss.index_cpu_to_gpu(res, 0, self.index)
             self._gpu_cache = (self.index.ntotal, gpu, res)
@@ -213,9 +243,9 @@ class Gallery:
         ids = np.array([r[0] for r in self.db.execute("SELECT id FROM images ORDER BY id")], dtype=np.int64)
         if path.is_file():
             try:
-                index = faiss.read_index(str(path))
-                stored = faiss.vector_to_array(index.id_map) if hasattr(index, "id_map") else None
-                if index.d == self.dim and stored is not None and np.array_equal(np.sort(stored), ids):
+                index = self._read_index_file()
+                stored = _index_ids(index)
+                if index.d == self.dim and np.array_equal(np.sort(stored), ids):
                     return index
                 log.warning("index of %s disagrees with its database: rebuilding", self.folder)
             except RuntimeError:
@@ -230,7 +260,24 @@ class Gallery:
             index.add_with_ids(vecs, np.array([r[0] for r in rows], dtype=np.int64))
         self._write_index(index)
         self._gpu_cache = None
+        if self.on_disk and not isinstance(index, faiss.IndexIDMap2):
+            return self._read_index_file()
         return index
+
+    def _read_index_file(self) -> faiss.Index:
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if self.on_disk else 0
+        return faiss.read_index(str(self._index_path()), flags)
+
+    def _writable_index(self) -> faiss.Index:
+        """The index to add to: itself, or a RAM copy when its lists are memory-mapped (read-only)."""
+        return faiss.read_index(str(self._index_path())) if self.on_disk and self._current_base_kind() != "flat" \
+            else self.index
+
+    def _commit_index(self, index: faiss.Index) -> None:
+        """Write a changed index and make it current (memory-mapped again when on disk)."""
+        self._write_index(index)
+        self.index = self._read_index_file() if self.on_disk and not isinstance(index, faiss.IndexIDMap2) else index
+        self._gpu_cache = None
 
     def _write_index(self, index: faiss.Index) -> None:
         tmp = self.folder / f".index.faiss.{os.getpid()}.tmp"
@@ -301,11 +348,12 @@ class Gallery:
                      json.dumps(list(boxes[k])) if boxes is not None and boxes[k] is not None else None,
                      video, int(frames[k]) if frames is not None else None, now, e[k].tobytes(), now))
                 ids.append(int(cur.lastrowid))
-            self.index.add_with_ids(e, np.array(ids, dtype=np.int64))
+            index = self._writable_index()
+            index.add_with_ids(e, np.array(ids, dtype=np.int64))
             try:
-                self._write_index(self.index)
+                self._commit_index(index)
             except Exception:
-                self.index.remove_ids(np.array(ids, dtype=np.int64))
+                index.remove_ids(np.array(ids, dtype=np.int64))
                 raise
         if self.index_kind == "auto" and self._base_kind(len(self)) != self._current_base_kind():
             self.index = self._rebuild_index()
@@ -329,8 +377,12 @@ class Gallery:
         return p if p.is_file() else None
 
     def _current_base_kind(self) -> str:
-        base = faiss.downcast_index(self.index.index)
-        return "hnsw" if isinstance(base, faiss.IndexHNSW) else "ivf" if isinstance(base, faiss.IndexIVF) else "flat"
+        base = faiss.downcast_index(self.index.index if hasattr(self.index, "id_map") else self.index)
+        if isinstance(base, faiss.IndexHNSW):
+            return "hnsw"
+        if isinstance(base, faiss.IndexIVFPQ):
+            return "ivfpq"
+        return "ivf" if isinstance(base, faiss.IndexIVF) else "flat"
 
     def _remove_from_index(self, ids: np.ndarray) -> None:
         """Drop ids from the index: in place for flat indexes, by a rebuild from the database otherwise."""
@@ -364,10 +416,11 @@ class Gallery:
             db.executemany(
                 "INSERT INTO images (id, individual_id, source, sha256, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [(int(ids[k]), known[str(labels[k])], src[k], _vec_hash(e[k]), e[k].tobytes(), now) for k in range(len(e))])
-            if self._current_base_kind() == "flat" and self._base_kind(len(self) + len(e)) == "flat":
-                self.index.add_with_ids(e, ids)
-                self._write_index(self.index)
-                self._gpu_cache = None
+            if self._current_base_kind() == self._base_kind(len(self) + len(e)) and \
+                    self._current_base_kind() in ("flat", "ivfpq"):  # IVF-PQ: codebooks from the first build
+                index = self._writable_index()
+                index.add_with_ids(e, ids)
+                self._commit_index(index)
             else:
                 self.index = self._rebuild_index()
         return len(e)
@@ -424,6 +477,8 @@ class Gallery:
         q = self._check(embeddings)
         depth = min(len(self), max(50, k * images_per_match * 4))
         scores, ids = _faiss_search(self._searcher(), q, depth)
+        if self._current_base_kind() == "ivfpq":
+            scores, ids = self._rerank_exact(q, ids)
         rows = self._image_rows(np.unique(ids[ids >= 0]))
         thr = self.threshold
         out = []
@@ -441,6 +496,22 @@ class Gallery:
             is_new = bool(thr is not None and (not ranked or ranked[0].score < thr))
             out.append(SearchResult(ranked, is_new, thr))
         return out
+
+    def _rerank_exact(self, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner products of each query's shortlist (vectors from the database), best first."""
+        wanted = [int(i) for i in np.unique(ids[ids >= 0])]
+        vec: dict[int, np.ndarray] = {}
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            vec.update((r[0], np.frombuffer(r[1], dtype=np.float32)) for r in self.db.execute(
+                f"SELECT id, embedding FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+        for r in range(len(ids)):
+            for c, i in enumerate(ids[r]):
+                if int(i) in vec:
+                    scores[r, c] = float(q[r] @ vec[int(i)])
+        order = np.argsort(-scores, axis=1)
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
 
     def _image_rows(self, ids: np.ndarray) -> dict[int, tuple]:
         rows: dict[int, tuple] = {}

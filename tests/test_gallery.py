@@ -250,3 +250,37 @@ def test_ingest_bulk_loads_labelled_embeddings(tmp_path):
     assert best.display_name == "a1" and best.score == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(DataError):
         g.ingest(["a"], unit(rng, 2))
+
+
+def test_ivfpq_gallery_on_disk_keeps_exact_scores_and_stays_writable(tmp_path):
+    from reid_hub.gallery import IVFPQ_MIN_VECTORS
+
+    rng = np.random.default_rng(0)
+    d, n = 32, IVFPQ_MIN_VECTORS + 2000
+    centres = rng.normal(size=(n // 4, d)).astype(np.float32)
+    x = np.repeat(centres, 4, axis=0) + 0.4 * rng.normal(size=(n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = [f"ind{k // 4}" for k in range(n)]
+    exact = Gallery(tmp_path / "flat", "m", "fp", d)
+    exact.ingest(labels, x)
+    g = Gallery(tmp_path / "pq", "m", "fp", d)
+    g.set_index_kind("ivfpq", on_disk=True)
+    g.ingest(labels, x)
+    assert g._current_base_kind() == "ivfpq" and g.index.ntotal == n
+    q = x[rng.choice(n, 50, replace=False)] + 0.05 * rng.normal(size=(50, d)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    a, b = exact.search(q, k=3), g.search(q, k=3)
+    agree = np.mean([ra.matches[0].display_name == rb.matches[0].display_name for ra, rb in zip(a, b)])
+    assert agree >= 0.9
+    for ra, rb in zip(a, b):  # scores are re-ranked with the exact vectors: identical where the match agrees
+        if ra.matches[0].display_name == rb.matches[0].display_name:
+            assert rb.matches[0].score == pytest.approx(ra.matches[0].score, abs=1e-5)
+    iid = g.add_individual("newcomer")
+    g.enroll(iid, q[:1])  # the memory-mapped lists are read-only: enroll goes through a RAM copy
+    assert g.search(q[:1], k=1)[0].matches[0].display_name == "newcomer"
+    g.delete_individual(iid)
+    g.close()
+    reopened = Gallery(tmp_path / "pq", "m", "fp", d)
+    assert reopened.index.ntotal == n and reopened.on_disk and reopened._current_base_kind() == "ivfpq"
+    reopened.close()
+    exact.close()
