@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test candidates evaluate bench clean space
+.PHONY: install demo test candidates evaluate bench report clean space
 
 install: $(STAMP)
 
@@ -40,3 +40,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# the performance report (throughput local vs Ray, search vs size per index kind, video cost): JSON + PNG
+report: install
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/scale_report.py
