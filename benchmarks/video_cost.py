@@ -57,6 +57,15 @@ def write_synthetic_video(path: Path, n_detections: int, k: int = 4, size=(320, 
     return path
 
 
+def peak_rss_mb() -> float:
+    """High-water resident memory of this process image (VmHWM; ru_maxrss would include the parent's
+    peak, inherited across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(n: int, model_name: str, workdir: Path) -> dict:
     """Run the whole pipeline once on an n-detection synthetic video; report stages and peak RSS."""
     from reid_hub import from_pretrained
@@ -64,7 +73,7 @@ def child(n: int, model_name: str, workdir: Path) -> dict:
     from reid_hub.video import ClusterConfig, cluster_video
 
     video = write_synthetic_video(workdir / f"synthetic_{n}.mp4", n)
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_start = peak_rss_mb()
     model = create_model("tiny-test") if model_name == "tiny-test" else from_pretrained(model_name)
     t0 = time.perf_counter()
     res, _ = cluster_video(video, video.with_suffix(".csv"), model, ClusterConfig(k=4), min_score=0.0,
@@ -75,7 +84,7 @@ def child(n: int, model_name: str, workdir: Path) -> dict:
     return {"detections": n, "model": model_name, "total_s": total,
             "per_1000_detections_s": {k: v * 1000 / n for k, v in res.timings.items() if isinstance(v, float)},
             "stages_s": {k: v for k, v in res.timings.items() if isinstance(v, float)},
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mb(),
             "rss_after_imports_mb": rss_start,
             "accuracy": cluster_accuracy(res.detections["identity"].to_numpy(), res.labels)}
 
@@ -99,7 +108,7 @@ def epoch_costs(model_name: str, timed_steps: int) -> dict:
     groups = frame_groups(det)
     cfg = HeadConfig(epochs=1, max_steps=10 ** 9)
     torch.set_num_threads(os.cpu_count() or 1)
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_before = peak_rss_mb()
     _, info = train_head(desc, groups, cfg, k=2)
     head_epoch = info["seconds"]
     steps_per_epoch = info["steps"]
@@ -139,8 +148,8 @@ def epoch_costs(model_name: str, timed_steps: int) -> dict:
             "contrastive_timed_steps": timed_steps,
             "ratio_contrastive_over_head_epoch": contrastive_epoch / head_epoch,
             "ratio_contrastive_over_head_first_epoch_incl_extraction": contrastive_epoch / (head_epoch + extract),
-            "peak_rss_mb_contrastive_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "peak_rss_mb_before_baseline": peak_before / 1024}
+            "peak_rss_mb_contrastive_process": peak_rss_mb(),
+            "peak_rss_mb_before_baseline": peak_before}
 
 
 def main() -> None:

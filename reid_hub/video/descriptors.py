@@ -64,7 +64,7 @@ def _atomic_json(path: Path, data: dict) -> None:
 
 
 def compute_descriptors(source: FrameSource, detections: pd.DataFrame, model, kind: str = "embedding",
-                        padding: float = 0.1, cache_dir: Optional[str | Path] = None, batch_size: int = 32,
+                        padding: float = 0.1, cache_dir: Optional[str | Path] = None, batch_size: int = 16,
                         progress: bool = False, timings: Optional[dict] = None) -> np.ndarray:
     """Descriptors (N, D) float32 of every detection row, as a read-only memory map of the cache file.
 

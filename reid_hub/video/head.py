@@ -170,9 +170,14 @@ def train_head(descriptors: np.ndarray, groups: Sequence[np.ndarray], config: He
     if use_protos:
         from .cluster import constrained_assign, kmeans  # the same clustering the inference uses
 
-        z0 = head.project(descriptors)
+        init_groups = groups if len(groups) <= 4000 else \
+            [groups[i] for i in np.sort(rng.choice(len(groups), 4000, replace=False))]  # bounded memory
+        init_rows = np.concatenate(init_groups)
+        local_groups = np.split(np.arange(len(init_rows)), np.cumsum([len(g) for g in init_groups])[:-1])
+        z0 = head.project(descriptors[init_rows])
         start = kmeans(z0, k, n_init=3, seed=config.seed)
-        constrained_assign(z0, groups, start, iters=10)  # refines `start` in place under the frame constraint
+        constrained_assign(z0, local_groups, start, iters=10)  # refines `start` in place under the frame constraint
+        del z0
         protos = nn.Parameter(torch.from_numpy(start).to(dev))
         proto_loss = SigmoidPairLoss().to(dev)
         params += [protos] + list(proto_loss.parameters())

@@ -32,7 +32,7 @@ def load_video_detections(video: str | Path, detections: str | Path | pd.DataFra
 def cluster_video(video: str | Path, detections: str | Path | pd.DataFrame, model: Any,
                   config: ClusterConfig = ClusterConfig(), fmt: str = "auto", min_score: float = 0.5,
                   padding: float = 0.1, descriptor: str = "embedding", cache_dir: Optional[str | Path] = None,
-                  batch_size: int = 32, progress: bool = False) -> tuple[VideoClustering, FrameSource]:
+                  batch_size: int = 16, progress: bool = False) -> tuple[VideoClustering, FrameSource]:
     """Identify every detected animal of a video without labels; returns the clustering and the
     frame source (for writing crops). Descriptors are cached (see compute_descriptors)."""
     if not 0 <= padding <= 1:
