@@ -231,6 +231,25 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_video_embed(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .distributed import EmbedJob, embed_videos
+
+    table = Path(args.table)
+    if not table.is_file():
+        raise ConfigError(f"no such table: {table}")
+    videos = pd.read_csv(table)
+    if not {"video", "detections"} <= set(videos.columns):
+        raise ConfigError(f"{table} needs the columns video,detections[,name]")
+    for col in ("video", "detections"):  # relative paths are relative to the table
+        videos[col] = [str(p) if Path(p).is_absolute() else str(table.parent / p) for p in videos[col]]
+    job = EmbedJob(args.model, args.out, engine=args.engine, workers=args.workers, ray_address=args.ray_address,
+                   gpus_per_worker=args.gpus_per_worker)
+    print(json.dumps(embed_videos(videos, job, padding=args.padding, min_score=args.min_score), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .hub import DEFAULT_MODEL
@@ -336,6 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--species", help="species of new individuals")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=_cmd_video_cluster)
+    v = vsub.add_parser("embed", help="crop descriptors of many videos (Ray or local), one Parquet per video")
+    v.add_argument("table", help="CSV with columns video,detections[,name]")
+    v.add_argument("--out", required=True)
+    v.add_argument("--model", default=DEFAULT_MODEL)
+    v.add_argument("--engine", choices=["local", "ray"], default="local")
+    v.add_argument("--workers", type=int)
+    v.add_argument("--gpus-per-worker", type=float, default=0.0)
+    v.add_argument("--ray-address")
+    v.add_argument("--padding", type=float, default=0.1)
+    v.add_argument("--min-score", type=float, default=0.5)
+    v.set_defaults(func=_cmd_video_embed)
 
     s = sub.add_parser("demo", help="run the default model on the shipped demo video")
     s.add_argument("--model", default=DEFAULT_MODEL)

@@ -1,4 +1,5 @@
-"""Embedding large collections on Ray Data (or in-process with the same code), into sharded Parquet.
+"""Embedding large collections (images, or the detections of many videos) on Ray Data, or in-process
+with the same code, into sharded Parquet.
 
 `EmbedBatch` is the stateful callable Ray runs in its actors (one model per actor); the local engine
 calls the very same class. Output folder:
@@ -128,13 +129,16 @@ def _check_manifest(out: Path, model_name: str, fingerprint: str, dim: int) -> N
     os.replace(tmp, path)
 
 
-def _local_batches(todo: pd.DataFrame, job: EmbedJob) -> Iterator[pd.DataFrame]:
-    fn = EmbedBatch(job.model, job.batch_size)
-    for start in range(0, len(todo), job.batch_size):
-        yield fn(todo.iloc[start:start + job.batch_size])
+def _local_batches(todo: pd.DataFrame, job: EmbedJob, fn_cls: type = None, kwargs: Optional[dict] = None,
+                   batch_size: Optional[int] = None) -> Iterator[pd.DataFrame]:
+    fn = (fn_cls or EmbedBatch)(**(kwargs or {"model": job.model, "batch_size": job.batch_size}))
+    step = batch_size or job.batch_size
+    for start in range(0, len(todo), step):
+        yield fn(todo.iloc[start:start + step])
 
 
-def _ray_batches(todo: pd.DataFrame, job: EmbedJob) -> Iterator[pd.DataFrame]:
+def _ray_batches(todo: pd.DataFrame, job: EmbedJob, fn_cls: type = None, kwargs: Optional[dict] = None,
+                 batch_size: Optional[int] = None) -> Iterator[pd.DataFrame]:
     import ray
 
     if not ray.is_initialized():
@@ -142,9 +146,10 @@ def _ray_batches(todo: pd.DataFrame, job: EmbedJob) -> Iterator[pd.DataFrame]:
                  ignore_reinit_error=True, num_cpus=None if job.ray_address else os.cpu_count())
     workers = job.workers or max(1, int(ray.available_resources().get(
         "GPU" if job.gpus_per_worker else "CPU", 1) // max(job.gpus_per_worker or job.cpus_per_worker, 1e-9)))
-    ds = ray.data.from_pandas(todo.astype({"bbox": object}))
-    ds = ds.map_batches(EmbedBatch, fn_constructor_kwargs={"model": job.model, "batch_size": job.batch_size},
-                        batch_size=job.batch_size, batch_format="pandas", concurrency=workers,
+    ds = ray.data.from_pandas(todo.astype({"bbox": object}) if "bbox" in todo else todo)
+    ds = ds.map_batches(fn_cls or EmbedBatch,
+                        fn_constructor_kwargs=kwargs or {"model": job.model, "batch_size": job.batch_size},
+                        batch_size=batch_size or job.batch_size, batch_format="pandas", concurrency=workers,
                         num_cpus=job.cpus_per_worker, num_gpus=job.gpus_per_worker or None)
     yield from ds.iter_batches(batch_size=None, batch_format="pandas")
 
@@ -211,6 +216,77 @@ def embed_collection(df: pd.DataFrame, job: EmbedJob, progress: bool = True) -> 
             "seconds": seconds, "engine": job.engine, "out_dir": str(out), "job": asdict(job)}
 
 
+class DescribeVideos:
+    """Stateful callable: the crop descriptors of each (video, detections) row into
+    <out>/videos/<name>.parquet (frame, x, y, w, h, score, track, embedding); a video that fails is
+    an error row, never a failed job."""
+
+    def __init__(self, model: str, out_dir: str, padding: float = 0.1, min_score: float = 0.5,
+                 batch_size: int = 16) -> None:
+        import torch
+
+        from .hub import from_pretrained
+
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+        self.model = from_pretrained(model)
+        self.model.to("cuda" if torch.cuda.is_available() else "cpu")
+        self.out, self.padding, self.min_score, self.batch_size = Path(out_dir), padding, min_score, batch_size
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .video import compute_descriptors, load_video_detections
+
+        rows = []
+        for r in batch.to_dict("records"):
+            try:
+                source, det = load_video_detections(r["video"], r["detections"], min_score=self.min_score)
+                desc = np.asarray(compute_descriptors(source, det, self.model, padding=self.padding,
+                                                      cache_dir=self.out / "cache", batch_size=self.batch_size))
+                table = pa.Table.from_pandas(det[["frame", "x", "y", "w", "h", "score", "track"]], preserve_index=False)
+                table = table.append_column("embedding", pa.FixedSizeListArray.from_arrays(
+                    pa.array(desc.reshape(-1)), desc.shape[1]))
+                path = self.out / "videos" / f"{r['name']}.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.tmp")
+                pq.write_table(table, tmp)
+                os.replace(tmp, path)
+                rows.append((r["name"], len(det), None))
+            except Exception as exc:  # recorded, the other videos go on
+                rows.append((r["name"], 0, f"{type(exc).__name__}: {exc}"))
+        return pd.DataFrame(rows, columns=["name", "detections", "error"])
+
+
+def embed_videos(videos: pd.DataFrame, job: EmbedJob, padding: float = 0.1, min_score: float = 0.5) -> dict[str, Any]:
+    """Crop descriptors of many videos (a table with columns video, detections[, name]) on Ray or
+    in-process, one Parquet file per video under <out>/videos/; videos already done are skipped and
+    failures go to <out>/video_errors.parquet."""
+    t0 = time.perf_counter()
+    out = Path(job.out_dir)
+    videos = videos.copy()
+    if "name" not in videos:
+        videos["name"] = [Path(str(v)).stem for v in videos["video"]]
+    if videos["name"].duplicated().any():
+        raise ConfigError("video names must be unique (give a name column)")
+    todo = videos[[not (out / "videos" / f"{n}.parquet").is_file() for n in videos["name"]]]
+    todo = todo.astype({"video": str, "detections": str}).reset_index(drop=True)
+    kwargs = {"model": job.model, "out_dir": str(out), "padding": padding, "min_score": min_score,
+              "batch_size": job.batch_size}
+    results = []
+    if len(todo):
+        run = _ray_batches if job.engine == "ray" else _local_batches
+        results = list(run(todo[["video", "detections", "name"]], job, DescribeVideos, kwargs, batch_size=1))
+    res = pd.concat(results, ignore_index=True) if results else pd.DataFrame(columns=["name", "detections", "error"])
+    err = res[res["error"].notna()]
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".video_errors.parquet.tmp"
+    err.to_parquet(tmp, index=False)
+    os.replace(tmp, out / "video_errors.parquet")
+    return {"videos": len(videos), "skipped_done": len(videos) - len(todo), "described": int(res["error"].isna().sum()),
+            "errors": len(err), "detections": int(res["detections"].sum()), "seconds": time.perf_counter() - t0}
+
+
 def read_embedding_shards(out_dir: str | Path) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
     """All shards of an embedding folder as one table, their embeddings, and the model metadata."""
     shards = sorted((Path(out_dir) / "shards").glob("part-*.parquet"))
@@ -234,5 +310,5 @@ def ingest_shards(gallery: Any, out_dir: str | Path, species: str = "") -> int:
                           sources=rows["image"].fillna(rows["image_id"]).astype(str).tolist())
 
 
-__all__ = ["EmbedJob", "EmbedBatch", "embed_collection", "done_image_ids", "read_embedding_shards",
+__all__ = ["EmbedJob", "EmbedBatch", "DescribeVideos", "embed_collection", "embed_videos", "done_image_ids", "read_embedding_shards",
            "ingest_shards", "ENGINES"]

@@ -70,3 +70,25 @@ def test_ray_local_mode_matches_the_local_path_and_feeds_a_gallery(collection, t
     assert ingest_shards(g, ray_out, species="toyfox") == 29
     assert len(g.individuals()) == 5 and len(g) == 29
     g.close()
+
+
+def test_many_videos_are_described_with_failures_recorded_and_done_ones_skipped(collection, tmp_path):
+    from reid_hub.distributed import embed_videos
+    from test_video import write_moving_animals
+
+    root, _, model = collection
+    v1, _ = write_moving_animals(tmp_path / "a", k=2, frames=5, as_video=True)
+    v2, _ = write_moving_animals(tmp_path / "b", k=3, frames=4)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    table = pd.DataFrame({"video": [v1, v2, broken], "name": ["a", "b", "broken"],
+                          "detections": [tmp_path / "a" / "detections.csv", tmp_path / "b" / "detections.csv",
+                                         tmp_path / "a" / "detections.csv"]})
+    job = EmbedJob(str(model), str(tmp_path / "out"))
+    res = embed_videos(table, job)
+    assert res["described"] == 2 and res["errors"] == 1 and res["detections"] == 10 + 12
+    a = pd.read_parquet(tmp_path / "out" / "videos" / "a.parquet")
+    assert len(a) == 10 and len(a["embedding"].iloc[0]) == 32
+    assert pd.read_parquet(tmp_path / "out" / "video_errors.parquet")["name"].tolist() == ["broken"]
+    again = embed_videos(table, job)
+    assert again["skipped_done"] == 2 and again["described"] == 0 and again["errors"] == 1
