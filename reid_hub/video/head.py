@@ -44,6 +44,7 @@ class HeadConfig:
     iou_threshold: float = 0.5
     confidence_weighting: bool = True
     min_match_similarity: Optional[float] = None
+    recluster_every: int = 10
     seed: int = 0
     device: str = "auto"
 
@@ -200,6 +201,19 @@ def train_head(descriptors: np.ndarray, groups: Sequence[np.ndarray], config: He
     t0 = time.perf_counter()
     head.train()
     for step in tqdm(range(steps), disable=not progress, desc="head", unit="step"):
+        if use_protos and config.recluster_every and step and step % config.recluster_every == 0:
+            head.eval()  # re-cluster the current projections: fresh prototypes fight confirmation bias
+            z_now = head.project(descriptors[init_rows])
+            best, best_fit = None, -np.inf
+            for start_c in (F.normalize(protos.detach(), dim=1).cpu().numpy().copy(),  # warm: current prototypes
+                            kmeans(z_now, k, n_init=3, seed=config.seed + step)):     # cold: a new k-means
+                lab, _ = constrained_assign(z_now, local_groups, start_c, iters=10)
+                fit = float((z_now * start_c[lab]).sum(axis=1).mean())  # the constrained k-means objective
+                if fit > best_fit:
+                    best, best_fit = start_c, fit
+            with torch.no_grad():
+                protos.copy_(torch.from_numpy(best).to(dev))
+            head.train()
         frames_a, frames_b, kinds = [], [], []
         n_temporal = (config.pairs_per_batch // 2) if len(link_arr) else 0
         for _ in range(config.pairs_per_batch - n_temporal):
