@@ -47,7 +47,8 @@ def run_demo(model_name: str = DEFAULT_MODEL, frames: int = 1500, video_dir: Pat
         f"self-supervised head + per-frame assignment: accuracy {head['accuracy']:.3f}, ARI {head['ari']:.3f}, "
         f"NMI {head['nmi']:.3f}",
         f"time: decode {t['decode_s']:.1f} s, embed {t['embed_s']:.1f} s, head {t['head_s']:.1f} s, "
-        f"cluster {t['cluster_s']:.2f} s; total {time.time() - t0:.1f} s",
+        f"cluster {t['cluster_s']:.2f} s; total {time.time() - t0:.1f} s"
+        + (" (descriptors from the cache of an earlier run)" if t.get("descriptors_cached") else ""),
     ])
 
 
