@@ -118,6 +118,7 @@ class Gallery:
     def __init__(self, folder: str | Path, model_name: str, model_fingerprint: str, dim: int,
                  create: bool = True) -> None:
         self.folder = Path(folder)
+        self._owner_cache: Optional[tuple] = None
         if not create and not (self.folder / "gallery.sqlite").is_file():
             raise GalleryError(f"no gallery at {self.folder}")
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -157,6 +158,7 @@ class Gallery:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
     def _tx(self) -> "Gallery._Tx":
+        self._owner_cache = None  # any write may change who owns which image
         return Gallery._Tx(self.db)
 
     def _meta(self) -> dict[str, Any]:
@@ -479,20 +481,36 @@ class Gallery:
         scores, ids = _faiss_search(self._searcher(), q, depth)
         if self._current_base_kind() == "ivfpq":
             scores, ids = self._rerank_exact(q, ids)
-        rows = self._image_rows(np.unique(ids[ids >= 0]))
+        img_ids, owner, inds = self._owners()
+        plans: list[dict[int, list[tuple[float, int]]]] = []
+        for srow, irow in zip(scores, ids):
+            # hits come best first, so an individual's first hit is its score and only the first k
+            # individuals seen can rank; images are gathered for those alone
+            pos = np.clip(np.searchsorted(img_ids, irow), 0, max(0, len(img_ids) - 1))
+            known = (irow >= 0) & (img_ids[pos] == irow) if len(img_ids) else np.zeros(len(irow), bool)
+            hits: dict[int, list[tuple[float, int]]] = {}
+            for s, i, o in zip(srow[known].tolist(), irow[known].tolist(), owner[pos[known]].tolist()):
+                if species and inds[o][2] != species:
+                    continue
+                got = hits.get(o)
+                if got is None:
+                    if len(hits) < k:
+                        hits[o] = [(s, i)]
+                elif len(got) < images_per_match:
+                    got.append((s, i))
+            plans.append(hits)
+        rows = self._image_rows(np.array(sorted({i for h in plans for got in h.values() for _, i in got}), np.int64))
         thr = self.threshold
         out = []
-        for srow, irow in zip(scores, ids):
-            best: dict[str, Match] = {}
-            for s, i in zip(srow, irow):
-                r = rows.get(int(i))
-                if r is None or (species and r[7] != species):
-                    continue
-                m = best.setdefault(r[1], Match(r[1], r[6], r[7], float(s)))
-                if len(m.images) < images_per_match:
-                    m.images.append({"image_id": int(i), "score": float(s), "source": r[2],
-                                     "box": json.loads(r[3]) if r[3] else None, "video": r[4], "frame": r[5]})
-            ranked = sorted(best.values(), key=lambda m: -m.score)[:k]
+        for hits in plans:
+            ranked = []
+            for o, got in hits.items():
+                m = Match(inds[o][0], inds[o][1], inds[o][2], float(got[0][0]))
+                m.images = [{"image_id": int(i), "score": float(s), "source": rows[i][2],
+                             "box": json.loads(rows[i][3]) if rows[i][3] else None, "video": rows[i][4],
+                             "frame": rows[i][5]} for s, i in got if i in rows]
+                ranked.append(m)
+            ranked.sort(key=lambda m: -m.score)
             is_new = bool(thr is not None and (not ranked or ranked[0].score < thr))
             out.append(SearchResult(ranked, is_new, thr))
         return out
@@ -512,6 +530,18 @@ class Gallery:
                     scores[r, c] = float(q[r] @ vec[int(i)])
         order = np.argsort(-scores, axis=1)
         return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _owners(self) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str, str]]]:
+        """Sorted image ids, the position of each one's individual, and the individuals (id, name,
+        species): an in-memory map, rebuilt after any write, so that a search reads from SQLite only
+        the images it returns."""
+        if self._owner_cache is None:
+            inds = [tuple(r) for r in self.db.execute("SELECT id, display_name, species FROM individuals")]
+            at = {r[0]: j for j, r in enumerate(inds)}
+            rows = self.db.execute("SELECT id, individual_id FROM images ORDER BY id").fetchall()
+            self._owner_cache = (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                                 np.fromiter((at[r[1]] for r in rows), np.int64, len(rows)), inds)
+        return self._owner_cache
 
     def _image_rows(self, ids: np.ndarray) -> dict[int, tuple]:
         rows: dict[int, tuple] = {}
