@@ -208,10 +208,10 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
     result, source = cluster_video(args.video, args.detections, model, config, fmt=args.format,
                                    min_score=args.min_score, padding=args.padding, cache_dir=args.cache_dir,
                                    progress=not args.quiet)
-    out = Path(args.out) if args.out else Path(args.video).with_suffix("").parent / (Path(args.video).stem + "_ids")
+    out = Path(args.out) if args.out else Path(args.video).parent / f"{Path(args.video).stem}_ids"
     result.write(out, source, padding=args.padding)
     summary: dict[str, Any] = {"out": str(out), "k": result.k, "detections": len(result.detections),
-                               "cluster_sizes": {str(c): int((result.labels == c).sum()) for c in range(result.k)},
+                               "cluster_sizes": result.cluster_sizes(),
                                "conflicts": int(result.detections["conflict"].sum()),
                                "timings_s": {k: round(v, 3) if isinstance(v, float) else v
                                              for k, v in result.timings.items()}}

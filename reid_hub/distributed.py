@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import data as rdata
-from .errors import ConfigError, ModelMismatchError, ReidHubError
+from .errors import ConfigError, ModelMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -59,33 +59,35 @@ class EmbedJob:
             raise ConfigError("cpus_per_worker must be positive and gpus_per_worker non-negative")
 
 
+def _worker_model(model: str, device: Optional[str] = None) -> Any:
+    """The model of one worker, on its GPU when it has one; torch uses the worker's thread share
+    (OMP_NUM_THREADS, which Ray sets from the actor's CPUs), not every core of the machine."""
+    import torch
+
+    from .hub import from_pretrained
+
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    return from_pretrained(model).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 class EmbedBatch:
     """Embed a pandas batch of data-table rows; rows that cannot be read become error rows, never a
     failed batch. Columns out: image_id, image, identity, species, label, bbox, embedding (float32
     bytes, empty for an error), error."""
 
     def __init__(self, model: str, batch_size: int = 32, device: Optional[str] = None) -> None:
-        import torch
-
-        from .hub import from_pretrained
-
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-        self.model = from_pretrained(model)
-        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(dev)
+        self.model = _worker_model(model, device)
         self.batch_size = batch_size
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        images, errors = [], []
+        images, errors, boxes = [], [], []
         for row in batch.to_dict("records"):
             bbox = row.get("bbox")
             row["bbox"] = tuple(float(v) for v in bbox) if bbox is not None and len(bbox) == 4 else None
+            boxes.append(None if row["bbox"] is None else list(row["bbox"]))
             try:
                 images.append(rdata.read_sample(row))
                 errors.append(None)
-            except ReidHubError as exc:
-                images.append(None)
-                errors.append(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # one broken input must not fail the job; it is recorded instead
                 images.append(None)
                 errors.append(f"{type(exc).__name__}: {exc}")
@@ -96,7 +98,7 @@ class EmbedBatch:
             vectors[i] = np.ascontiguousarray(emb[j], dtype=np.float32).tobytes()
         out = batch[[c for c in ("image_id", "image", "identity", "species", "label") if c in batch.columns]].copy()
         out["image"] = [v if isinstance(v, str) else None for v in out["image"]] if "image" in out else None
-        out["bbox"] = [None if b is None else list(b) for b in (r.get("bbox") for r in batch.to_dict("records"))]
+        out["bbox"] = boxes
         out["embedding"] = vectors
         out["error"] = errors
         return out.reset_index(drop=True)
@@ -223,13 +225,7 @@ class DescribeVideos:
 
     def __init__(self, model: str, out_dir: str, padding: float = 0.1, min_score: float = 0.5,
                  batch_size: int = 16) -> None:
-        import torch
-
-        from .hub import from_pretrained
-
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-        self.model = from_pretrained(model)
-        self.model.to("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = _worker_model(model)
         self.out, self.padding, self.min_score, self.batch_size = Path(out_dir), padding, min_score, batch_size
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:

@@ -349,11 +349,10 @@ def idf1(gt: pd.DataFrame, pred: pd.DataFrame, gt_id: str = "identity", pred_id:
     p_ids, p_inv = np.unique(pred[pred_id].astype(str), return_inverse=True)
     counts = np.zeros((len(g_ids), len(p_ids)), dtype=np.int64)
     gb, pb = gt[["x", "y", "w", "h"]].to_numpy(), pred[["x", "y", "w", "h"]].to_numpy()
-    p_rows = {f: np.flatnonzero(m) for f, m in ((f, pred["frame"].to_numpy() == f) for f in np.unique(pred["frame"]))}
-    gf = gt["frame"].to_numpy()
-    for f in np.unique(gf):
-        gi, pi = np.flatnonzero(gf == f), p_rows.get(f)
-        if pi is None or not len(pi):
+    p_rows = pd.Series(np.arange(len(pred))).groupby(pred["frame"].to_numpy()).indices
+    for f, gi in pd.Series(np.arange(len(gt))).groupby(gt["frame"].to_numpy()).indices.items():
+        pi = p_rows.get(f)
+        if pi is None:
             continue
         iou = box_iou(gb[gi], pb[pi])
         a, b = np.nonzero(iou >= iou_threshold)

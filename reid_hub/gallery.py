@@ -390,8 +390,7 @@ class Gallery:
         """Drop ids from the index: in place for flat indexes, by a rebuild from the database otherwise."""
         if self._current_base_kind() == "flat":
             self.index.remove_ids(ids)
-            self._write_index(self.index)
-            self._gpu_cache = None
+            self._commit_index(self.index)
         else:
             self.index = self._rebuild_index()
 

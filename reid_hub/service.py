@@ -275,7 +275,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             "video": video_name or name, "k": result.k, "k_silhouette": result.k_scores,
             "detections": [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1), int(r.label)]
                            for r in labels.itertuples()],
-            "cluster_sizes": {str(c): int((labels["label"] == c).sum()) for c in range(result.k)},
+            "cluster_sizes": result.cluster_sizes(),
             "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
         if assign:
             with svc.lock:

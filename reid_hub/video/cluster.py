@@ -73,7 +73,7 @@ def constrained_assign(z: np.ndarray, groups: Sequence[np.ndarray], centres: np.
     k = len(centres)
     labels = np.zeros(len(z), dtype=np.int64)
     conflict = np.zeros(len(z), dtype=bool)
-    for _ in range(max(1, iters)):
+    for it in range(max(1, iters)):
         sim = z @ centres.T
         if tracklets is not None:
             counts = np.bincount(tracklets)
@@ -90,7 +90,7 @@ def constrained_assign(z: np.ndarray, groups: Sequence[np.ndarray], centres: np.
             if len(g) > k:
                 extra = np.setdiff1d(np.arange(len(g)), r)
                 conflict[g[extra]] = True
-        if np.array_equal(new, labels) and _ > 0:
+        if np.array_equal(new, labels) and it > 0:
             break
         labels = new
         for c in range(k):  # re-estimate centres; an emptied cluster keeps its centre
@@ -170,6 +170,11 @@ class VideoClustering:
             out[key] = m / max(np.linalg.norm(m), 1e-12)
         return out
 
+    def cluster_sizes(self) -> dict[str, int]:
+        """Detections per cluster label."""
+        counts = np.bincount(self.labels, minlength=self.k)
+        return {str(c): int(counts[c]) for c in range(self.k)}
+
     def representatives(self, n: int = 4) -> dict[int, np.ndarray]:
         """Row indices of the n detections closest to each cluster centre."""
         sim = self.detections["similarity"].to_numpy()
@@ -206,7 +211,7 @@ class VideoClustering:
                     np.savez(fh, **{f"cluster_{k}": v for k, v in protos.items()})
             atomic("prototypes.npz", save_npz)
         summary = {"k": self.k, "detections": len(self.detections), "k_scores": self.k_scores,
-                   "cluster_sizes": {str(c): int((self.labels == c).sum()) for c in range(self.k)},
+                   "cluster_sizes": self.cluster_sizes(),
                    "conflicts": int(self.detections["conflict"].sum()), "timings_s": self.timings,
                    "head": {k: v for k, v in self.head_info.items() if k not in ("log", "prototypes")}}
         atomic("summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=float)))
@@ -270,7 +275,7 @@ def cluster_descriptors(descriptors: np.ndarray, detections: pd.DataFrame, confi
         centres = np.array(head_info["prototypes"], dtype=np.float32)
     else:
         centres = kmeans(z, k, n_init=config.n_init, seed=config.seed)
-    tracklets = iou_tracklets(detections, config.head.iou_threshold, config.head.temporal_gap) \
+    tracklets = iou_tracklets(detections, config.head.iou_threshold, config.head.temporal_gap, links=links) \
         if config.tracklets else None
     if config.constrained:
         labels, conflict = constrained_assign(z, groups, centres, tracklets, iters=config.refine_iters)

@@ -9,7 +9,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -27,25 +27,29 @@ def _frame_number(name: str) -> Optional[int]:
     return int(digits[-1]) if digits else None
 
 
-def _sniff(path: Path) -> str:
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path} is not valid JSON: {exc}") from exc
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def _sniff(path: Path, data: Any) -> str:
+    """The format of a detections file; `data` is its parsed JSON (None for text files)."""
+    if data is not None:
         if isinstance(data, dict) and "annotations" in data and "images" in data:
             return "coco"
         if isinstance(data, dict) and "images" in data:
             return "megadetector"
         raise DataError(f"{path}: JSON that is neither MegaDetector batch output nor COCO")
-    head = path.read_text(errors="replace").lstrip().splitlines()[:1]
-    if head and re.match(r"^-?\d", head[0]) and len(head[0].split(",")) >= 6:
+    with open(path, errors="replace") as fh:
+        head = next((line.strip() for line in fh if line.strip()), "")
+    if re.match(r"^-?\d", head) and len(head.split(",")) >= 6:
         return "mot"
     return "csv"
 
 
-def _read_megadetector(path: Path, frame_size: Optional[tuple[int, int]], categories: tuple[str, ...]) -> pd.DataFrame:
-    data = json.loads(path.read_text())
+def _read_megadetector(path: Path, data: dict, frame_size: Optional[tuple[int, int]], categories: tuple[str, ...]) -> pd.DataFrame:
     names = {str(k): str(v) for k, v in (data.get("detection_categories") or {"1": "animal"}).items()}
     keep = {k for k, v in names.items() if v in categories or k in categories}
     rows = []
@@ -88,8 +92,7 @@ def _read_mot(path: Path) -> pd.DataFrame:
     return df
 
 
-def _read_coco(path: Path, categories: tuple[str, ...]) -> pd.DataFrame:
-    data = json.loads(path.read_text())
+def _read_coco(path: Path, data: dict, categories: tuple[str, ...]) -> pd.DataFrame:
     cats = {c["id"]: str(c.get("name", c["id"])) for c in data.get("categories") or []}
     images = sorted(data["images"], key=lambda im: im["id"])
     frame_of = {}
@@ -99,9 +102,10 @@ def _read_coco(path: Path, categories: tuple[str, ...]) -> pd.DataFrame:
         frame_of[im["id"]] = order if f is None else f
     rows = []
     for a in data["annotations"]:
-        if cats and categories and cats.get(a.get("category_id")) not in categories and a.get("category_id") not in categories:
-            if "any" not in categories:
-                continue
+        cid = a.get("category_id")
+        if cats and categories and "any" not in categories and cats.get(cid) not in categories \
+                and cid not in categories:
+            continue
         if a.get("image_id") not in frame_of:
             raise DataError(f"{path}: annotation {a.get('id')} refers to the unknown image {a.get('image_id')}")
         x, y, w, h = map(float, a["bbox"])
@@ -141,15 +145,17 @@ def read_detections(path: str | Path, fmt: str = "auto", min_score: float = 0.5,
         raise ConfigError(f"unknown detections format {fmt!r}; one of {FORMATS}")
     if not path.is_file():
         raise DataError(f"detections file not found: {path}")
+    is_json = fmt in ("megadetector", "coco") or (fmt == "auto" and path.suffix.lower() == ".json")
+    data = _load_json(path) if is_json else None  # parsed once, for sniffing and reading
     if fmt == "auto":
-        fmt = _sniff(path)
+        fmt = _sniff(path, data)
     try:
         if fmt == "megadetector":
-            df = _read_megadetector(path, frame_size, categories)
+            df = _read_megadetector(path, data, frame_size, categories)
         elif fmt == "mot":
             df = _read_mot(path)
         elif fmt == "coco":
-            df = _read_coco(path, categories)
+            df = _read_coco(path, data, categories)
         else:
             df = _read_csv(path)
     except (KeyError, TypeError, ValueError) as exc:
@@ -247,8 +253,10 @@ def iou_links(df: pd.DataFrame, iou_threshold: float = 0.5, max_gap: int = 1) ->
     return links
 
 
-def iou_tracklets(df: pd.DataFrame, iou_threshold: float = 0.5, max_gap: int = 1) -> np.ndarray:
-    """A tracklet id per row: rows joined by unambiguous IoU links between nearby frames."""
+def iou_tracklets(df: pd.DataFrame, iou_threshold: float = 0.5, max_gap: int = 1,
+                  links: Optional[list[tuple[int, int]]] = None) -> np.ndarray:
+    """A tracklet id per row: rows joined by unambiguous IoU links between nearby frames (`links`:
+    the result of iou_links with the same settings, when already computed)."""
     parent = np.arange(len(df))
 
     def find(i: int) -> int:
@@ -259,7 +267,7 @@ def iou_tracklets(df: pd.DataFrame, iou_threshold: float = 0.5, max_gap: int = 1
 
     taken_next: set[int] = set()
     taken_prev: set[int] = set()
-    for i, j in iou_links(df, iou_threshold, max_gap):
+    for i, j in (links if links is not None else iou_links(df, iou_threshold, max_gap)):
         if i in taken_next or j in taken_prev:  # keep tracklets as chains: one successor, one predecessor
             continue
         taken_next.add(i)

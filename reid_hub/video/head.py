@@ -137,6 +137,22 @@ def prototype_labels(logits: np.ndarray, groups: Sequence[np.ndarray]) -> np.nda
     return ids
 
 
+def _fit_prototypes(z: np.ndarray, groups: Sequence[np.ndarray], k: int, seed: int,
+                    warm: Optional[np.ndarray] = None) -> np.ndarray:
+    """Identity prototypes (k, d) by constrained k-means on projections z: from a fresh k-means and, when
+    given, from the `warm` prototypes; the start with the better objective (mean similarity of each
+    detection to its centre under the per-frame constraint) wins."""
+    from .cluster import constrained_assign, kmeans  # the same clustering the inference uses
+
+    best, best_fit = None, -np.inf
+    for start in ([warm] if warm is not None else []) + [kmeans(z, k, n_init=3, seed=seed)]:
+        labels, _ = constrained_assign(z, groups, start, iters=10)  # refines `start` in place
+        fit = float((z * start[labels]).sum(axis=1).mean())
+        if fit > best_fit:
+            best, best_fit = start, fit
+    return best
+
+
 def train_head(descriptors: np.ndarray, groups: Sequence[np.ndarray], config: HeadConfig = HeadConfig(),
                k: Optional[int] = None, scores: Optional[np.ndarray] = None,
                links: Optional[Sequence[tuple[int, int]]] = None, identities: Optional[np.ndarray] = None,
@@ -169,16 +185,11 @@ def train_head(descriptors: np.ndarray, groups: Sequence[np.ndarray], config: He
     params = list(head.parameters()) + list(loss_fn.parameters())
     protos = proto_loss = None
     if use_protos:
-        from .cluster import constrained_assign, kmeans  # the same clustering the inference uses
-
         init_groups = groups if len(groups) <= 4000 else \
             [groups[i] for i in np.sort(rng.choice(len(groups), 4000, replace=False))]  # bounded memory
         init_rows = np.concatenate(init_groups)
         local_groups = np.split(np.arange(len(init_rows)), np.cumsum([len(g) for g in init_groups])[:-1])
-        z0 = head.project(descriptors[init_rows])
-        start = kmeans(z0, k, n_init=3, seed=config.seed)
-        constrained_assign(z0, local_groups, start, iters=10)  # refines `start` in place under the frame constraint
-        del z0
+        start = _fit_prototypes(head.project(descriptors[init_rows]), local_groups, k, config.seed)
         protos = nn.Parameter(torch.from_numpy(start).to(dev))
         proto_loss = SigmoidPairLoss().to(dev)
         params += [protos] + list(proto_loss.parameters())
@@ -203,14 +214,8 @@ def train_head(descriptors: np.ndarray, groups: Sequence[np.ndarray], config: He
     for step in tqdm(range(steps), disable=not progress, desc="head", unit="step"):
         if use_protos and config.recluster_every and step and step % config.recluster_every == 0:
             head.eval()  # re-cluster the current projections: fresh prototypes fight confirmation bias
-            z_now = head.project(descriptors[init_rows])
-            best, best_fit = None, -np.inf
-            for start_c in (F.normalize(protos.detach(), dim=1).cpu().numpy().copy(),  # warm: current prototypes
-                            kmeans(z_now, k, n_init=3, seed=config.seed + step)):     # cold: a new k-means
-                lab, _ = constrained_assign(z_now, local_groups, start_c, iters=10)
-                fit = float((z_now * start_c[lab]).sum(axis=1).mean())  # the constrained k-means objective
-                if fit > best_fit:
-                    best, best_fit = start_c, fit
+            best = _fit_prototypes(head.project(descriptors[init_rows]), local_groups, k, config.seed + step,
+                                   warm=F.normalize(protos.detach(), dim=1).cpu().numpy().copy())
             with torch.no_grad():
                 protos.copy_(torch.from_numpy(best).to(dev))
             head.train()
