@@ -93,7 +93,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         overrides = {"preprocess": {"size": args.size}} if args.size else {}
         cfg = TrainConfig(data=args.data, out_dir=args.out, model=args.model, pretrained=args.pretrained,
-                          overrides=overrides, balanced=args.balanced, **common)
+                          overrides=overrides, balanced=args.balanced, exclude_species=args.exclude_species,
+                          frozen_blocks=args.frozen_blocks, views=args.views, distill_weight=args.distill,
+                          layer_decay=args.layer_decay, wise_alpha=args.wise_alpha, **common)
     folder = train(cfg.validate(), progress=not args.quiet)
     print(f"saved model to {folder}")
     return 0
@@ -110,9 +112,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         df = rdata.apply_split(df, args.split)
     else:
         df = rdata.split_by_identity(df, args.unseen_fraction, args.seed)
-    baselines = [b for b in args.baselines.split(",") if b]
-    results = evaluate_model(model, df, baselines=baselines, imagenet_backbone=args.imagenet_backbone,
-                             seed=args.seed)
+    methods = [m for m in (args.methods or "model," + args.baselines).split(",") if m]
+    unknown = sorted(set(methods) - {"model", "imagenet", "sift"})
+    if unknown or "model" not in methods:
+        raise ConfigError(f"--methods takes a comma list with model and any of imagenet, sift; got {unknown or methods}")
+    if args.cross_column and args.cross_column not in df.columns:
+        raise ConfigError(f"--cross-column {args.cross_column!r}: no data source has that column")
+    results = evaluate_model(model, df, baselines=[m for m in methods if m != "model"],
+                             imagenet_backbone=args.imagenet_backbone, seed=args.seed,
+                             cross_column=args.cross_column)
     json_path, png = write_results(results, args.out)
     print(_results_table(results))
     print(f"wrote {json_path} and {png}")
@@ -296,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--balanced", action="store_true", help="class-balanced sampling instead of plain shuffling")
     s.add_argument("--device")
     s.add_argument("--save-dtype", default="float32", choices=["float32", "float16"])
+    s.add_argument("--exclude-species", nargs="*", default=[], help="leave these species out (zero-shot runs)")
+    s.add_argument("--frozen-blocks", type=int, default=0,
+                   help="freeze the stem and this many backbone stages; their outputs are cached per view")
+    s.add_argument("--views", type=int, default=4, help="augmented views per image in the trunk cache")
+    s.add_argument("--distill", type=float, default=0.0, help="weight of the distillation toward the initial backbone")
+    s.add_argument("--layer-decay", type=float, default=1.0, help="backbone lr x decay per stage below the top")
+    s.add_argument("--wise-alpha", type=float, default=1.0, help="WiSE-FT: keep this share of the fine-tuning")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_train)
 
@@ -304,8 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", nargs="+", required=True)
     s.add_argument("--split", help="split.csv of a training run (default: a fresh seeded identity split)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--unseen-fraction", type=float, default=0.3)
+    s.add_argument("--unseen-fraction", type=float, default=0.3,
+                   help="share of identities held out per species; 1 = every identity (zero-shot data)")
+    s.add_argument("--methods", help="comma list of: model, imagenet, sift (default model + --baselines)")
     s.add_argument("--baselines", default="imagenet,sift", help="comma list of: imagenet, sift")
+    s.add_argument("--cross-column", help="never match a query against images sharing this column (e.g. camera)")
     s.add_argument("--imagenet-backbone", default="lite0")
     s.add_argument("--out", default="results/evaluation.json")
     s.set_defaults(func=_cmd_evaluate)

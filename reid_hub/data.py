@@ -1,7 +1,8 @@
 """Re-ID data: metadata.csv folders, the wildlife-datasets layout and Hugging Face datasets,
 identity-disjoint splits, training datasets/samplers, and Parquet export of embeddings.
 
-Every loader returns one table (pandas DataFrame) with the columns of `COLUMNS`:
+Every loader returns one table (pandas DataFrame) with the columns of `COLUMNS` (then those of
+`CONTEXT_COLUMNS` that the source has, such as camera):
 `image` is a file path or the encoded image bytes, `bbox` is (x, y, w, h) or None, and
 `label` is the species-qualified identity ("species/identity") used as the class name.
 """
@@ -27,6 +28,8 @@ from .imaging import PreprocessConfig, crop_box, load_image, resize_for_model, t
 log = logging.getLogger(__name__)
 
 COLUMNS = ("image_id", "image", "identity", "species", "bbox", "dataset", "label")
+#: optional columns kept after COLUMNS when a source has them (e.g. for cross-camera evaluation)
+CONTEXT_COLUMNS = ("camera", "sequence", "frame", "video", "viewpoint", "date")
 #: identity values that mean "not known" in wildlife-datasets and similar tables
 UNKNOWN_IDENTITIES = {"unknown", "", "nan", "none", "-1"}
 
@@ -72,7 +75,10 @@ def _finish(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     if "bbox" not in df:
         df["bbox"] = None
     df["bbox"] = [_parse_bbox(b) for b in df["bbox"]]
-    return df[list(COLUMNS)].reset_index(drop=True)
+    extra = [c for c in CONTEXT_COLUMNS if c in df.columns]
+    for c in extra:
+        df[c] = df[c].astype(str)
+    return df[list(COLUMNS) + extra].reset_index(drop=True)
 
 
 def load_metadata_folder(folder: str | Path, species: Optional[str] = None) -> pd.DataFrame:
@@ -183,10 +189,13 @@ def split_by_identity(df: pd.DataFrame, unseen_fraction: float = 0.3, seed: int 
     """Mark each image 'train' or 'unseen' so that identities never straddle the two, per species.
 
     Unseen identities are drawn among those with at least two images (so each can be a query),
-    with a fixed seed; identities with one image stay in training.
+    with a fixed seed; identities with one image stay in training. `unseen_fraction` 1 marks every
+    image unseen (zero-shot evaluation of data no model was trained on).
     """
-    if not 0.0 <= unseen_fraction < 1.0:
-        raise DataError("unseen_fraction must be in [0, 1)")
+    if not 0.0 <= unseen_fraction <= 1.0:
+        raise DataError("unseen_fraction must be in [0, 1]")
+    if unseen_fraction == 1.0:
+        return df.assign(split="unseen")
     rng = random.Random(seed)
     split = pd.Series("train", index=df.index)
     for species, part in df.groupby("species", sort=True):

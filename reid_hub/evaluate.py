@@ -44,22 +44,39 @@ class RetrievalResult:
     cmc: list[float]
 
 
-def retrieval_metrics(sim: np.ndarray, labels: Sequence[str], max_rank: int = 20) -> RetrievalResult:
-    """Leave-one-out retrieval metrics from a square similarity matrix (higher = more similar)."""
+def excluded_pairs(n: int, groups: Optional[Sequence[Any]] = None) -> np.ndarray:
+    """(n, n) mask of the pairs a query may never be matched with: itself, and with `groups` (e.g. the
+    camera of each image) every image of its own group."""
+    if groups is None:
+        return np.eye(n, dtype=bool)
+    g = np.asarray(groups)
+    if len(g) != n:
+        raise DataError(f"{len(g)} group values for {n} images")
+    return g[:, None] == g[None, :]
+
+
+def retrieval_metrics(sim: np.ndarray, labels: Sequence[str], max_rank: int = 20,
+                      groups: Optional[Sequence[Any]] = None) -> RetrievalResult:
+    """Leave-one-out retrieval metrics from a square similarity matrix (higher = more similar).
+
+    With `groups`, a query is ranked only against images of other groups (cross-camera retrieval) and
+    counts only if its identity appears in another group."""
     labels = np.asarray(labels)
     n = len(labels)
     if sim.shape != (n, n):
         raise DataError(f"similarity matrix {sim.shape} does not fit {n} labels")
     s = sim.astype(np.float64).copy()
-    np.fill_diagonal(s, -np.inf)
-    counts = pd.Series(labels).value_counts()
-    queries = [i for i in range(n) if counts[labels[i]] >= 2]
-    if not queries:
-        raise DataError("no identity has two images: nothing to query")
+    allowed = ~excluded_pairs(n, groups)
+    same = labels[:, None] == labels[None, :]
+    queries = np.flatnonzero((same & allowed).any(axis=1))
+    if not len(queries):
+        raise DataError("no identity has two images (in different groups): nothing to query")
     cmc = np.zeros(max_rank)
-    aps = []
+    aps, sizes = [], []
     for i in queries:
-        order = np.argsort(-s[i], kind="stable")[: n - 1]
+        cand = np.flatnonzero(allowed[i])
+        sizes.append(len(cand))
+        order = cand[np.argsort(-s[i, cand], kind="stable")]
         hits = labels[order] == labels[i]
         first = int(np.argmax(hits))
         if first < max_rank:
@@ -67,7 +84,7 @@ def retrieval_metrics(sim: np.ndarray, labels: Sequence[str], max_rank: int = 20
         ranks = np.flatnonzero(hits) + 1
         aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
     cmc /= len(queries)
-    return RetrievalResult(len(queries), n - 1, float(cmc[0]), float(cmc[min(4, max_rank - 1)]),
+    return RetrievalResult(len(queries), int(round(np.mean(sizes))), float(cmc[0]), float(cmc[min(4, max_rank - 1)]),
                            float(np.mean(aps)), [float(v) for v in cmc])
 
 
@@ -81,14 +98,15 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def calibrate_threshold(sim: np.ndarray, labels: Sequence[str]) -> float:
+def calibrate_threshold(sim: np.ndarray, labels: Sequence[str], groups: Optional[Sequence[Any]] = None) -> float:
     """Threshold on the best-match score that separates 'has a match' from 'new', by Youden's J.
 
     Genuine scores: each image's best score to another image of its identity; impostor scores:
-    its best score to images of other identities (what a new individual would see)."""
+    its best score to images of other identities (what a new individual would see). With `groups`,
+    only pairs across groups count."""
     labels = np.asarray(labels)
     s = sim.astype(np.float64).copy()
-    np.fill_diagonal(s, -np.inf)
+    s[excluded_pairs(len(labels), groups)] = -np.inf
     same = labels[:, None] == labels[None, :]
     gen, imp = [], []
     for i in range(len(labels)):
@@ -106,18 +124,25 @@ def calibrate_threshold(sim: np.ndarray, labels: Sequence[str]) -> float:
     return float((cands[best - 1] + cands[best]) / 2) if best > 0 else float(cands[best])
 
 
-def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: float, new_fraction: float = 0.5,
-                     seed: int = 0) -> dict[str, float]:
-    """Open-set scores with a seeded share of identities removed from the gallery."""
+def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: Optional[float], new_fraction: float = 0.5,
+                     seed: int = 0, groups: Optional[Sequence[Any]] = None) -> dict[str, float]:
+    """Open-set scores with a seeded share of identities removed from the gallery.
+
+    `threshold` None calibrates it on the gallery's own images (the identities left in it), as a user
+    with no labelled training identities of the species would."""
     labels = np.asarray(labels)
     ids = sorted(set(labels))
     rng = random.Random(seed)
     new_ids = set(rng.sample(ids, max(1, int(round(new_fraction * len(ids))))))
     is_new = np.array([lbl in new_ids for lbl in labels])
+    excluded = excluded_pairs(len(labels), groups)
+    if threshold is None:
+        keep = np.flatnonzero(~is_new)
+        threshold = calibrate_threshold(sim[np.ix_(keep, keep)], labels[keep],
+                                        None if groups is None else np.asarray(groups)[keep])
     known_q, new_q, correct_known, correct_new = [], [], 0, 0
     for i in range(len(labels)):
-        gallery = ~is_new
-        gallery[i] = False
+        gallery = ~is_new & ~excluded[i]
         if not gallery.any():
             continue
         g_idx = np.flatnonzero(gallery)
@@ -183,25 +208,40 @@ def sift_similarity(df: pd.DataFrame, max_side: int = 320, n_features: int = 500
     return sim
 
 
+def _groups(part: pd.DataFrame, cross_column: Optional[str]) -> Optional[np.ndarray]:
+    if not cross_column or cross_column not in part or part[cross_column].isna().all():
+        return None
+    return part[cross_column].astype(str).to_numpy()
+
+
 def evaluate_methods(df: pd.DataFrame, methods: dict[str, Scorer], calib_df: Optional[pd.DataFrame] = None,
-                     calib_methods: Optional[dict[str, Scorer]] = None, seed: int = 0) -> dict[str, Any]:
+                     calib_methods: Optional[dict[str, Scorer]] = None, seed: int = 0,
+                     cross_column: Optional[str] = None) -> dict[str, Any]:
     """Run every method on every species of `df` (the unseen identities) and collect metrics.
 
-    `calib_df` (training identities) calibrates each method's open-set threshold."""
-    results: dict[str, Any] = {"species": {}, "methods": list(methods)}
+    `calib_df` (training identities) calibrates each method's open-set threshold; a species without
+    training identities (or a method not in `calib_methods`) is calibrated on the gallery's own images.
+    `cross_column` (e.g. camera): a query is never matched against images sharing its value; species
+    whose images lack the column are evaluated leave-one-out as usual."""
+    results: dict[str, Any] = {"species": {}, "methods": list(methods), "cross_column": cross_column}
     for species, part in df.groupby("species", sort=True):
         part = part.reset_index(drop=True)
-        entry: dict[str, Any] = {"images": len(part), "identities": int(part["label"].nunique())}
+        groups = _groups(part, cross_column)
+        entry: dict[str, Any] = {"images": len(part), "identities": int(part["label"].nunique()),
+                                 "cross_column": cross_column if groups is not None else None}
         for name, scorer in methods.items():
             t0 = time.time()
             sim = scorer(part)
-            r = retrieval_metrics(sim, part["label"])
+            r = retrieval_metrics(sim, part["label"], groups=groups)
             m: dict[str, Any] = {"top1": r.top1, "top5": r.top5, "mAP": r.mAP, "queries": r.queries, "cmc": r.cmc}
+            thr: Optional[float] = None
             if calib_df is not None and calib_methods and name in calib_methods:
                 cpart = calib_df[calib_df["species"] == species].reset_index(drop=True)
                 if cpart["label"].nunique() >= 2:
-                    thr = calibrate_threshold(calib_methods[name](cpart), cpart["label"])
-                    m["open_set"] = open_set_metrics(sim, part["label"], thr, seed=seed)
+                    thr = calibrate_threshold(calib_methods[name](cpart), cpart["label"], _groups(cpart, cross_column))
+            if thr is not None or part["label"].nunique() >= 4:  # self-calibration needs a few known identities
+                m["open_set"] = open_set_metrics(sim, part["label"], thr, seed=seed, groups=groups)
+                m["open_set"]["calibrated_on"] = "training identities" if thr is not None else "gallery"
             m["seconds"] = round(time.time() - t0, 2)
             entry[name] = m
             log.info("%s %s top1=%.3f top5=%.3f mAP=%.3f", species, name, r.top1, r.top5, r.mAP)
@@ -272,8 +312,19 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def imagenet_baseline(name: str = "lite0") -> ReIDModel:
+    """The ImageNet backbone `name` without re-ID training, at the input size its weights were trained at
+    (its pooled features, `describe(raw_features=True)`, are the baseline)."""
+    from .model import get_model_config
+    from .weights import NATIVE_SIZE
+
+    size = NATIVE_SIZE.get(get_model_config(name).imagenet_weights or "")
+    return create_model(name, pretrained=True, **({"preprocess": {"size": size}} if size else {}))
+
+
 def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] = ("imagenet", "sift"),
-                   imagenet_backbone: str = "lite0", seed: int = 0, batch_size: int = 16) -> dict[str, Any]:
+                   imagenet_backbone: str = "lite0", seed: int = 0, batch_size: int = 16,
+                   cross_column: Optional[str] = None) -> dict[str, Any]:
     """Evaluate `model` on the unseen split of `df` (needs a `split` column), with baselines."""
     if "split" not in df:
         raise DataError("the table needs a split column (train/unseen); see reid_hub.data.split_by_identity")
@@ -283,12 +334,13 @@ def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] 
         raise DataError("no unseen identities to evaluate on")
     methods: dict[str, Scorer] = {"model": embedding_scorer(model, batch_size=batch_size)}
     if "imagenet" in baselines:
-        base = create_model(imagenet_backbone, pretrained=True)
+        base = imagenet_baseline(imagenet_backbone)
         methods[f"imagenet-{imagenet_backbone}"] = embedding_scorer(base, raw_features=True, batch_size=batch_size)
     if "sift" in baselines:
         methods["sift"] = sift_similarity
     calib_methods = {k: v for k, v in methods.items() if k != "sift"}
-    results = evaluate_methods(unseen, methods, calib_df=calib, calib_methods=calib_methods, seed=seed)
+    results = evaluate_methods(unseen, methods, calib_df=calib, calib_methods=calib_methods, seed=seed,
+                               cross_column=cross_column)
     results["model"] = {"name": model.config.name, "fingerprint": model.fingerprint()}
     results["split"] = {s: {"unseen_identities": sorted(p["identity"].unique().tolist()),
                             "train_identities": int(calib[calib["species"] == s]["label"].nunique())}
@@ -362,6 +414,6 @@ def idf1(gt: pd.DataFrame, pred: pd.DataFrame, gt_id: str = "identity", pred_id:
     return float(2 * idtp / (len(gt) + len(pred)))
 
 
-__all__ = ["cluster_accuracy", "clustering_metrics", "idf1", "retrieval_metrics", "auroc", "calibrate_threshold", "open_set_metrics", "embed_table",
+__all__ = ["imagenet_baseline", "excluded_pairs", "cluster_accuracy", "clustering_metrics", "idf1", "retrieval_metrics", "auroc", "calibrate_threshold", "open_set_metrics", "embed_table",
            "sift_similarity", "evaluate_methods", "evaluate_model", "embedding_scorer", "plot_results",
            "write_results", "machine_info", "RetrievalResult"]

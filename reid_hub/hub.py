@@ -5,7 +5,6 @@ Released models live in the repository's model_cards/<name>/ and load by name, o
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,6 +16,7 @@ from typing import Any, Optional
 
 import torch
 
+from .checkpoints import Fetch, checkpoint_kind, folder_fetch, load_foreign, read_config
 from .errors import ConfigError, ModelMismatchError, OfflineError, UnknownModelError
 from .model import ModelConfig, ReIDModel
 
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "multispecies-v1"
 MODEL_CARDS_DIR = Path(os.environ.get("REID_HUB_MODEL_CARDS", Path(__file__).resolve().parent.parent / "model_cards"))
 CARD_TEMPLATE = "TEMPLATE.md"
+#: prefix of timm hub model ids (timm.create_model("hf-hub:...") convention)
+TIMM_HUB_PREFIX = "hf-hub:"
 
 
 @dataclass
@@ -54,14 +56,15 @@ def release_names() -> list[str]:
 
 
 def resolve(name_or_path: str | Path) -> str:
-    """The local folder or hub id that `name_or_path` names."""
+    """The local folder or hub id that `name_or_path` names (`hf-hub:ORG/NAME` for timm hub models)."""
     p = Path(name_or_path)
     if p.is_dir():
         return str(p)
     if (MODEL_CARDS_DIR / str(name_or_path) / "config.json").is_file():
         return str(MODEL_CARDS_DIR / str(name_or_path))
     text = str(name_or_path)
-    if text.count("/") == 1 and not text.startswith((".", "/")) and not p.exists():
+    hub_id = text[len(TIMM_HUB_PREFIX):] if text.startswith(TIMM_HUB_PREFIX) else text
+    if hub_id.count("/") == 1 and not hub_id.startswith((".", "/")) and not p.exists():
         return text  # a Hugging Face hub id
     raise UnknownModelError(
         f"{text!r} is neither a model folder, a released model ({', '.join(release_names()) or 'none'}) "
@@ -69,30 +72,50 @@ def resolve(name_or_path: str | Path) -> str:
     )
 
 
-def from_pretrained(name_or_path: str | Path = DEFAULT_MODEL, device: Optional[str | torch.device] = None,
-                    local_files_only: Optional[bool] = None) -> ReIDModel:
-    """Load a saved model: a folder, a released name (offline), or a Hugging Face hub id (online)."""
-    target = resolve(name_or_path)
-    if not os.path.isdir(target):
-        offline = local_files_only if local_files_only is not None else _hf_offline()
+def _hub_fetch(repo_id: str, offline: bool) -> Fetch:
+    """A Fetch that downloads one file of a hub repository (None when the repository lacks it)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
+
+    def fetch(file: str) -> Optional[str]:
         try:
-            model = ReIDModel.from_pretrained(target, local_files_only=offline)
+            return hf_hub_download(repo_id=repo_id, filename=file, local_files_only=offline)
+        except LocalEntryNotFoundError as exc:  # offline, or not in the local cache
+            raise OfflineError(f"cannot fetch {file} of {repo_id!r}: not in the local Hugging Face cache and the "
+                               "hub is not reachable (offline); pass a local folder or a released name") from exc
+        except EntryNotFoundError:  # the repository has no such file
+            return None
         except Exception as exc:  # huggingface_hub raises many network error types
-            if isinstance(exc, (ModelMismatchError, ConfigError)):
-                raise
             raise OfflineError(
-                f"cannot fetch {target!r} from the Hugging Face hub ({type(exc).__name__}: {exc}); "
+                f"cannot fetch {file} of {repo_id!r} from the Hugging Face hub ({type(exc).__name__}: {exc}); "
                 "without network, pass a local folder or a released name"
             ) from exc
+    return fetch
+
+
+def from_pretrained(name_or_path: str | Path = DEFAULT_MODEL, device: Optional[str | torch.device] = None,
+                    local_files_only: Optional[bool] = None) -> ReIDModel:
+    """Load a model: a reid-hub folder, a released name (offline), a Hugging Face hub id (online), a
+    timm hub model as `hf-hub:ORG/NAME` (e.g. MegaDescriptor), or a MiewID checkpoint (folder or hub id,
+    its own config.json is mapped)."""
+    target = resolve(name_or_path)
+    if os.path.isdir(target):
+        fetch = folder_fetch(target)
+        name = Path(target).name
     else:
-        cfg_file = Path(target) / "config.json"
-        if not cfg_file.is_file():
-            raise ModelMismatchError(f"{target}: no config.json")
-        try:
-            json.loads(cfg_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelMismatchError(f"{cfg_file} is not valid JSON: {exc}") from exc
-        model = ReIDModel.from_pretrained(target)
+        offline = local_files_only if local_files_only is not None else _hf_offline()
+        name = target[len(TIMM_HUB_PREFIX):] if target.startswith(TIMM_HUB_PREFIX) else target
+        fetch = _hub_fetch(name, offline)
+    cfg_file = fetch("config.json")
+    if not cfg_file:
+        raise ModelMismatchError(f"{target}: no config.json")
+    config = read_config(cfg_file)
+    if checkpoint_kind(config) == "reid-hub":
+        if not fetch("model.safetensors"):  # a hub download lands beside config.json
+            raise ModelMismatchError(f"{target}: model.safetensors is missing")
+        model = ReIDModel.from_pretrained(str(Path(cfg_file).parent))
+    else:
+        model = load_foreign(config, fetch, name)
     model.eval()
     if device is not None:
         model.to(device)

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Version of the saved model format; folders written by a newer format are refused.
 FORMAT_VERSION = 1
-POOLINGS = ("gem", "avg")
+#: gem / avg pool the backbone's feature map; "backbone" uses the timm model's own pooled output
+#: (any timm architecture, e.g. the Swin of MegaDescriptor)
+POOLINGS = ("gem", "avg", "backbone")
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ModelConfig:
     pooling: str = "gem"
     gem_p: float = 3.0
     normalize: bool = True
+    neck: bool = True  # BatchNorm1d after the pooling/projection (False: the pooled features as they are)
     drop_path_rate: float = 0.0
     imagenet_weights: Optional[str] = None  # offline source in reid_hub.weights, if any
     description: str = ""
@@ -152,35 +155,57 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         self.config = cfg
         self._hub_mixin_config = cfg
         self.save_dtype: Optional[torch.dtype] = None
+        pool_kw = {} if cfg.pooling == "backbone" else {"global_pool": ""}
         try:
             self.backbone = timm.create_model(
-                cfg.backbone, pretrained=False, num_classes=0, global_pool="", drop_path_rate=cfg.drop_path_rate
+                cfg.backbone, pretrained=False, num_classes=0, drop_path_rate=cfg.drop_path_rate, **pool_kw
             )
         except RuntimeError as exc:
             raise ConfigError(f"timm has no backbone {cfg.backbone!r}: {exc}") from exc
         self.feature_dim = int(self.backbone.num_features)
-        self.pooling: nn.Module = GeM(cfg.gem_p) if cfg.pooling == "gem" else nn.AdaptiveAvgPool2d(1)
+        self.pooling: nn.Module = {"gem": lambda: GeM(cfg.gem_p), "avg": lambda: nn.AdaptiveAvgPool2d(1),
+                                   "backbone": nn.Identity}[cfg.pooling]()
         out = self.feature_dim
         if cfg.embedding_dim is not None:
             self.proj: Optional[nn.Linear] = nn.Linear(self.feature_dim, int(cfg.embedding_dim), bias=False)
             out = int(cfg.embedding_dim)
         else:
             self.proj = None
-        self.bn = nn.BatchNorm1d(out)
+        self.bn: nn.Module = nn.BatchNorm1d(out) if cfg.neck else nn.Identity()
         self.embedding_dim = out
 
     # -- forward ---------------------------------------------------------------------------
+    @property
+    def num_blocks(self) -> int:
+        """Number of stages in the backbone's `blocks` (0 for backbones without that layout)."""
+        blocks = getattr(self.backbone, "blocks", None)
+        return len(blocks) if isinstance(blocks, nn.Sequential) else 0
+
+    def trunk(self, x: torch.Tensor, blocks: int) -> torch.Tensor:
+        """Feature map after the stem and the first `blocks` stages of an EfficientNet-style backbone."""
+        b = self.backbone
+        if not 0 <= blocks <= self.num_blocks:
+            raise ConfigError(f"blocks must be in [0, {self.num_blocks}] for {self.config.backbone}, got {blocks}")
+        return b.blocks[:blocks](b.bn1(b.conv_stem(x)))
+
+    def pooled_from_trunk(self, h: torch.Tensor, blocks: int) -> torch.Tensor:
+        """Pooled backbone features of a trunk output `h` = `trunk(x, blocks)`."""
+        b = self.backbone
+        return self.pooling(b.bn2(b.conv_head(b.blocks[blocks:](h)))).flatten(1)
+
     def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features (before the projection and neck)."""
         return self.pooling(self.backbone(x)).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Embeddings of a preprocessed batch (N, 3, S, S), L2-normalized when the config says so."""
-        f = self.pooled_features(x)
-        if self.proj is not None:
-            f = self.proj(f)
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Embeddings of pooled backbone features: projection, BN neck, L2 norm."""
+        f = self.proj(pooled) if self.proj is not None else pooled
         f = self.bn(f)
         return F.normalize(f, dim=1) if self.config.normalize else f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings of a preprocessed batch (N, 3, S, S), L2-normalized when the config says so."""
+        return self.head(self.pooled_features(x))
 
     # -- inference -------------------------------------------------------------------------
     @property

@@ -5,6 +5,7 @@ classes.json, metrics.jsonl, checkpoint.pt (for exact resume) and model/ (the sa
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -60,6 +62,12 @@ class TrainConfig:
     device: Optional[str] = None
     amp: bool = True  # mixed precision on CUDA only
     save_dtype: str = "float32"
+    exclude_species: list[str] = field(default_factory=list)  # leave-one-species-out: never trained on these
+    frozen_blocks: int = 0  # stem + this many backbone stages frozen; their outputs are cached per view
+    views: int = 4  # augmented views per image in the trunk cache (with frozen_blocks)
+    distill_weight: float = 0.0  # cosine distillation of the pooled features toward the initial backbone
+    layer_decay: float = 1.0  # backbone lr x decay^(stages above): lower stages move less
+    wise_alpha: float = 1.0  # WiSE-FT: saved backbone = (1 - a) * initial + a * fine-tuned
 
     def validate(self) -> "TrainConfig":
         if not self.data:
@@ -71,6 +79,10 @@ class TrainConfig:
             raise ConfigError("lr must be > 0 and backbone_lr_mult >= 0")
         if not 0 <= self.unseen_fraction < 1:
             raise ConfigError("unseen_fraction must be in [0, 1)")
+        if self.frozen_blocks < 0 or (self.frozen_blocks and self.views < 1):
+            raise ConfigError("frozen_blocks must be >= 0, and training on frozen blocks needs views >= 1")
+        if self.distill_weight < 0 or not 0 < self.layer_decay <= 1 or not 0 <= self.wise_alpha <= 1:
+            raise ConfigError("distill_weight must be >= 0, layer_decay in (0, 1] and wise_alpha in [0, 1]")
         return self
 
 
@@ -159,25 +171,34 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     device = _device(cfg.device)
 
     df = prepare_split(cfg, out)
-    train_df = df[df["split"] == "train"].reset_index(drop=True)
+    unknown = sorted(set(cfg.exclude_species) - set(df["species"]))
+    if unknown:
+        raise ConfigError(f"exclude_species names species the data does not have: {unknown}")
+    train_df = df[(df["split"] == "train") & ~df["species"].isin(cfg.exclude_species)].reset_index(drop=True)
     if train_df.empty:
         raise ConfigError("no training images left after the split")
     classes = sorted(train_df["label"].unique())
     _atomic_json(out / "classes.json", classes)
 
     model = _build_model(cfg).to(device)
+    frozen = cfg.frozen_blocks
+    if frozen > model.num_blocks:
+        raise ConfigError(f"frozen_blocks {frozen} exceeds the {model.num_blocks} stages of {model.config.backbone}")
+    # the initial backbone: distillation target and WiSE-FT anchor (deterministic, so a resume rebuilds it)
+    initial = copy.deepcopy(model).eval().requires_grad_(False) if (cfg.distill_weight or cfg.wise_alpha < 1) else None
     counts = rdata.class_counts(train_df["label"], classes)
     head = SubCenterArcFace(model.embedding_dim, len(classes), dynamic_margins(counts, cfg.margin_a, cfg.margin_b),
                             k=cfg.subcenters, s=cfg.scale).to(device)
-    backbone_params = list(model.backbone.parameters())
-    ids = {id(p) for p in backbone_params}
-    other = [p for p in model.parameters() if id(p) not in ids] + list(head.parameters())
-    opt = torch.optim.AdamW([
-        {"params": backbone_params, "lr": cfg.lr * cfg.backbone_lr_mult},
-        {"params": other, "lr": cfg.lr},
-    ], weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(_param_groups(model, head, cfg), weight_decay=cfg.weight_decay)
 
-    dataset = rdata.ReIDImageDataset(train_df, model.config.preprocess, classes, augment=True)
+    if frozen:
+        from .trunk_cache import CachedViewsDataset, TrunkCache
+
+        paths = TrunkCache(model, frozen, views=cfg.views, seed=cfg.seed).build(train_df, progress=progress)
+        index = {c: i for i, c in enumerate(classes)}
+        dataset = CachedViewsDataset(paths, [index[lbl] for lbl in train_df["label"]], cfg.views)
+    else:
+        dataset = rdata.ReIDImageDataset(train_df, model.config.preprocess, classes, augment=True)
     steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, min(cfg.warmup_steps, total // 5 + 1)))
@@ -204,6 +225,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     metrics_file = (out / "metrics.jsonl").open("a")
     model.train()
     model.to(memory_format=torch.channels_last)
+
+    def pooled(net: ReIDModel, x: torch.Tensor) -> torch.Tensor:
+        return net.pooled_from_trunk(x, frozen) if frozen else net.pooled_features(x)
     bar = tqdm(total=total, initial=step, disable=not progress, desc="train", unit="step")
     t_start = time.time()
     try:
@@ -215,6 +239,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             else:
                 order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).tolist()
             order = order[: steps_per_epoch * cfg.batch_size]
+            if frozen:
+                dataset.set_epoch(epoch)
             # a generator of its own keeps the loader from drawing on the global RNG (exact resume)
             loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=_OffsetSampler(order, in_epoch * cfg.batch_size),
                                 num_workers=cfg.num_workers, drop_last=True, pin_memory=device.type == "cuda",
@@ -224,8 +250,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 y = y.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    emb = model(x)
+                    feats = pooled(model, x)
+                    emb = model.head(feats)
                 loss = head.loss(emb.float(), y)
+                if cfg.distill_weight:
+                    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                        target = pooled(initial, x)
+                    loss = loss + cfg.distill_weight * (1 - F.cosine_similarity(feats.float(), target.float())).mean()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at step {step}")
                 opt.zero_grad(set_to_none=True)
@@ -234,7 +265,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 scaler.update()
                 sched.step()
                 step += 1
-                rec = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5), "lr": opt.param_groups[1]["lr"],
+                rec = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5), "lr": opt.param_groups[-1]["lr"],
                        "img_per_s": round(len(x) / max(1e-9, time.time() - t0), 2),
                        "elapsed_s": round(time.time() - t_start, 2)}
                 metrics_file.write(json.dumps(rec) + "\n")
@@ -250,8 +281,47 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         metrics_file.close()
     model.eval()
     model.to(memory_format=torch.contiguous_format)
+    if cfg.wise_alpha < 1:
+        interpolate_backbone(model, initial, cfg.wise_alpha)
     model_dir = save_pretrained(model.cpu(), out / "model", card=training_card(cfg, df, classes), dtype=cfg.save_dtype)
     return model_dir
+
+
+def _param_groups(model: ReIDModel, head: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: the neck and classifier at lr; the backbone at lr x backbone_lr_mult, decayed by
+    layer_decay per stage below the top; frozen stages left out."""
+    base = cfg.lr * cfg.backbone_lr_mult
+    n = model.num_blocks
+    depth_of: dict[str, int] = {}  # stages above the parameter's own; the stem sits below stage 0
+    for name, _ in model.backbone.named_parameters():
+        if name.startswith("blocks."):
+            depth_of[name] = n - 1 - int(name.split(".")[1])
+        elif name.startswith(("conv_stem.", "bn1.")):
+            depth_of[name] = n
+        else:
+            depth_of[name] = 0
+    frozen_prefixes = ("conv_stem.", "bn1.") + tuple(f"blocks.{i}." for i in range(cfg.frozen_blocks))
+    groups: dict[int, list[torch.nn.Parameter]] = {}
+    for name, p in model.backbone.named_parameters():
+        if cfg.frozen_blocks and name.startswith(frozen_prefixes):
+            p.requires_grad_(False)
+            continue
+        groups.setdefault(depth_of[name] if cfg.layer_decay < 1 else 0, []).append(p)
+    backbone_ids = {id(p) for p in model.backbone.parameters()}
+    other = [p for p in model.parameters() if id(p) not in backbone_ids] + list(head.parameters())
+    out = [{"params": ps, "lr": base * cfg.layer_decay ** d} for d, ps in sorted(groups.items())]
+    return out + [{"params": other, "lr": cfg.lr}]
+
+
+def interpolate_backbone(model: ReIDModel, initial: ReIDModel, alpha: float) -> ReIDModel:
+    """WiSE-FT in place: every floating backbone tensor becomes (1 - alpha) * initial + alpha * current.
+    The projection and neck stay as trained (the initial model has no trained counterpart)."""
+    own, ref = model.backbone.state_dict(), initial.backbone.state_dict()
+    if own.keys() != ref.keys():
+        raise ConfigError("WiSE-FT needs two models of the same backbone")
+    mixed = {k: (1 - alpha) * ref[k].to(v.dtype) + alpha * v if v.is_floating_point() else v for k, v in own.items()}
+    model.backbone.load_state_dict(mixed)
+    return model
 
 
 def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
@@ -345,4 +415,4 @@ def distill(student: str, teacher: str, data: list[str], out_dir: str | Path, ep
                 "an initialisation for re-ID training, not a re-ID model."))
 
 
-__all__ = ["TrainConfig", "train", "finetune_config", "prepare_split", "training_card", "distill"]
+__all__ = ["TrainConfig", "train", "interpolate_backbone", "finetune_config", "prepare_split", "training_card", "distill"]

