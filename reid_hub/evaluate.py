@@ -24,6 +24,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import data as rdata
+from .boxes import box_iou
+from .calibration import calibrate_threshold, excluded_pairs
 from .errors import DataError
 from .model import ReIDModel, create_model
 
@@ -42,17 +44,6 @@ class RetrievalResult:
     top5: float
     mAP: float
     cmc: list[float]
-
-
-def excluded_pairs(n: int, groups: Optional[Sequence[Any]] = None) -> np.ndarray:
-    """(n, n) mask of the pairs a query may never be matched with: itself, and with `groups` (e.g. the
-    camera of each image) every image of its own group."""
-    if groups is None:
-        return np.eye(n, dtype=bool)
-    g = np.asarray(groups)
-    if len(g) != n:
-        raise DataError(f"{len(g)} group values for {n} images")
-    return g[:, None] == g[None, :]
 
 
 def retrieval_metrics(sim: np.ndarray, labels: Sequence[str], max_rank: int = 20,
@@ -96,32 +87,6 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     allv = np.concatenate([pos, neg])
     ranks = pd.Series(allv).rank(method="average").to_numpy()
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def calibrate_threshold(sim: np.ndarray, labels: Sequence[str], groups: Optional[Sequence[Any]] = None) -> float:
-    """Threshold on the best-match score that separates 'has a match' from 'new', by Youden's J.
-
-    Genuine scores: each image's best score to another image of its identity; impostor scores:
-    its best score to images of other identities (what a new individual would see). With `groups`,
-    only pairs across groups count."""
-    labels = np.asarray(labels)
-    s = sim.astype(np.float64).copy()
-    s[excluded_pairs(len(labels), groups)] = -np.inf
-    same = labels[:, None] == labels[None, :]
-    gen, imp = [], []
-    for i in range(len(labels)):
-        if same[i].sum() > 1:
-            gen.append(np.max(np.where(same[i], s[i], -np.inf)))
-        imp.append(np.max(np.where(~same[i], s[i], -np.inf)))
-    gen, imp = np.asarray(gen), np.asarray(imp)
-    gen, imp = gen[np.isfinite(gen)], imp[np.isfinite(imp)]
-    if len(gen) == 0 or len(imp) == 0:
-        raise DataError("cannot calibrate a threshold without genuine and impostor pairs")
-    cands = np.unique(np.concatenate([gen, imp]))
-    j = np.array([(gen >= t).mean() - (imp >= t).mean() for t in cands])
-    best = int(np.argmax(j))
-    # the same J holds on the whole gap below the best candidate: take the gap's middle, not its edge
-    return float((cands[best - 1] + cands[best]) / 2) if best > 0 else float(cands[best])
 
 
 def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: Optional[float], new_fraction: float = 0.5,
@@ -393,7 +358,6 @@ def idf1(gt: pd.DataFrame, pred: pd.DataFrame, gt_id: str = "identity", pred_id:
     """
     from scipy.optimize import linear_sum_assignment
 
-    from .video import box_iou
 
     if len(gt) == 0 or len(pred) == 0:
         return 0.0

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Optional, Sequence
 import faiss
 import numpy as np
 
+from .calibration import calibrate_threshold
 from .errors import ConfigError, DataError, ModelMismatchError, ReidHubError
 
 log = logging.getLogger(__name__)
@@ -556,8 +557,6 @@ class Gallery:
     # -- open set -----------------------------------------------------------------------
     def calibrate(self, max_images: int = 5000) -> dict[str, Any]:
         """Recompute the open-set threshold from the gallery's own genuine/impostor best scores."""
-        from .evaluate import calibrate_threshold
-
         rows = self.db.execute("SELECT individual_id, embedding FROM images ORDER BY id").fetchall()
         if len(rows) > max_images:  # a seeded sample keeps calibration quadratic in max_images, not in the gallery
             pick = np.random.default_rng(0).choice(len(rows), size=max_images, replace=False)

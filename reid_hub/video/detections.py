@@ -14,6 +14,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from ..boxes import box_iou
 from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -208,18 +209,6 @@ def clean_detections(df: pd.DataFrame, min_score: float = 0.0, frame_size: Optio
                             f"{int(r.frame)} box ({r.x:.0f}, {r.y:.0f}, {r.w:.0f}, {r.h:.0f})")
         df["x"], df["y"], df["w"], df["h"] = x0, y0, x1 - x0, y1 - y0
     return df.sort_values(["frame", "x", "y"], kind="stable").reset_index(drop=True)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes a (N, 4) and b (M, 4), each x, y, w, h."""
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    ix0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix1 = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-    iy1 = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
-    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    return inter / np.maximum(union, 1e-12)
 
 
 def frame_groups(df: pd.DataFrame) -> list[np.ndarray]:

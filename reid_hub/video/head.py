@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from ..losses import SigmoidPairLoss
+from .assignment import constrained_assign, kmeans  # the same clustering the inference uses
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,6 @@ def _fit_prototypes(z: np.ndarray, groups: Sequence[np.ndarray], k: int, seed: i
     """Identity prototypes (k, d) by constrained k-means on projections z: from a fresh k-means and, when
     given, from the `warm` prototypes; the start with the better objective (mean similarity of each
     detection to its centre under the per-frame constraint) wins."""
-    from .cluster import constrained_assign, kmeans  # the same clustering the inference uses
-
     best, best_fit = None, -np.inf
     for start in ([warm] if warm is not None else []) + [kmeans(z, k, n_init=3, seed=seed)]:
         labels, _ = constrained_assign(z, groups, start, iters=10)  # refines `start` in place
