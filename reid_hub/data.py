@@ -189,16 +189,17 @@ def split_by_identity(df: pd.DataFrame, unseen_fraction: float = 0.3, seed: int 
     """Mark each image 'train' or 'unseen' so that identities never straddle the two, per species.
 
     Unseen identities are drawn among those with at least two images (so each can be a query),
-    with a fixed seed; identities with one image stay in training. `unseen_fraction` 1 marks every
+    with a seed of their own per species (seed, species name), so the split of one species does not depend
+    on which other species are loaded; identities with one image stay in training. `unseen_fraction` 1 marks every
     image unseen (zero-shot evaluation of data no model was trained on).
     """
     if not 0.0 <= unseen_fraction <= 1.0:
         raise DataError("unseen_fraction must be in [0, 1]")
     if unseen_fraction == 1.0:
         return df.assign(split="unseen")
-    rng = random.Random(seed)
     split = pd.Series("train", index=df.index)
     for species, part in df.groupby("species", sort=True):
+        rng = random.Random(f"{seed}/{species}")  # per species: adding a dataset never reshuffles the others
         counts = part.groupby("label").size()
         eligible = sorted(counts[counts >= 2].index)
         n_unseen = int(round(unseen_fraction * counts.size))

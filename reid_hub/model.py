@@ -76,6 +76,10 @@ class ModelConfig:
         return cls(**data)
 
 
+#: config fields added after the first release, with the value older models implicitly had: left out of
+#: the fingerprint at that value, so galleries bound to an older model keep opening
+_FIELDS_SINCE_V1: dict[str, Any] = {"neck": True}
+
 _REGISTRY: dict[str, ModelConfig] = {}
 
 
@@ -264,7 +268,9 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
 
     def fingerprint(self) -> str:
         """Short sha256 of the config and every weight, identifying exactly this model."""
-        h = hashlib.sha256(repr(sorted(self.config.to_dict().items())).encode())
+        cfg = {k: v for k, v in self.config.to_dict().items()
+               if not (k in _FIELDS_SINCE_V1 and v == _FIELDS_SINCE_V1[k])}  # stable for models saved before them
+        h = hashlib.sha256(repr(sorted(cfg.items())).encode())
         for k, v in sorted(self.state_dict().items()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())

@@ -98,7 +98,7 @@ class TrunkCache:
         if todo:
             log.info("trunk cache %s: computing %d of %d images", self.folder.name, len(todo), len(paths))
         was_training = self.model.training
-        self.model.eval()
+        self.model.eval().to(memory_format=torch.channels_last)
         records = df.to_dict("records")
         dev = self.model.device
         try:
@@ -106,7 +106,9 @@ class TrunkCache:
                               unit="batch"):
                 chunk = todo[start:start + batch_images]
                 x = torch.cat([self._inputs(records[i], i) for i in chunk]).to(dev)
-                h = self.model.trunk(x.contiguous(memory_format=torch.channels_last), self.blocks)
+                # small forward batches: at 224 px and above, large CPU batches are memory-bound
+                h = torch.cat([self.model.trunk(part.contiguous(memory_format=torch.channels_last), self.blocks)
+                               for part in x.split(8)])
                 h = h.float().cpu().numpy().astype(np.float16).reshape(len(chunk), 1 + self.views, *h.shape[1:])
                 for i, arr in zip(chunk, h):
                     tmp = paths[i].with_name(f".{paths[i].stem}.{os.getpid()}.tmp.npy")
