@@ -201,7 +201,7 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
     import torch
 
     from .hub import from_pretrained
-    from .video import ClusterConfig, HeadConfig, assign_video, cluster_video
+    from .video import ClusterConfig, HeadConfig, assign_video, cluster_crops, cluster_video, is_crop_table
 
     if args.k is not None and args.k < 1:
         raise ConfigError("--k must be at least 1")
@@ -213,9 +213,18 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
     model = from_pretrained(args.model)
     if torch.cuda.is_available():
         model = model.cuda()
-    result, source = cluster_video(args.video, args.detections, model, config, fmt=args.format,
-                                   min_score=args.min_score, padding=args.padding, cache_dir=args.cache_dir,
-                                   progress=not args.quiet)
+    if is_crop_table(args.video):  # a crop-video: the table is the detections
+        if args.detections:
+            raise ConfigError(f"{args.video} is a crop table (frame, path columns): give no --detections")
+        result, source = cluster_crops(args.video, model, config, min_score=args.min_score, cache_dir=args.cache_dir,
+                                       progress=not args.quiet), None
+    else:
+        if not args.detections:
+            raise ConfigError(f"{args.video}: a video or frame folder needs --detections (a table of crops with "
+                              "frame and path columns needs none)")
+        result, source = cluster_video(args.video, args.detections, model, config, fmt=args.format,
+                                       min_score=args.min_score, padding=args.padding, cache_dir=args.cache_dir,
+                                       progress=not args.quiet)
     out = Path(args.out) if args.out else Path(args.video).parent / f"{Path(args.video).stem}_ids"
     result.write(out, source, padding=args.padding)
     summary: dict[str, Any] = {"out": str(out), "k": result.k, "detections": len(result.detections),
@@ -350,8 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("video", help="identify every animal of a video without labels")
     vsub = s.add_subparsers(dest="video_command", required=True)
     v = vsub.add_parser("cluster", help="cluster a video's detections into k animals (self-supervised head)")
-    v.add_argument("video", help="video file (mp4/avi/mov...) or a folder of frame images")
-    v.add_argument("--detections", required=True, help="MegaDetector JSON, MOT txt, COCO JSON or CSV")
+    v.add_argument("video", help="video file (mp4/avi/mov...), a folder of frame images, or a crop table "
+                   "(CSV/Parquet with frame and path columns: a crop-video, no --detections)")
+    v.add_argument("--detections", help="MegaDetector JSON, MOT txt, COCO JSON or CSV (not for a crop table)")
     v.add_argument("--format", default="auto", choices=["auto", "megadetector", "mot", "coco", "csv"])
     v.add_argument("--k", type=int, help="number of animals (estimated when left out)")
     v.add_argument("--k-max", type=int, help="largest k tried when estimating")

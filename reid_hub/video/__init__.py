@@ -1,7 +1,9 @@
 """Per-video identification: frames and detections in, an identity per detection out (seed 000
 self-supervised head, seed 001 IoU temporal positives), ready for the gallery's cross-video IDs."""
-from .cluster import ClusterConfig, VideoClustering, cluster_descriptors, constrained_assign, estimate_k, kmeans
-from .descriptors import compute_descriptors, default_cache_dir, descriptor_key
+from .assignment import constrained_assign, kmeans
+from .cluster import ClusterConfig, VideoClustering, cluster_descriptors, estimate_k
+from .crops import cluster_crops, is_crop_table, read_crop_table
+from .descriptors import compute_crop_descriptors, compute_descriptors, default_cache_dir, descriptor_key
 from .detections import (FORMATS, box_iou, clean_detections, frame_groups, iou_links, iou_tracklets, read_detections,
                          read_tracks_csv)
 from .frames import FrameSource, iter_frames, open_frames
@@ -11,7 +13,8 @@ from .pseudo import augment, make_pseudo_video
 
 __all__ = [
     "ClusterConfig", "VideoClustering", "cluster_descriptors", "constrained_assign", "estimate_k", "kmeans",
-    "compute_descriptors", "default_cache_dir", "descriptor_key",
+    "compute_descriptors", "compute_crop_descriptors", "default_cache_dir", "descriptor_key",
+    "cluster_crops", "is_crop_table", "read_crop_table",
     "FORMATS", "box_iou", "clean_detections", "frame_groups", "iou_links", "iou_tracklets", "read_detections",
     "FrameSource", "iter_frames", "open_frames",
     "HeadConfig", "ProjectionHead", "hungarian_pair_labels", "train_head",

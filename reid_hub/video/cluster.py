@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,8 +147,12 @@ class VideoClustering:
             write(tmp)
             os.replace(tmp, out / name)
 
-        atomic("labels.csv", lambda p: self.detections.to_csv(p, index=False))
-        mot = self.detections
+        table = self.detections
+        if "input_row" in table:  # a crop table: one row per input crop, in input order, its own frame numbers
+            table = table.sort_values("input_row", kind="stable")
+            table = table.assign(frame=table["source_frame"]).drop(columns=["source_frame", "input_row"])
+        atomic("labels.csv", lambda p: table.to_csv(p, index=False))
+        mot = table
         lines = [f"{int(r.frame) + 1},{int(r.label) + 1},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},{r.score:.4f},-1,-1,-1"
                  for r in mot.itertuples()]
         atomic("tracks.txt", lambda p: p.write_text("\n".join(lines) + "\n"))
@@ -163,6 +168,13 @@ class VideoClustering:
                    "conflicts": int(self.detections["conflict"].sum()), "timings_s": self.timings,
                    "head": {k: v for k, v in self.head_info.items() if k not in ("log", "prototypes")}}
         atomic("summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=float)))
+        if source is None and "path" in self.detections:  # crop files: copy the representatives
+            for c, rows in self.representatives(crops_per_cluster).items():
+                d = out / "crops" / f"cluster_{c}"
+                d.mkdir(parents=True, exist_ok=True)
+                for i in rows:
+                    src = Path(self.detections.at[i, "path"])
+                    shutil.copyfile(src, d / f"{i}_{src.name}")
         if source is not None:
             reps = self.representatives(crops_per_cluster)
             wanted = {int(self.detections.at[i, "frame"]): [] for rows in reps.values() for i in rows}

@@ -10,15 +10,18 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
-from ..imaging import crop_box, preprocess
+from ..errors import ConfigError, DataError
+from ..imaging import crop_box, load_image, preprocess
 from .frames import FrameSource
 
 log = logging.getLogger(__name__)
@@ -71,24 +74,60 @@ def compute_descriptors(source: FrameSource, detections: pd.DataFrame, model, ki
     `kind` is "embedding" (the re-ID model's output) or "backbone" (its pooled backbone features).
     `timings`, when given, receives decode_s (decoding and cropping) and embed_s (the model).
     """
-    import time
+    _check_kind(kind)
+    key = descriptor_key(source, detections, model.fingerprint(), kind, padding)
+    frames = detections["frame"].to_numpy()
+    boxes = detections[["x", "y", "w", "h"]].to_numpy()
 
+    def crops(done: int) -> Iterator[Image.Image]:
+        row = done
+        for f, img in source.iter_frames(np.unique(frames[done:])):
+            while row < len(frames) and frames[row] == f:
+                yield crop_box(img, tuple(boxes[row]), pad=padding)
+                row += 1
+
+    return _describe_cached(key, len(detections), crops, model, kind, cache_dir, batch_size, progress, timings)
+
+
+def compute_crop_descriptors(paths: Sequence[str | Path], model, kind: str = "embedding",
+                             cache_dir: Optional[str | Path] = None, batch_size: int = 16, progress: bool = False,
+                             timings: Optional[dict] = None) -> np.ndarray:
+    """Descriptors (N, D) float32 of detection crops stored as image files (a crop-video), cached like
+    `compute_descriptors`; the key covers each file's path, size and modification time."""
+    _check_kind(kind)
+    h = hashlib.sha256(f"crops:{model.fingerprint()}:{kind}".encode())
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{p}:{st.st_size}:{int(st.st_mtime)}".encode())
+
+    def crops(done: int) -> Iterator[Image.Image]:
+        for p in paths[done:]:
+            yield load_image(p)
+
+    return _describe_cached(h.hexdigest()[:24], len(paths), crops, model, kind, cache_dir, batch_size, progress,
+                            timings)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ConfigError(f"descriptor kind must be one of {KINDS}, got {kind!r}")
+
+
+def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Image]], model, kind: str,
+                     cache_dir: Optional[str | Path], batch_size: int, progress: bool,
+                     timings: Optional[dict]) -> np.ndarray:
+    """The cache file `key` of n descriptors, computed from `crops(done)` (the crops from row `done` on)
+    where missing, resumed from the last flushed batch, then memory-mapped read-only."""
     t_start = time.perf_counter()
     t_model = 0.0
-    if kind not in KINDS:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"descriptor kind must be one of {KINDS}, got {kind!r}")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    key = descriptor_key(source, detections, model.fingerprint(), kind, padding)
     final, partial, progress_file = cache / f"{key}.npy", cache / f"{key}.partial.npy", cache / f"{key}.json"
     if final.is_file():
         log.info("descriptors from cache %s", final)
         if timings is not None:
             timings.update(decode_s=0.0, embed_s=0.0, cached=True)
         return np.load(final, mmap_mode="r")
-    n = len(detections)
     with torch.inference_mode():
         dim = model.describe(torch.zeros(1, 3, model.config.preprocess.size, model.config.preprocess.size),
                              raw_features=kind == "backbone").shape[1]
@@ -102,8 +141,6 @@ def compute_descriptors(source: FrameSource, detections: pd.DataFrame, model, ki
         log.info("resuming descriptors at %d / %d", done, n)
     else:
         out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, dim))
-    frames = detections["frame"].to_numpy()
-    boxes = detections[["x", "y", "w", "h"]].to_numpy()
     cfg = model.config.preprocess
     batch: list[torch.Tensor] = []
     start = done
@@ -122,16 +159,15 @@ def compute_descriptors(source: FrameSource, detections: pd.DataFrame, model, ki
             out.flush()
             _atomic_json(progress_file, {"n": n, "dim": dim, "done": start})
 
-    row = done
     if done < n:
-        for f, img in source.iter_frames(np.unique(frames[done:])):
-            while row < n and frames[row] == f:
-                batch.append(preprocess(crop_box(img, tuple(boxes[row]), pad=padding), cfg))
-                row += 1
-                if len(batch) >= batch_size:
-                    flush()
+        for crop in crops(done):
+            batch.append(preprocess(crop, cfg))
+            if len(batch) >= batch_size:
+                flush()
         flush()
     bar.close()
+    if start != n:
+        raise DataError(f"descriptor source gave {start} crops for {n} rows")
     del out
     os.replace(partial, final)
     progress_file.unlink(missing_ok=True)

@@ -1,0 +1,121 @@
+"""Crop-videos: a table of detection crops (what detectors that export crops produce) as clustering input.
+
+A crop table is a CSV or Parquet file with the columns `frame` and `path` (relative to the table, or
+absolute) and optionally camera, track, score, x, y, w, h; other columns (e.g. identity) are carried
+along and ignored by the clustering. Crops of one frame (of one camera) are different animals. With
+several cameras in one table, the cameras are clustered jointly: one label per animal across cameras,
+and each animal is still seen at most once per camera and frame (synchronized views).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ..errors import ConfigError, DataError
+from .cluster import ClusterConfig, VideoClustering, cluster_descriptors
+from .descriptors import compute_crop_descriptors
+
+log = logging.getLogger(__name__)
+
+CROP_TABLE_COLUMNS = ("frame", "path")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable crop table ({exc})") from exc
+
+
+def is_crop_table(path: str | Path) -> bool:
+    """True when `path` is a CSV/Parquet table with `frame` and `path` columns (a crop-video)."""
+    p = Path(path)
+    if not p.is_file() or p.suffix.lower() not in TABLE_SUFFIXES:
+        return False
+    try:
+        cols = (pd.read_parquet(p).columns if p.suffix.lower() in (".parquet", ".pq")
+                else pd.read_csv(p, nrows=0).columns)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return False
+    return set(CROP_TABLE_COLUMNS) <= set(cols)
+
+
+def read_crop_table(path: str | Path, min_score: float = 0.0) -> pd.DataFrame:
+    """The validated crop table: absolute `path`, integer `frame`, `camera` (string, "" when absent),
+    `score` (1 when absent), x/y/w/h (the crop's own frame, 0, 0, width, height, when absent) and
+    `input_row` (its row in the file). Rows under `min_score` are dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such crop table: {path}")
+    df = _read_table(path)
+    missing = [c for c in CROP_TABLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: a crop table needs the columns frame and path; missing {missing}")
+    if df.empty:
+        raise DataError(f"{path}: the crop table has no rows")
+    df = df.copy()
+    df["input_row"] = np.arange(len(df))
+    frames = pd.to_numeric(df["frame"], errors="coerce")
+    if frames.isna().any() or (frames < 0).any() or (frames != frames.round()).any():
+        bad = df.loc[frames.isna() | (frames < 0) | (frames != frames.round()), "frame"].iloc[0]
+        raise DataError(f"{path}: frame must be a non-negative integer, got {bad!r}")
+    df["frame"] = frames.astype(np.int64)
+    df["path"] = [str(p) if Path(str(p)).is_absolute() else str(path.parent / str(p)) for p in df["path"]]
+    absent = [p for p in df["path"] if not Path(p).is_file()]
+    if absent:
+        raise DataError(f"{path}: {len(absent)} crop file(s) not found, e.g. {absent[0]}")
+    df["camera"] = df["camera"].astype(str) if "camera" in df.columns else ""
+    df["score"] = pd.to_numeric(df["score"], errors="coerce").fillna(1.0) if "score" in df.columns else 1.0
+    if "track" not in df.columns:
+        df["track"] = -1
+    if not {"x", "y", "w", "h"} <= set(df.columns):
+        sizes = [Image.open(p).size for p in df["path"]]  # header only
+        df["x"], df["y"] = 0.0, 0.0
+        df["w"], df["h"] = [float(s[0]) for s in sizes], [float(s[1]) for s in sizes]
+    df = df[df["score"] >= min_score]
+    if df.empty:
+        raise DataError(f"{path}: no crop reaches the score threshold {min_score}")
+    return df.reset_index(drop=True)
+
+
+def crop_detections(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as clustering detections: `frame` becomes one group per (camera, frame), so crops that
+    share it are different animals; the source frame is kept as `source_frame`. Sorted by group."""
+    det = table.copy()
+    det["source_frame"] = det["frame"]
+    keys = pd.MultiIndex.from_frame(det[["frame", "camera"]])
+    det["frame"] = pd.factorize(keys, sort=True)[0].astype(np.int64)
+    return det.sort_values(["frame", "input_row"], kind="stable").reset_index(drop=True)
+
+
+def cluster_crops(table: str | Path | pd.DataFrame, model: Any, config: ClusterConfig = ClusterConfig(),
+                  min_score: float = 0.0, descriptor: str = "embedding", cache_dir: Optional[str | Path] = None,
+                  batch_size: int = 16, progress: bool = False) -> VideoClustering:
+    """Identify every animal of a crop-video without labels (see cluster_video); the result's
+    labels.csv keeps one row per input crop, in input order."""
+    t0 = time.perf_counter()
+    crops = table if isinstance(table, pd.DataFrame) else read_crop_table(table, min_score)
+    if not {"frame", "path", "camera", "input_row"} <= set(crops.columns):
+        raise ConfigError("a crop DataFrame must come from read_crop_table")
+    det = crop_detections(crops)
+    t_read = time.perf_counter() - t0
+    timings: dict = {}
+    desc = compute_crop_descriptors(list(det["path"]), model, kind=descriptor, cache_dir=cache_dir,
+                                    batch_size=batch_size, progress=progress, timings=timings)
+    result = cluster_descriptors(desc, det, config, embeddings=desc if descriptor == "embedding" else None,
+                                 progress=progress)
+    result.timings = {"read_detections_s": t_read, "decode_s": timings["decode_s"], "embed_s": timings["embed_s"],
+                      **result.timings, "descriptors_cached": timings["cached"]}
+    return result
+
+
+__all__ = ["is_crop_table", "read_crop_table", "crop_detections", "cluster_crops", "CROP_TABLE_COLUMNS"]
