@@ -17,7 +17,7 @@ import timm
 import torch
 from PIL import Image
 
-from reid_hub import from_pretrained
+from reid_hub import DEFAULT_MODEL, from_pretrained
 from reid_hub.evaluate import machine_info
 
 
@@ -33,7 +33,7 @@ def _rate(fn, n_items: int, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="multispecies-v1")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
