@@ -43,6 +43,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "lite0-f5": dict(**_LITE0, frozen_blocks=5, epochs=10, lr=1e-3, backbone_lr_mult=0.3),
     "lite0-f5-distill": dict(**_LITE0, frozen_blocks=5, epochs=10, lr=1e-3, backbone_lr_mult=0.3,
                              distill_weight=5.0),
+    # no projection: the embedding is the BN-necked pooled features, kept near ImageNet's by a strong distillation
+    "lite0-f5-noproj-distill20": dict(model="lite0", pretrained=True,
+                                      overrides={"preprocess": {"size": 224}, "embedding_dim": None},
+                                      frozen_blocks=5, epochs=6, lr=1e-3, backbone_lr_mult=0.3, distill_weight=20.0),
     "lite0-f4-distill-ld": dict(**_LITE0, frozen_blocks=4, epochs=10, lr=1e-3, backbone_lr_mult=0.3,
                                 distill_weight=5.0, layer_decay=0.7),
     "lite2-f5-distill": dict(**_LITE2, frozen_blocks=5, epochs=10, lr=1e-3, backbone_lr_mult=0.3,

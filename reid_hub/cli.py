@@ -96,7 +96,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
                           overrides=overrides, balanced=args.balanced, exclude_species=args.exclude_species,
                           frozen_blocks=args.frozen_blocks, views=args.views, distill_weight=args.distill,
                           layer_decay=args.layer_decay, wise_alpha=args.wise_alpha, **common)
-    folder = train(cfg.validate(), progress=not args.quiet)
+    cfg.validate()
+    if args.engine == "ray":
+        from .train_distributed import train_on_ray
+
+        folder = train_on_ray(cfg, args.workers, gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address,
+                              progress=not args.quiet)
+    else:
+        from .train_distributed import init_from_env
+
+        ctx = init_from_env(args.device)  # under torchrun: join its process group (gloo on CPU, NCCL on GPU)
+        folder = train(cfg, progress=not args.quiet)
+        if not ctx.is_main:
+            return 0
     print(f"saved model to {folder}")
     return 0
 
@@ -314,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device")
     s.add_argument("--save-dtype", default="float32", choices=["float32", "float16"])
     s.add_argument("--exclude-species", nargs="*", default=[], help="leave these species out (zero-shot runs)")
+    s.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: data-parallel on Ray Train (DDP); local also runs under torchrun -m reid_hub.train")
+    s.add_argument("--workers", type=int, default=2, help="Ray Train workers (with --engine ray)")
+    s.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (0: CPU, gloo)")
+    s.add_argument("--ray-address", help="join a running Ray cluster ('auto' or host:port); default: local Ray")
     s.add_argument("--frozen-blocks", type=int, default=0,
                    help="freeze the stem and this many backbone stages; their outputs are cached per view")
     s.add_argument("--views", type=int, default=4, help="augmented views per image in the trunk cache")

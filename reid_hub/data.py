@@ -231,24 +231,36 @@ class ReIDImageDataset(Dataset):
     """Torch dataset of (image tensor, class index) pairs from a data table."""
 
     def __init__(self, df: pd.DataFrame, preprocess: PreprocessConfig, classes: Optional[Sequence[str]] = None,
-                 augment: bool = False) -> None:
+                 augment: bool = False, seed: int = 0) -> None:
         self.df = df.reset_index(drop=True)
         self.cfg = preprocess
         self.classes = list(classes) if classes is not None else sorted(self.df["label"].unique())
         index = {c: i for i, c in enumerate(self.classes)}
         self.targets = [index.get(lbl, -1) for lbl in self.df["label"]]
         self.augment = _train_augment(preprocess.size) if augment else None
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentations of item i are drawn from a seed of (seed, epoch, i): the same images whatever the
+        number of loader workers or training processes."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.df)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         img = read_sample(self.df.iloc[i])
-        if self.augment is not None:
-            img = self.augment[0](img)
-        img = resize_for_model(img, self.cfg)
-        if self.augment is not None:
-            img = self.augment[1](img)
+        if self.augment is None:
+            return to_tensor(resize_for_model(img, self.cfg), self.cfg), self.targets[i]
+        s = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + i
+        with torch.random.fork_rng(devices=[]):
+            state = random.getstate()
+            try:
+                random.seed(s)
+                torch.manual_seed(s)
+                img = self.augment[1](resize_for_model(self.augment[0](img), self.cfg))
+            finally:
+                random.setstate(state)
         return to_tensor(img, self.cfg), self.targets[i]
 
 

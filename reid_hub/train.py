@@ -28,6 +28,7 @@ from .errors import CheckpointError, ConfigError
 from .hub import ModelCard, from_pretrained, save_pretrained
 from .losses import SubCenterArcFace, dynamic_margins
 from .model import ReIDModel, create_model
+from .train_distributed import dist_context, local_batch_size, shard_steps
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class _OffsetSampler(torch.utils.data.Sampler[int]):
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Run (or resume) training; returns the folder of the saved model."""
     cfg.validate()
+    ctx = dist_context()  # rank 0 of 1 unless torchrun / Ray Train started a process group
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved_cfg = out / "config.json"
@@ -163,13 +165,21 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         prev = json.loads(saved_cfg.read_text())
         if {k: v for k, v in prev.items() if k != "device"} != {k: v for k, v in _cfg_json(cfg).items() if k != "device"}:
             raise CheckpointError(f"{out} holds a run with a different config; use another out_dir")
-    _atomic_json(saved_cfg, _cfg_json(cfg))
+    ctx.barrier()
+    if ctx.is_main:
+        _atomic_json(saved_cfg, _cfg_json(cfg))
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = _device(cfg.device)
+    if ctx.distributed and device.type == "cuda" and cfg.device is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    local_batch = local_batch_size(cfg.batch_size, ctx)
 
+    if ctx.is_main:  # rank 0 draws and writes the split; the others read it
+        prepare_split(cfg, out)
+    ctx.barrier()
     df = prepare_split(cfg, out)
     unknown = sorted(set(cfg.exclude_species) - set(df["species"]))
     if unknown:
@@ -178,7 +188,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if train_df.empty:
         raise ConfigError("no training images left after the split")
     classes = sorted(train_df["label"].unique())
-    _atomic_json(out / "classes.json", classes)
+    if ctx.is_main:
+        _atomic_json(out / "classes.json", classes)
 
     model = _build_model(cfg).to(device)
     frozen = cfg.frozen_blocks
@@ -194,11 +205,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if frozen:
         from .trunk_cache import CachedViewsDataset, TrunkCache
 
-        paths = TrunkCache(model, frozen, views=cfg.views, seed=cfg.seed).build(train_df, progress=progress)
+        cache = TrunkCache(model, frozen, views=cfg.views, seed=cfg.seed)
+        if ctx.is_main:  # rank 0 fills the cache; the others then find every file there
+            cache.build(train_df, progress=progress)
+        ctx.barrier()
+        paths = cache.build(train_df, progress=False)
         index = {c: i for i, c in enumerate(classes)}
         dataset = CachedViewsDataset(paths, [index[lbl] for lbl in train_df["label"]], cfg.views)
     else:
-        dataset = rdata.ReIDImageDataset(train_df, model.config.preprocess, classes, augment=True)
+        dataset = rdata.ReIDImageDataset(train_df, model.config.preprocess, classes, augment=True, seed=cfg.seed)
     steps_per_epoch = max(1, len(dataset) // cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, min(cfg.warmup_steps, total // 5 + 1)))
@@ -215,20 +230,27 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             sched.load_state_dict(ck["scheduler"])
             scaler.load_state_dict(ck["scaler"])
             step = int(ck["step"])
-            _set_rng_state(ck["rng"])
+            rng = ck["rng"]
+            if isinstance(rng, list):  # one state per rank of a distributed run
+                if len(rng) != ctx.world:
+                    raise CheckpointError(f"{ckpt_file} was written by {len(rng)} workers, this run has {ctx.world}")
+                rng = rng[ctx.rank]
+            _set_rng_state(rng)
         except (KeyError, RuntimeError, EOFError, OSError) as exc:
             raise CheckpointError(f"cannot resume from {ckpt_file}: {exc}") from exc
         log.info("resumed %s at step %d", out, step)
 
     sampler = (rdata.ClassBalancedSampler(dataset.targets, len(dataset), cfg.images_per_class, cfg.seed)
                if cfg.balanced else None)
-    metrics_file = (out / "metrics.jsonl").open("a")
+    metrics_file = (out / "metrics.jsonl").open("a") if ctx.is_main else None
     model.train()
     model.to(memory_format=torch.channels_last)
+    step_fn: torch.nn.Module = _TrainStep(model, head, frozen, cfg.distill_weight, initial)
+    if ctx.distributed:  # gradients averaged over the ranks; the ArcFace head is replicated like the model
+        from torch.nn.parallel import DistributedDataParallel
 
-    def pooled(net: ReIDModel, x: torch.Tensor) -> torch.Tensor:
-        return net.pooled_from_trunk(x, frozen) if frozen else net.pooled_features(x)
-    bar = tqdm(total=total, initial=step, disable=not progress, desc="train", unit="step")
+        step_fn = DistributedDataParallel(step_fn, device_ids=[device.index] if device.type == "cuda" else None)
+    bar = tqdm(total=total, initial=step, disable=not (progress and ctx.is_main), desc="train", unit="step")
     t_start = time.time()
     try:
         while step < total:
@@ -238,11 +260,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 order = list(iter(sampler))
             else:
                 order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)).tolist()
-            order = order[: steps_per_epoch * cfg.batch_size]
-            if frozen:
-                dataset.set_epoch(epoch)
+            order = shard_steps(order[: steps_per_epoch * cfg.batch_size], cfg.batch_size, ctx)
+            dataset.set_epoch(epoch)
             # a generator of its own keeps the loader from drawing on the global RNG (exact resume)
-            loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=_OffsetSampler(order, in_epoch * cfg.batch_size),
+            loader = DataLoader(dataset, batch_size=local_batch, sampler=_OffsetSampler(order, in_epoch * local_batch),
                                 num_workers=cfg.num_workers, drop_last=True, pin_memory=device.type == "cuda",
                                 generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
             for x, y in loader:
@@ -250,13 +271,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 y = y.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    feats = pooled(model, x)
-                    emb = model.head(feats)
-                loss = head.loss(emb.float(), y)
-                if cfg.distill_weight:
-                    with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                        target = pooled(initial, x)
-                    loss = loss + cfg.distill_weight * (1 - F.cosine_similarity(feats.float(), target.float())).mean()
+                    loss = step_fn(x, y)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at step {step}")
                 opt.zero_grad(set_to_none=True)
@@ -265,26 +280,61 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 scaler.update()
                 sched.step()
                 step += 1
-                rec = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5), "lr": opt.param_groups[-1]["lr"],
-                       "img_per_s": round(len(x) / max(1e-9, time.time() - t0), 2),
+                mean_loss = ctx.mean(loss.detach()).item()  # the loss of the whole global batch
+                rec = {"step": step, "epoch": epoch, "loss": round(mean_loss, 5), "lr": opt.param_groups[-1]["lr"],
+                       "img_per_s": round(len(x) * ctx.world / max(1e-9, time.time() - t0), 2),
                        "elapsed_s": round(time.time() - t_start, 2)}
-                metrics_file.write(json.dumps(rec) + "\n")
-                metrics_file.flush()
+                if metrics_file is not None:
+                    metrics_file.write(json.dumps(rec) + "\n")
+                    metrics_file.flush()
                 bar.update(1)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}")
                 if step % cfg.checkpoint_every == 0 or step == total:
-                    _save_checkpoint(ckpt_file, model, head, opt, sched, scaler, step)
+                    rng = ctx.gather(_rng_state()) if ctx.distributed else _rng_state()
+                    if ctx.is_main:
+                        _save_checkpoint(ckpt_file, model, head, opt, sched, scaler, step, rng)
+                    ctx.barrier()
                 if step >= total:
                     break
     finally:
         bar.close()
-        metrics_file.close()
+        if metrics_file is not None:
+            metrics_file.close()
     model.eval()
     model.to(memory_format=torch.contiguous_format)
     if cfg.wise_alpha < 1:
         interpolate_backbone(model, initial, cfg.wise_alpha)
-    model_dir = save_pretrained(model.cpu(), out / "model", card=training_card(cfg, df, classes), dtype=cfg.save_dtype)
+    model_dir = out / "model"
+    if ctx.is_main:
+        save_pretrained(model.cpu(), model_dir, card=training_card(cfg, df, classes), dtype=cfg.save_dtype)
+    ctx.barrier()
     return model_dir
+
+
+class _TrainStep(torch.nn.Module):
+    """One training step's loss: embeddings -> sub-center ArcFace, plus the distillation term; one module
+    so that DistributedDataParallel can wrap model and head together."""
+
+    def __init__(self, model: ReIDModel, head: torch.nn.Module, frozen: int, distill_weight: float,
+                 initial: Optional[ReIDModel]) -> None:
+        super().__init__()
+        self.model, self.head, self.frozen, self.distill_weight = model, head, frozen, distill_weight
+        self._initial = [initial]  # a list keeps the frozen teacher out of the module's parameters
+
+    def pooled(self, net: ReIDModel, x: torch.Tensor) -> torch.Tensor:
+        return net.pooled_from_trunk(x, self.frozen) if self.frozen else net.pooled_features(x)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        feats = self.pooled(self.model, x)
+        emb = self.model.head(feats)
+        if self.distill_weight:
+            with torch.no_grad():
+                target = self.pooled(self._initial[0], x)
+        with torch.autocast(x.device.type, enabled=False):  # the margin logits and losses in float32
+            loss = self.head.loss(emb.float(), y)
+            if self.distill_weight:
+                loss = loss + self.distill_weight * (1 - F.cosine_similarity(feats.float(), target.float())).mean()
+        return loss
 
 
 def _param_groups(model: ReIDModel, head: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -328,11 +378,11 @@ def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(cfg), default=str))
 
 
-def _save_checkpoint(path: Path, model, head, opt, sched, scaler, step: int) -> None:
+def _save_checkpoint(path: Path, model, head, opt, sched, scaler, step: int, rng: Any = None) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save({"model": model.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step,
-                "rng": _rng_state()}, tmp)
+                "rng": rng if rng is not None else _rng_state()}, tmp)
     os.replace(tmp, path)
 
 
@@ -416,3 +466,11 @@ def distill(student: str, teacher: str, data: list[str], out_dir: str | Path, ep
 
 
 __all__ = ["TrainConfig", "train", "interpolate_backbone", "finetune_config", "prepare_split", "training_card", "distill"]
+
+
+if __name__ == "__main__":  # torchrun --nproc-per-node N -m reid_hub.train --data ... --out ... (the CLI's train)
+    import sys
+
+    from .cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

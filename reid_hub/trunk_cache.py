@@ -90,7 +90,7 @@ class TrunkCache:
                     random.setstate(state)
         return torch.stack(out)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the model's parameters must stay usable for training afterwards
     def build(self, df: pd.DataFrame, batch_images: int = 8, progress: bool = True) -> list[Path]:
         """Compute the views of every row not cached yet; returns the file of each row, in order."""
         paths = [self.path(r) for r in df.to_dict("records")]
@@ -98,7 +98,8 @@ class TrunkCache:
         if todo:
             log.info("trunk cache %s: computing %d of %d images", self.folder.name, len(todo), len(paths))
         was_training = self.model.training
-        self.model.eval().to(memory_format=torch.channels_last)
+        if todo:
+            self.model.eval().to(memory_format=torch.channels_last)
         records = df.to_dict("records")
         dev = self.model.device
         try:
