@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from reid_hub import data as rdata
 from reid_hub import from_pretrained
@@ -55,6 +56,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                                     distill_weight=5.0, subcenters=2, margin_a=0.3, scale=20.0),
 }
 WISE_ALPHAS = (0.5, 0.75)
+GENERAL_WEIGHTS = (0.7, 1.0, 1.5)
+VARIANTS = ["model"] + [f"wise{a}" for a in WISE_ALPHAS] + [f"general{w}" for w in GENERAL_WEIGHTS]
 
 
 def _embed(model: ReIDModel, df: pd.DataFrame, cache: Path) -> dict[str, np.ndarray]:
@@ -73,14 +76,20 @@ def _embed(model: ReIDModel, df: pd.DataFrame, cache: Path) -> dict[str, np.ndar
 
 
 @torch.inference_mode()
-def _embed_cached(model: ReIDModel, paths: list[Path], ids: list[str], frozen: int) -> dict[str, np.ndarray]:
+def _embed_cached(model: ReIDModel, paths: list[Path], ids: list[str], frozen: int,
+                  general: tuple[ReIDModel, float] | None = None) -> dict[str, np.ndarray]:
     """Embeddings from the cached clean trunk maps: exact for a model whose first `frozen` stages are the
-    ones the cache was built with (every candidate here keeps them frozen)."""
+    ones the cache was built with (every candidate here keeps them frozen). `general` = (ImageNet model,
+    weight) appends its pooled upper-stage features, as `ReIDModel.attach_general_branch` does."""
     model.eval()
     out = []
     for start in range(0, len(paths), 64):
         h = load_clean_views(paths[start:start + 64]).contiguous(memory_format=torch.channels_last)
-        out.append(model.head(model.pooled_from_trunk(h, frozen)).float().numpy())
+        e = model.head(model.pooled_from_trunk(h, frozen))
+        if general is not None:
+            g = general[0].eval().pooled_from_trunk(h, frozen)
+            e = F.normalize(torch.cat([F.normalize(e, dim=1), general[1] * F.normalize(g, dim=1)], dim=1), dim=1)
+        out.append(e.float().numpy())
     return dict(zip(ids, np.concatenate(out)))
 
 
@@ -118,6 +127,11 @@ def _variant_model(runs: Path, cand: str, variant: str, tag: str = "all") -> ReI
     """The trained model of a candidate run, WiSE-mixed for a 'wiseA' variant."""
     spec = CANDIDATES[cand]
     model = from_pretrained(runs / cand / tag / "model")
+    if variant.startswith("general"):
+        init = create_model(spec["model"], pretrained=True, **spec.get("overrides", {}))
+        model.backbone, trained = init.backbone, model.backbone  # the branch copies the ImageNet upper stages
+        model.attach_general_branch(spec["frozen_blocks"], float(variant[7:]))
+        model.backbone = trained
     if variant.startswith("wise"):
         init = create_model(spec["model"], pretrained=True, **spec.get("overrides", {}))
         model = interpolate_backbone(model, init, float(variant[4:]))
@@ -139,7 +153,7 @@ def candidate_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         if "all" not in entry:
             continue
         loso = {t: e for t, e in entry.items() if t.startswith("without-")}
-        for variant in [k for k in entry["all"] if k in ("model",) or k.startswith("wise")]:
+        for variant in [k for k in entry["all"] if k in VARIANTS]:
             un = entry["all"][variant]
             zs = {sp: v for e in loso.values() for sp, v in e[variant].items()}
             wall = entry["all"]["train_elapsed_s"] + sum(e["train_elapsed_s"] for e in loso.values())
@@ -161,7 +175,8 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
     model.config.name = name
     model.config.description = (f"reid-hub multi-species re-ID model ({model.config.backbone}, {model.embedding_dim}-d, "
                                 f"{model.config.preprocess.size} px), sub-center ArcFace with dynamic margins on top of "
-                                "frozen ImageNet early stages, distilled toward the ImageNet features.")
+                                "frozen ImageNet early stages, distilled toward the ImageNet features"
+                                + (", with a frozen ImageNet general branch." if variant.startswith("general") else "."))
     entry = results["candidates"][cand]
     base_un, base_zs = results["baselines"]["unseen"], results["baselines"]["zero_shot"]
     per_species = []
@@ -194,6 +209,10 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
             "loss that keeps the pooled features close to the ImageNet ones. "
             + (f"WiSE-FT: the upper stages are then mixed with their ImageNet weights at alpha = {variant[4:]}. "
                if variant.startswith("wise") else "")
+            + (f"General branch: a frozen copy of the ImageNet upper stages runs beside the trained ones on the shared "
+               f"frozen trunk; its GeM-pooled features (unit length, weight {variant[7:]}) are appended to the re-ID "
+               f"embedding ({model.embedding_dim}-d in all), so species the training never saw keep the general "
+               "features. " if variant.startswith("general") else "")
             + f"Training wall time on 2 CPU cores: {entry['all']['train_elapsed_s'] / 60:.0f} min for this model.")
     card = ModelCard(
         title=f"reid-hub {name}", license="other",
@@ -323,7 +342,7 @@ def main() -> None:
         ids = list(df["image_id"])
         todo = [("all", [])] + ([] if args.skip_loso else [(f"without-{d}", [species_of[d]]) for d in species_of])
         for tag, excluded in todo:
-            if tag in entry and all(f"wise{a}" in entry[tag] for a in WISE_ALPHAS):
+            if tag in entry and all(v in entry[tag] for v in VARIANTS):
                 continue
             run = folder / tag
             t0 = time.time()
@@ -332,14 +351,17 @@ def main() -> None:
             if not (run / "split.csv").is_file():
                 run.mkdir(parents=True, exist_ok=True)
                 (run / "split.csv").write_text(split_file.read_text())
-            model_dir = train(cfg, progress=False)
-            wall = time.time() - t0
+            done_before = (run / "model" / "model.safetensors").is_file() and tag in entry
+            model_dir = run / "model" if done_before else train(cfg, progress=False)
+            wall = entry[tag]["train_wall_s_this_session"] if done_before else time.time() - t0
             metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
             model = from_pretrained(model_dir)
             tables = {"model": _embed_cached(model, paths, ids, frozen)}
             for a in WISE_ALPHAS:
                 mixed = interpolate_backbone(from_pretrained(model_dir), init, a)
                 tables[f"wise{a}"] = _embed_cached(mixed, paths, ids, frozen)
+            for w in GENERAL_WEIGHTS:  # + the frozen ImageNet upper stages (the general branch), weight w
+                tables[f"general{w}"] = _embed_cached(model, paths, ids, frozen, general=(init, w))
             target = unseen if tag == "all" else df[df["species"].isin(excluded)]
             entry[tag] = {**evaluate(tables, target), "train_steps": metrics[-1]["step"],
                           "train_wall_s_this_session": round(wall), "train_elapsed_s": metrics[-1]["elapsed_s"]}

@@ -46,6 +46,11 @@ class ModelConfig:
     gem_p: float = 3.0
     normalize: bool = True
     neck: bool = True  # BatchNorm1d after the pooling/projection (False: the pooled features as they are)
+    # a frozen copy of the backbone's stages from `general_blocks` on (ImageNet weights), sharing the first
+    # stages with the re-ID branch; its pooled features, weighted by `general_weight`, are appended to the
+    # embedding so that species the re-ID training never saw keep the general features (None: no branch)
+    general_blocks: Optional[int] = None
+    general_weight: float = 1.0
     drop_path_rate: float = 0.0
     imagenet_weights: Optional[str] = None  # offline source in reid_hub.weights, if any
     description: str = ""
@@ -78,7 +83,7 @@ class ModelConfig:
 
 #: config fields added after the first release, with the value older models implicitly had: left out of
 #: the fingerprint at that value, so galleries bound to an older model keep opening
-_FIELDS_SINCE_V1: dict[str, Any] = {"neck": True}
+_FIELDS_SINCE_V1: dict[str, Any] = {"neck": True, "general_blocks": None, "general_weight": 1.0}
 
 _REGISTRY: dict[str, ModelConfig] = {}
 
@@ -147,6 +152,30 @@ class GeM(nn.Module):
         return x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1)).pow(1.0 / self.p)
 
 
+class GeneralBranch(nn.Module):
+    """Frozen copy of an EfficientNet-style backbone's stages from `blocks` on, its head conv and a fixed
+    GeM (p = 3): the general (ImageNet) features of a trunk output."""
+
+    def __init__(self, backbone: nn.Module, blocks: int) -> None:
+        super().__init__()
+        import copy
+
+        self.blocks = int(blocks)
+        self.stages = copy.deepcopy(backbone.blocks[blocks:])
+        self.conv_head = copy.deepcopy(backbone.conv_head)
+        self.bn2 = copy.deepcopy(backbone.bn2)
+        self.requires_grad_(False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        was = self.training
+        self.eval()  # always the ImageNet statistics
+        try:
+            f = self.bn2(self.conv_head(self.stages(h)))
+        finally:
+            self.train(was)
+        return f.clamp(min=1e-6).pow(3).mean(dim=(-2, -1)).pow(1 / 3)
+
+
 class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=["animal-reidentification"]):
     """Embedding network: backbone feature map -> GeM/avg pool -> [linear] -> BatchNorm1d -> L2 norm.
 
@@ -176,7 +205,22 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         else:
             self.proj = None
         self.bn: nn.Module = nn.BatchNorm1d(out) if cfg.neck else nn.Identity()
+        self.general: Optional[GeneralBranch] = None
+        if cfg.general_blocks is not None:
+            self.general = GeneralBranch(self.backbone, int(cfg.general_blocks))
+            out += self.feature_dim
         self.embedding_dim = out
+
+    def attach_general_branch(self, blocks: int, weight: float = 1.0) -> "ReIDModel":
+        """Add (or replace) the frozen general branch as a copy of the current backbone's stages from
+        `blocks` on: call it while those stages hold the ImageNet weights (or pass them by load_weights)."""
+        if not 1 <= blocks <= self.num_blocks:
+            raise ConfigError(f"general_blocks must be in [1, {self.num_blocks}], got {blocks}")
+        self.config.general_blocks, self.config.general_weight = int(blocks), float(weight)
+        self.general = GeneralBranch(self.backbone, int(blocks)).to(next(self.parameters()).device)
+        self.embedding_dim = self.bn.num_features + self.feature_dim if isinstance(self.bn, nn.BatchNorm1d) \
+            else (self.proj.out_features if self.proj is not None else self.feature_dim) + self.feature_dim
+        return self
 
     # -- forward ---------------------------------------------------------------------------
     @property
@@ -209,7 +253,16 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of a preprocessed batch (N, 3, S, S), L2-normalized when the config says so."""
-        return self.head(self.pooled_features(x))
+        if self.general is None:
+            return self.head(self.pooled_features(x))
+        h = self.trunk(x, self.general.blocks)
+        return self.with_general(self.head(self.pooled_from_trunk(h, self.general.blocks)), self.general(h))
+
+    def with_general(self, emb: torch.Tensor, general: torch.Tensor) -> torch.Tensor:
+        """The re-ID embedding joined with the general branch's features (both unit length, the general
+        part weighted), then L2-normalized."""
+        e = F.normalize(emb, dim=1)
+        return F.normalize(torch.cat([e, self.config.general_weight * F.normalize(general, dim=1)], dim=1), dim=1)
 
     # -- inference -------------------------------------------------------------------------
     @property

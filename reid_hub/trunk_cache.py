@@ -67,7 +67,7 @@ class TrunkCache:
 
     def path(self, row: pd.Series | dict) -> Path:
         """The file holding one row's views (keyed by image id, image path and box)."""
-        ident = json.dumps([str(row["image_id"]), str(row["image"]) if isinstance(row["image"], str) else
+        ident = json.dumps([str(row["image_id"]), os.path.abspath(row["image"]) if isinstance(row["image"], str) else
                             hashlib.sha1(bytes(row["image"])).hexdigest(), row["bbox"]], default=str)
         return self.folder / f"{hashlib.sha1(ident.encode()).hexdigest()}.npy"
 

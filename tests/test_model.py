@@ -138,3 +138,45 @@ def test_miewid_layout_loads_a_miewid_style_checkpoint():
     fresh = create_model("miewid-msv2")
     load_miewid_weights(fresh, ckpt)
     assert torch.all(fresh.bn.bias == 0.25)
+
+
+def test_general_branch_appends_frozen_imagenet_features_and_round_trips(tmp_path):
+    import torch.nn.functional as F
+
+    from reid_hub import from_pretrained, save_pretrained
+
+    torch.manual_seed(0)
+    ref = create_model("tiny-test")
+    model = create_model("tiny-test")
+    model.load_state_dict(ref.state_dict())
+    model.attach_general_branch(3, weight=1.5).eval()
+    ref.eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        emb = model(x)
+        e = F.normalize(ref(x), dim=1)
+        g = F.normalize(ref.pooling.__class__(3.0)(ref.backbone.bn2(ref.backbone.conv_head(
+            ref.backbone.blocks[3:](ref.trunk(x, 3))))).flatten(1), dim=1)
+    expected = F.normalize(torch.cat([e, 1.5 * g], dim=1), dim=1)
+    assert emb.shape == (3, model.embedding_dim) and model.embedding_dim == 32 + model.feature_dim
+    assert torch.allclose(emb, expected, atol=1e-5)
+    assert not any(p.requires_grad for p in model.general.parameters())
+    # training the re-ID branch leaves the general branch as it was
+    with torch.no_grad():
+        for p in model.backbone.blocks[3:].parameters():
+            p.add_(0.1)
+    assert torch.equal(model.general.stages[0][0].conv_pw.weight, ref.backbone.blocks[3][0].conv_pw.weight)
+    loaded = from_pretrained(save_pretrained(model, tmp_path / "g"))
+    assert loaded.config.general_blocks == 3 and np.allclose(loaded.embed(x), model.embed(x), atol=1e-6)
+
+
+def test_released_models_keep_the_fingerprint_their_card_states():
+    """Config fields added later must not change an older model's fingerprint (galleries are bound to it)."""
+    import re
+
+    from reid_hub.hub import MODEL_CARDS_DIR, release_names
+
+    for name in release_names():
+        card = (MODEL_CARDS_DIR / name / "README.md").read_text()
+        stated = re.search(r"weights fingerprint \| `([0-9a-f]{16})`", card).group(1)
+        assert from_pretrained(name).fingerprint() == stated, name
