@@ -26,7 +26,7 @@ space:
 	rm -rf build/space && mkdir -p build/space/model_cards
 	cp serve/app.py serve/README.md serve/requirements.txt build/space/
 	cp -r reid_hub build/space/reid_hub && cp -r gallery build/space/gallery
-	cp -r model_cards/multispecies-v1 model_cards/TEMPLATE.md build/space/model_cards/
+	cp -r model_cards/multispecies-v2 model_cards/TEMPLATE.md build/space/model_cards/
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

@@ -155,7 +155,7 @@ def candidate_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         loso = {t: e for t, e in entry.items() if t.startswith("without-")}
         for variant in [k for k in entry["all"] if k in VARIANTS]:
             un = entry["all"][variant]
-            zs = {sp: v for e in loso.values() for sp, v in e[variant].items()}
+            zs = {sp: v for e in loso.values() for sp, v in e.get(variant, {}).items()}
             wall = entry["all"]["train_elapsed_s"] + sum(e["train_elapsed_s"] for e in loso.values())
             rows.append({"candidate": f"{cand} ({variant})", "unseen top-1": np.mean([v["top1"] for v in un.values()]),
                          "unseen mAP": np.mean([v["mAP"] for v in un.values()]),
@@ -190,7 +190,7 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
     zero_shot = []
     for tag, e in entry.items():
         if tag.startswith("without-"):
-            for sp, v in e[variant].items():
+            for sp, v in e.get(variant, {}).items():
                 zero_shot.append({"held-out species": sp, "trained on": "the other species",
                                   "top-1": v["top1"], "mAP": v["mAP"],
                                   "ImageNet Lite0 top-1": base_zs["imagenet-lite0"][sp]["top1"],

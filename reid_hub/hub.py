@@ -23,7 +23,7 @@ from .model import ModelConfig, ReIDModel
 log = logging.getLogger(__name__)
 
 #: The released multi-species model that `from_pretrained()` loads by default.
-DEFAULT_MODEL = "multispecies-v1"
+DEFAULT_MODEL = "multispecies-v2"
 MODEL_CARDS_DIR = Path(os.environ.get("REID_HUB_MODEL_CARDS", Path(__file__).resolve().parent.parent / "model_cards"))
 CARD_TEMPLATE = "TEMPLATE.md"
 #: prefix of timm hub model ids (timm.create_model("hf-hub:...") convention)
