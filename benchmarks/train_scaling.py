@@ -61,7 +61,7 @@ def main() -> None:
     train(TrainConfig(out_dir=str(tmp / "single"), **common), progress=False)
     out["single_process_img_per_s"] = ips(tmp / "single")
 
-    from reid_hub.train_distributed import train_on_ray
+    from reid_hub.train_ray import train_on_ray
     import ray
 
     train_on_ray(TrainConfig(out_dir=str(tmp / "ray"), **common), workers=2)

@@ -98,7 +98,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                           layer_decay=args.layer_decay, wise_alpha=args.wise_alpha, **common)
     cfg.validate()
     if args.engine == "ray":
-        from .train_distributed import train_on_ray
+        from .train_ray import train_on_ray
 
         folder = train_on_ray(cfg, args.workers, gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address,
                               progress=not args.quiet)

@@ -14,7 +14,10 @@ def _graph() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {m: set() for m in mods}
     for m, p in mods.items():
         pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(p.read_text())):
+        tree = ast.parse(p.read_text())
+        for main_block in [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]:
+            tree.body.remove(main_block)  # a script entry point runs only as __main__, never on import
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))

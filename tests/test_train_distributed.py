@@ -86,7 +86,7 @@ def test_ray_two_workers_match_one_and_resume_after_a_killed_worker(toy_data, tm
     single = tmp_path / "single"
     rtrain.train(_cfg(toy_data, single), progress=False)
     # 1. a 2-worker Ray run on the same global batches: same loss curve within the tolerance
-    from reid_hub.train_distributed import train_on_ray
+    from reid_hub.train_ray import train_on_ray
 
     import ray
     try:
@@ -103,7 +103,7 @@ def test_ray_two_workers_match_one_and_resume_after_a_killed_worker(toy_data, tm
     # 2. a long run in another process; one Ray worker gets a real SIGKILL after the first checkpoints
     long_run = tmp_path / "killed"
     cfg = _cfg(toy_data, long_run, max_steps=120, checkpoint_every=5)
-    code = ("import json; from reid_hub.train import TrainConfig; from reid_hub.train_distributed import train_on_ray; "
+    code = ("import json; from reid_hub.train import TrainConfig; from reid_hub.train_ray import train_on_ray; "
             f"train_on_ray(TrainConfig(**json.loads({json.dumps(json.dumps(cfg.__dict__))})), workers=2)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
