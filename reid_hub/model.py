@@ -205,6 +205,7 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         else:
             self.proj = None
         self.bn: nn.Module = nn.BatchNorm1d(out) if cfg.neck else nn.Identity()
+        self.reid_dim = out  # the re-ID branch's part of the embedding
         self.general: Optional[GeneralBranch] = None
         if cfg.general_blocks is not None:
             self.general = GeneralBranch(self.backbone, int(cfg.general_blocks))
@@ -218,8 +219,7 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
             raise ConfigError(f"general_blocks must be in [1, {self.num_blocks}], got {blocks}")
         self.config.general_blocks, self.config.general_weight = int(blocks), float(weight)
         self.general = GeneralBranch(self.backbone, int(blocks)).to(next(self.parameters()).device)
-        self.embedding_dim = self.bn.num_features + self.feature_dim if isinstance(self.bn, nn.BatchNorm1d) \
-            else (self.proj.out_features if self.proj is not None else self.feature_dim) + self.feature_dim
+        self.embedding_dim = self.reid_dim + self.feature_dim
         return self
 
     # -- forward ---------------------------------------------------------------------------
