@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[serve,ray,dev]'
+	$(BIN)/pip install -q -e '.[serve,ray,dev,local]'
 	touch $(STAMP)
 
 # the identification demo on the shipped video, then the web app (REST API + Gradio UI) on 127.0.0.1:7860

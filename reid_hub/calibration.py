@@ -1,4 +1,5 @@
-"""Open-set calibration: the score threshold between 'a known individual' and 'a new one'."""
+"""Calibration: the open-set threshold between 'a known individual' and 'a new one', and monotone maps
+from raw scores to P(same individual) fitted on labelled pairs."""
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -45,4 +46,69 @@ def calibrate_threshold(sim: np.ndarray, labels: Sequence[str], groups: Optional
     return float((cands[best - 1] + cands[best]) / 2) if best > 0 else float(cands[best])
 
 
-__all__ = ["calibrate_threshold", "excluded_pairs"]
+
+
+# -- probabilities ----------------------------------------------------------------------------
+class ScoreCalibrator:
+    """A monotone map from a raw score to P(same individual), fitted on labelled pairs.
+
+    kind "isotonic" (piecewise-linear through the isotonic fit, as WildFusion does) or "logistic"
+    (Platt scaling). Stored as plain data (`to_dict` / `from_dict`)."""
+
+    def __init__(self, kind: str = "isotonic", x: Sequence[float] = (), y: Sequence[float] = (),
+                 coef: tuple[float, float] = (0.0, 0.0), pairs: int = 0, positives: int = 0) -> None:
+        if kind not in ("isotonic", "logistic"):
+            raise DataError(f"calibration kind must be isotonic or logistic, got {kind!r}")
+        self.kind, self.x, self.y = kind, np.asarray(x, float), np.asarray(y, float)
+        self.coef, self.pairs, self.positives = (float(coef[0]), float(coef[1])), int(pairs), int(positives)
+
+    @classmethod
+    def fit(cls, scores: Sequence[float], same: Sequence[bool], kind: str = "isotonic") -> "ScoreCalibrator":
+        s, t = np.asarray(scores, float), np.asarray(same, bool)
+        if len(s) != len(t) or t.all() or not t.any():
+            raise DataError("calibration needs labelled pairs of both kinds (same and different individuals)")
+        if kind == "logistic":
+            from sklearn.linear_model import LogisticRegression
+
+            scale = float(np.std(s)) or 1.0
+            lr = LogisticRegression(C=100.0).fit(s[:, None] / scale, t)
+            return cls("logistic", coef=(float(lr.coef_[0, 0]) / scale, float(lr.intercept_[0])), pairs=len(s),
+                       positives=int(t.sum()))
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, t.astype(float))
+        return cls("isotonic", iso.X_thresholds_, iso.y_thresholds_, pairs=len(s), positives=int(t.sum()))
+
+    def __call__(self, scores: Any) -> np.ndarray:
+        s = np.asarray(scores, float)
+        if self.kind == "logistic":
+            return 1.0 / (1.0 + np.exp(-(self.coef[0] * s + self.coef[1])))
+        return np.interp(s, self.x, self.y)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "x": self.x.tolist(), "y": self.y.tolist(), "coef": list(self.coef),
+                "pairs": self.pairs, "positives": self.positives}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ScoreCalibrator":
+        return cls(d["kind"], d.get("x", ()), d.get("y", ()), tuple(d.get("coef", (0.0, 0.0))), d.get("pairs", 0),
+                   d.get("positives", 0))
+
+
+def expected_calibration_error(prob: Sequence[float], same: Sequence[bool], bins: int = 10) -> float:
+    """ECE: the gap between predicted probability and observed frequency, averaged over equal-width bins
+    weighted by their share of pairs."""
+    p, t = np.asarray(prob, float), np.asarray(same, float)
+    if len(p) == 0:
+        return float("nan")
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    err = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            err += m.mean() * abs(p[m].mean() - t[m].mean())
+    return float(err)
+
+
+__all__ = ["calibrate_threshold", "excluded_pairs", "ScoreCalibrator", "expected_calibration_error"]

@@ -115,7 +115,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from . import data as rdata
-    from .evaluate import evaluate_model, write_results
+    from .evaluate import evaluate_model, method_names, write_results
     from .hub import from_pretrained
 
     model = from_pretrained(args.model)
@@ -125,14 +125,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         df = rdata.split_by_identity(df, args.unseen_fraction, args.seed)
     methods = [m for m in (args.methods or "model," + args.baselines).split(",") if m]
-    unknown = sorted(set(methods) - {"model", "imagenet", "sift"})
+    unknown = sorted(set(methods) - set(method_names()))
     if unknown or "model" not in methods:
-        raise ConfigError(f"--methods takes a comma list with model and any of imagenet, sift; got {unknown or methods}")
+        raise ConfigError(f"--methods takes a comma list with model and any of {', '.join(method_names()[1:])}; "
+                          f"got {unknown or methods}")
+    if args.shortlist < 1:
+        raise ConfigError("--shortlist must be at least 1")
     if args.cross_column and args.cross_column not in df.columns:
         raise ConfigError(f"--cross-column {args.cross_column!r}: no data source has that column")
     results = evaluate_model(model, df, baselines=[m for m in methods if m != "model"],
                              imagenet_backbone=args.imagenet_backbone, seed=args.seed,
-                             cross_column=args.cross_column)
+                             cross_column=args.cross_column, shortlist=args.shortlist,
+                             calibration=args.calibration)
     json_path, png = write_results(results, args.out)
     print(_results_table(results))
     print(f"wrote {json_path} and {png}")
@@ -347,7 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--unseen-fraction", type=float, default=0.3,
                    help="share of identities held out per species; 1 = every identity (zero-shot data)")
-    s.add_argument("--methods", help="comma list of: model, imagenet, sift (default model + --baselines)")
+    s.add_argument("--methods", help="comma list of: model, imagenet, fused, a matcher (sift, xfeat, aliked-lightglue, "
+                                     "...), fused-<matcher> (default model + --baselines)")
+    s.add_argument("--shortlist", type=int, default=20, help="global candidates re-scored by local matches (fused)")
+    s.add_argument("--calibration", choices=("isotonic", "logistic"), default="isotonic",
+                   help="score -> P(same individual) fit for fused methods")
     s.add_argument("--baselines", default="imagenet,sift", help="comma list of: imagenet, sift")
     s.add_argument("--cross-column", help="never match a query against images sharing this column (e.g. camera)")
     s.add_argument("--imagenet-backbone", default="lite0")

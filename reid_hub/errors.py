@@ -51,3 +51,10 @@ class CheckpointError(ReidHubError, OSError):
     """A training checkpoint is missing, corrupt or from another run."""
 
     exit_code = 6
+
+
+class GalleryError(ReidHubError):
+    """A gallery operation cannot be done (unknown individual, empty gallery, ...)."""
+
+    exit_code = 7
+

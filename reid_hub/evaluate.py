@@ -17,22 +17,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from . import data as rdata
 from .boxes import box_iou
 from .calibration import calibrate_threshold, excluded_pairs
 from .errors import DataError
 from .model import ReIDModel, create_model
+from .fusion import DEFAULT_SHORTLIST
+from .matching import create_matcher
+from .scorers import FusedScorer, Scorer, TableFeatures, embed_table, embedding_scorer, local_scorer
 
 log = logging.getLogger(__name__)
-
-Scorer = Callable[[pd.DataFrame], np.ndarray]  # table -> (n, n) similarity matrix
-
 
 @dataclass
 class RetrievalResult:
@@ -126,51 +124,9 @@ def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: Optional
             "known_queries": len(known_q), "new_queries": len(new_q), "new_identities": len(new_ids)}
 
 
-def embed_table(model: ReIDModel, df: pd.DataFrame, batch_size: int = 16, progress: bool = False,
-                raw_features: bool = False) -> np.ndarray:
-    """Embeddings of every row of a data table (cropped to its bbox), L2-normalized."""
-    out = []
-    rows = list(df.itertuples(index=False))
-    for start in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="embed", unit="batch"):
-        imgs = [rdata.read_sample(r._asdict()) for r in rows[start:start + batch_size]]
-        out.append(model.describe(model.preprocess(imgs), raw_features=raw_features))
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1), np.float32)
-
-
-def sift_similarity(df: pd.DataFrame, max_side: int = 320, n_features: int = 500, ratio: float = 0.8,
-                    progress: bool = False) -> np.ndarray:
+def sift_similarity(df: pd.DataFrame) -> np.ndarray:
     """Pairwise SIFT scores: ratio-test matches that survive a RANSAC homography (inlier count)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    sift = cv2.SIFT_create(nfeatures=n_features)
-    feats = []
-    for r in df.itertuples(index=False):
-        img = np.asarray(rdata.read_sample(r._asdict()).convert("L"))
-        s = max_side / max(img.shape)
-        if s < 1:
-            img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
-        kp, des = sift.detectAndCompute(img, None)
-        feats.append((np.float32([k.pt for k in kp]) if kp else np.zeros((0, 2), np.float32), des))
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    n = len(feats)
-    sim = np.zeros((n, n), dtype=np.float32)
-    for i in tqdm(range(n), disable=not progress, desc="sift", unit="img"):
-        pi, di = feats[i]
-        for j in range(i + 1, n):
-            pj, dj = feats[j]
-            if di is None or dj is None or len(di) < 2 or len(dj) < 2:
-                continue
-            good = [m for m, m2 in (p for p in matcher.knnMatch(di, dj, k=2) if len(p) == 2)
-                    if m.distance < ratio * m2.distance]
-            score = 0
-            if len(good) >= 4:
-                src = pi[[m.queryIdx for m in good]]
-                dst = pj[[m.trainIdx for m in good]]
-                _, mask = cv2.findHomography(src, dst, cv2.RANSAC, 8.0)
-                score = int(mask.sum()) if mask is not None else 0
-            sim[i, j] = sim[j, i] = score + 1e-3 * len(good)  # inliers, ties broken by matches
-    return sim
+    return local_scorer("sift")(df)
 
 
 def _groups(part: pd.DataFrame, cross_column: Optional[str]) -> Optional[np.ndarray]:
@@ -207,6 +163,8 @@ def evaluate_methods(df: pd.DataFrame, methods: dict[str, Scorer], calib_df: Opt
             if thr is not None or part["label"].nunique() >= 4:  # self-calibration needs a few known identities
                 m["open_set"] = open_set_metrics(sim, part["label"], thr, seed=seed, groups=groups)
                 m["open_set"]["calibrated_on"] = "training identities" if thr is not None else "gallery"
+            if getattr(scorer, "last_report", None):
+                m["calibration"] = scorer.last_report
             m["seconds"] = round(time.time() - t0, 2)
             entry[name] = m
             log.info("%s %s top1=%.3f top5=%.3f mAP=%.3f", species, name, r.top1, r.top5, r.mAP)
@@ -217,14 +175,6 @@ def evaluate_methods(df: pd.DataFrame, methods: dict[str, Scorer], calib_df: Opt
         for name in methods
     }
     return results
-
-
-def embedding_scorer(model: ReIDModel, raw_features: bool = False, batch_size: int = 16) -> Scorer:
-    """A scorer that embeds a table with `model` and returns cosine similarities."""
-    def score(part: pd.DataFrame) -> np.ndarray:
-        e = embed_table(model, part, batch_size=batch_size, raw_features=raw_features)
-        return e @ e.T
-    return score
 
 
 def machine_info() -> dict[str, Any]:
@@ -287,23 +237,65 @@ def imagenet_baseline(name: str = "lite0") -> ReIDModel:
     return create_model(name, pretrained=True, **({"preprocess": {"size": size}} if size else {}))
 
 
+def method_names() -> list[str]:
+    """Every method `evaluate_model` knows: the model, the ImageNet baseline, each local matcher alone
+    (every pair scored), and the coarse-to-fine fusion with the default or a named matcher."""
+    from .matching import MATCHERS
+
+    return ["model", "imagenet", "fused", *MATCHERS, *(f"fused-{m}" for m in MATCHERS)]
+
+
 def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] = ("imagenet", "sift"),
                    imagenet_backbone: str = "lite0", seed: int = 0, batch_size: int = 16,
-                   cross_column: Optional[str] = None) -> dict[str, Any]:
-    """Evaluate `model` on the unseen split of `df` (needs a `split` column), with baselines."""
+                   cross_column: Optional[str] = None, shortlist: int = DEFAULT_SHORTLIST,
+                   calibration: str = "isotonic") -> dict[str, Any]:
+    """Evaluate `model` on the unseen split of `df` (needs a `split` column) beside other methods.
+
+    `baselines` may name any of `method_names()` besides model: "imagenet", a matcher ("sift", ...),
+    "fused" (global shortlist of `shortlist` re-scored with the default matcher, calibrated per species)
+    or "fused-<matcher>"."""
+    from .matching import DEFAULT_MATCHER, MATCHERS
+
     if "split" not in df:
         raise DataError("the table needs a split column (train/unseen); see reid_hub.data.split_by_identity")
+    unknown = sorted(set(baselines) - set(method_names()))
+    if unknown:
+        raise DataError(f"unknown methods {unknown}; choose from {method_names()}")
     unseen = df[df["split"] == "unseen"]
     calib = df[df["split"] == "train"]
     if unseen.empty:
         raise DataError("no unseen identities to evaluate on")
-    methods: dict[str, Scorer] = {"model": embedding_scorer(model, batch_size=batch_size)}
-    if "imagenet" in baselines:
-        base = imagenet_baseline(imagenet_backbone)
-        methods[f"imagenet-{imagenet_backbone}"] = embedding_scorer(base, raw_features=True, batch_size=batch_size)
-    if "sift" in baselines:
-        methods["sift"] = sift_similarity
-    calib_methods = {k: v for k, v in methods.items() if k != "sift"}
+    features: dict[str, TableFeatures] = {}
+
+    def table_features(matcher: str) -> TableFeatures:
+        if matcher not in features:  # one memo per matcher; embeddings are shared through the first one
+            features[matcher] = TableFeatures(create_matcher(matcher), model, batch_size)
+            if len(features) > 1:
+                features[matcher]._emb = next(iter(features.values()))._emb
+        return features[matcher]
+
+    def model_scorer(part: pd.DataFrame) -> np.ndarray:
+        e = table_features(DEFAULT_MATCHER).embeddings(part)
+        return e @ e.T
+
+    methods: dict[str, Scorer] = {"model": model_scorer}
+    for name in baselines:
+        if name == "model":
+            continue
+        if name == "imagenet":
+            base = imagenet_baseline(imagenet_backbone)
+            methods[f"imagenet-{imagenet_backbone}"] = embedding_scorer(base, raw_features=True, batch_size=batch_size)
+        elif name in MATCHERS:
+            methods[name] = local_scorer(name)
+        else:
+            matcher = DEFAULT_MATCHER if name == "fused" else name[len("fused-"):]
+            # calibrated on the evaluated identities themselves (cross-fitted halves): the model was trained on
+            # the training identities, so its scores there are optimistic and would miscalibrate unseen ones
+            methods[name] = FusedScorer(model, calib_df=None, depth=shortlist, kind=calibration,
+                                        cross_column=cross_column, seed=seed, features=table_features(matcher))
+    # embedding methods calibrate their open-set threshold on the training identities; local and fused
+    # scores on the gallery's own images (fused probabilities are calibrated, their threshold is not shared)
+    calib_methods = {k: v for k, v in methods.items() if k == "model" or k.startswith("imagenet")}
     results = evaluate_methods(unseen, methods, calib_df=calib, calib_methods=calib_methods, seed=seed,
                                cross_column=cross_column)
     results["model"] = {"name": model.config.name, "fingerprint": model.fingerprint()}
@@ -379,5 +371,5 @@ def idf1(gt: pd.DataFrame, pred: pd.DataFrame, gt_id: str = "identity", pred_id:
 
 
 __all__ = ["imagenet_baseline", "excluded_pairs", "cluster_accuracy", "clustering_metrics", "idf1", "retrieval_metrics", "auroc", "calibrate_threshold", "open_set_metrics", "embed_table",
-           "sift_similarity", "evaluate_methods", "evaluate_model", "embedding_scorer", "plot_results",
+           "sift_similarity", "method_names", "evaluate_methods", "evaluate_model", "embedding_scorer", "plot_results",
            "write_results", "machine_info", "RetrievalResult"]

@@ -253,7 +253,7 @@ def test_ingest_bulk_loads_labelled_embeddings(tmp_path):
 
 
 def test_ivfpq_gallery_on_disk_keeps_exact_scores_and_stays_writable(tmp_path):
-    from reid_hub.gallery import IVFPQ_MIN_VECTORS
+    from reid_hub.gallery.index import IVFPQ_MIN_VECTORS
 
     rng = np.random.default_rng(0)
     d, n = 32, IVFPQ_MIN_VECTORS + 2000

@@ -1,4 +1,4 @@
-"""Galleries of known individuals: a FAISS index of embeddings plus a SQLite database.
+"""The gallery store: individuals, images and their embeddings in SQLite, kept in step with a FAISS index.
 
 A gallery is one folder: `gallery.sqlite` (individuals, images with their embeddings, sightings,
 and the model name/fingerprint/dimension and open-set threshold) and `index.faiss` (a FAISS
@@ -22,8 +22,8 @@ from typing import Any, Iterable, Optional, Sequence
 import faiss
 import numpy as np
 
-from .calibration import calibrate_threshold
-from .errors import ConfigError, DataError, ModelMismatchError, ReidHubError
+from ..errors import ConfigError, DataError, GalleryError, ModelMismatchError
+from .index import INDEX_KINDS, base_kind, build_index, faiss_search, index_ids, num_gpus
 
 log = logging.getLogger(__name__)
 
@@ -42,55 +42,15 @@ CREATE TABLE IF NOT EXISTS sightings (
     id INTEGER PRIMARY KEY AUTOINCREMENT, individual_id TEXT NOT NULL REFERENCES individuals(id),
     video TEXT NOT NULL, frames TEXT NOT NULL, boxes TEXT NOT NULL, score REAL, created_at REAL NOT NULL,
     UNIQUE(video, individual_id));
+CREATE TABLE IF NOT EXISTS local_features (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, matcher TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (image_id, matcher));
 """
 
 
-INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "auto")
-IVFPQ_MIN_VECTORS = 10_000  # below this a PQ codebook cannot be trained well: the index stays exact
-
-
-def _num_gpus() -> int:
-    try:
-        return int(faiss.get_num_gpus())
-    except AttributeError:  # faiss-cpu
-        return 0
-
-
-def _faiss_search(index: faiss.Index, q: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS search; a few queries run on one OpenMP thread, which avoids waking idle worker threads
-    (milliseconds on a busy machine) for work too small to split."""
-    if len(q) >= 16:
-        return index.search(q, depth)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        return index.search(q, depth)
-    finally:
-        faiss.omp_set_num_threads(threads)
-
-
-def _index_ids(index: faiss.Index) -> np.ndarray:
-    """Every id an index holds: its id map, or the ids stored in its IVF lists."""
-    if hasattr(index, "id_map"):
-        return faiss.vector_to_array(index.id_map)
-    ivf = faiss.extract_index_ivf(index) if not isinstance(index, faiss.IndexFlat) else None
-    if ivf is None:
-        return np.arange(index.ntotal, dtype=np.int64)
-    lists = ivf.invlists
-    out = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-           for i in range(ivf.nlist) if lists.list_size(i)]
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
-
-
-def _vec_hash(e: np.ndarray) -> str:
+def vec_hash(e: np.ndarray) -> str:
     """Identity of a unit embedding, stable under re-normalisation round-off."""
     return hashlib.sha256(np.round(e, 5).astype(np.float32).tobytes()).hexdigest()[:16]
-
-
-class GalleryError(ReidHubError):
-    """A gallery operation cannot be done (unknown individual, empty gallery, ...)."""
-
-    exit_code = 7
 
 
 @dataclass
@@ -205,36 +165,13 @@ class Gallery:
         return kind
 
     def _new_index(self, vectors: Optional[np.ndarray] = None) -> faiss.Index:
-        n = 0 if vectors is None else len(vectors)
-        kind = self._base_kind(n)
-        if kind == "hnsw":
-            base = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
-            base.hnsw.efConstruction = 80
-            base.hnsw.efSearch = 128
-        elif kind == "ivfpq" and n >= IVFPQ_MIN_VECTORS:
-            nlist = int(max(8, min(4 * np.sqrt(n), n // 39)))
-            m = next(c for c in (self.dim // 8, self.dim // 4, self.dim // 2, self.dim) if c and self.dim % c == 0)
-            base = faiss.IndexIVFPQ(faiss.IndexFlatIP(self.dim), self.dim, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(0)
-            base.train(vectors[rng.choice(n, size=min(n, max(64 * nlist, 20_000)), replace=False)])
-            base.nprobe = max(16, nlist // 8)
-            return base  # IVF lists keep the ids themselves: no id map in RAM
-        elif kind == "ivf" and n >= 64:
-            nlist = int(max(8, min(4 * np.sqrt(n), n // 39)))
-            base = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(0)
-            sample = vectors[rng.choice(n, size=min(n, 256 * nlist), replace=False)]
-            base.train(sample)
-            base.nprobe = max(8, nlist // 16)
-        else:
-            base = faiss.IndexFlatIP(self.dim)
-        return faiss.IndexIDMap2(base)
+        return build_index(self._base_kind(0 if vectors is None else len(vectors)), self.dim, vectors)
 
     def _searcher(self) -> faiss.Index:
         """The index to search: a GPU copy when faiss-gpu sees a GPU and the index is flat, else the index."""
         if self._gpu_cache is not None and self._gpu_cache[0] == self.index.ntotal:
             return self._gpu_cache[1]
-        if _num_gpus() > 0 and self._current_base_kind() == "flat":
+        if num_gpus() > 0 and self._current_base_kind() == "flat":
             res = faiss.StandardGpuResources()
             gpu = faiss.index_cpu_to_gpu(res, 0, self.index)
             self._gpu_cache = (self.index.ntotal, gpu, res)
@@ -247,7 +184,7 @@ class Gallery:
         if path.is_file():
             try:
                 index = self._read_index_file()
-                stored = _index_ids(index)
+                stored = index_ids(index)
                 if index.d == self.dim and np.array_equal(np.sort(stored), ids):
                     return index
                 log.warning("index of %s disagrees with its database: rebuilding", self.folder)
@@ -330,16 +267,27 @@ class Gallery:
 
     def enroll(self, iid: str, embeddings: np.ndarray, sources: Optional[Sequence[str]] = None,
                boxes: Optional[Sequence[Any]] = None, video: Optional[str] = None,
-               frames: Optional[Sequence[int]] = None, thumbnails: Optional[Sequence[Any]] = None) -> list[int]:
+               frames: Optional[Sequence[int]] = None, images: Optional[Sequence[Any]] = None,
+               thumbnails: Optional[Sequence[Any]] = None) -> list[int]:
         """Add images (embeddings + where they came from) to an individual; returns their image ids.
 
-        `thumbnails` (PIL images) are stored as small JPEGs for display (thumbs/<image id>.jpg)."""
+        `images` (the PIL crops the embeddings came from) are kept as small JPEGs for display
+        (thumbs/<image id>.jpg) and, unless the gallery's verification is off, their local features are
+        extracted with the gallery's matcher for the individual's species and stored with them.
+        `thumbnails` is the former name of `images`."""
+        from .verification import local_features_for
+
         self._require(iid)
         e = self._check(embeddings)
         n = len(e)
+        images = images if images is not None else thumbnails
         src = list(sources) if sources is not None else [""] * n
         if len(src) != n:
             raise DataError(f"{n} embeddings but {len(src)} sources")
+        if images is not None and len(images) != n:
+            raise DataError(f"{n} embeddings but {len(images)} images")
+        species = self.db.execute("SELECT species FROM individuals WHERE id=?", (iid,)).fetchone()[0]
+        local = local_features_for(self, species, images) if images is not None else None
         now = time.time()
         with self._tx() as db:
             ids = []
@@ -347,10 +295,14 @@ class Gallery:
                 cur = db.execute(
                     "INSERT INTO images (individual_id, source, sha256, box, video, frame, time, embedding, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (iid, src[k], _vec_hash(e[k]),
+                    (iid, src[k], vec_hash(e[k]),
                      json.dumps(list(boxes[k])) if boxes is not None and boxes[k] is not None else None,
                      video, int(frames[k]) if frames is not None else None, now, e[k].tobytes(), now))
                 ids.append(int(cur.lastrowid))
+            if local is not None:
+                matcher, blobs = local
+                db.executemany("INSERT OR REPLACE INTO local_features VALUES (?, ?, ?)",
+                               [(i, matcher, b) for i, b in zip(ids, blobs)])
             index = self._writable_index()
             index.add_with_ids(e, np.array(ids, dtype=np.int64))
             try:
@@ -360,8 +312,8 @@ class Gallery:
                 raise
         if self.index_kind == "auto" and self._base_kind(len(self)) != self._current_base_kind():
             self.index = self._rebuild_index()
-        if thumbnails is not None:
-            for image_id, img in zip(ids, thumbnails):
+        if images is not None:
+            for image_id, img in zip(ids, images):
                 self._save_thumbnail(image_id, img)
         return ids
 
@@ -380,12 +332,7 @@ class Gallery:
         return p if p.is_file() else None
 
     def _current_base_kind(self) -> str:
-        base = faiss.downcast_index(self.index.index if hasattr(self.index, "id_map") else self.index)
-        if isinstance(base, faiss.IndexHNSW):
-            return "hnsw"
-        if isinstance(base, faiss.IndexIVFPQ):
-            return "ivfpq"
-        return "ivf" if isinstance(base, faiss.IndexIVF) else "flat"
+        return base_kind(self.index)
 
     def _remove_from_index(self, ids: np.ndarray) -> None:
         """Drop ids from the index: in place for flat indexes, by a rebuild from the database otherwise."""
@@ -417,7 +364,7 @@ class Gallery:
             ids = np.arange(start, start + len(e), dtype=np.int64)
             db.executemany(
                 "INSERT INTO images (id, individual_id, source, sha256, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(int(ids[k]), known[str(labels[k])], src[k], _vec_hash(e[k]), e[k].tobytes(), now) for k in range(len(e))])
+                [(int(ids[k]), known[str(labels[k])], src[k], vec_hash(e[k]), e[k].tobytes(), now) for k in range(len(e))])
             if self._current_base_kind() == self._base_kind(len(self) + len(e)) and \
                     self._current_base_kind() in ("flat", "ivfpq"):  # IVF-PQ: codebooks from the first build
                 index = self._writable_index()
@@ -473,15 +420,21 @@ class Gallery:
 
     def search(self, embeddings: np.ndarray, k: int = 5, images_per_match: int = 3,
                species: Optional[str] = None) -> list[SearchResult]:
-        """Ranked individuals per query: an individual's score is its best image score."""
+        """Ranked individuals per query: an individual's score is its best image score. With `species`,
+        only that species' images are searched (filtered inside the index search)."""
         if len(self) == 0:
             raise GalleryError(f"gallery {self.folder} is empty: enroll individuals first")
         q = self._check(embeddings)
-        depth = min(len(self), max(50, k * images_per_match * 4))
-        scores, ids = _faiss_search(self._searcher(), q, depth)
+        img_ids, owner, inds = self._owners()
+        allowed = self.species_image_ids(species) if species else None
+        if allowed is not None and not len(allowed):
+            raise GalleryError(f"gallery {self.folder} has no images of species {species!r}")
+        pool = len(self) if allowed is None else len(allowed)
+        depth = min(pool, max(50, k * images_per_match * 4))
+        searcher = self._searcher() if allowed is None else self.index  # GPU copies take no id selector
+        scores, ids = faiss_search(searcher, q, depth, ids=allowed)
         if self._current_base_kind() == "ivfpq":
             scores, ids = self._rerank_exact(q, ids)
-        img_ids, owner, inds = self._owners()
         plans: list[dict[int, list[tuple[float, int]]]] = []
         for srow, irow in zip(scores, ids):
             # hits come best first, so an individual's first hit is its score and only the first k
@@ -490,8 +443,6 @@ class Gallery:
             known = (irow >= 0) & (img_ids[pos] == irow) if len(img_ids) else np.zeros(len(irow), bool)
             hits: dict[int, list[tuple[float, int]]] = {}
             for s, i, o in zip(srow[known].tolist(), irow[known].tolist(), owner[pos[known]].tolist()):
-                if species and inds[o][2] != species:
-                    continue
                 got = hits.get(o)
                 if got is None:
                     if len(hits) < k:
@@ -543,6 +494,12 @@ class Gallery:
                                  np.fromiter((at[r[1]] for r in rows), np.int64, len(rows)), inds)
         return self._owner_cache
 
+    def species_image_ids(self, species: str) -> np.ndarray:
+        """Image ids of every individual of `species` (sorted)."""
+        img_ids, owner, inds = self._owners()
+        of_species = np.array([r[2] == species for r in inds], bool)
+        return img_ids[of_species[owner]] if len(img_ids) else img_ids
+
     def _image_rows(self, ids: np.ndarray) -> dict[int, tuple]:
         rows: dict[int, tuple] = {}
         id_list = [int(i) for i in ids]
@@ -557,28 +514,30 @@ class Gallery:
     # -- open set -----------------------------------------------------------------------
     def calibrate(self, max_images: int = 5000) -> dict[str, Any]:
         """Recompute the open-set threshold from the gallery's own genuine/impostor best scores."""
-        rows = self.db.execute("SELECT individual_id, embedding FROM images ORDER BY id").fetchall()
-        if len(rows) > max_images:  # a seeded sample keeps calibration quadratic in max_images, not in the gallery
-            pick = np.random.default_rng(0).choice(len(rows), size=max_images, replace=False)
-            rows = [rows[i] for i in sorted(pick)]
-        labels = np.array([r[0] for r in rows])
-        if len(set(labels)) < 2 or len(labels) < 3:
-            raise GalleryError("calibration needs at least two individuals and three images")
-        e = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        sim = e @ e.T
-        thr = calibrate_threshold(sim, labels)
-        s = sim.copy()
-        np.fill_diagonal(s, -np.inf)
-        same = labels[:, None] == labels[None, :]
-        gen = [float(np.max(np.where(same[i], s[i], -np.inf))) for i in range(len(labels)) if same[i].sum() > 1]
-        imp = [float(np.max(np.where(~same[i], s[i], -np.inf))) for i in range(len(labels))]
-        report = {"threshold": thr, "genuine_pairs": len(gen), "impostor_pairs": len(imp),
-                  "true_match_rate": float(np.mean(np.array(gen) >= thr)) if gen else None,
-                  "false_match_rate": float(np.mean(np.array(imp) >= thr))}
-        with self._tx():
-            self._set_meta("threshold", thr)
-            self._set_meta("calibration", report)
-        return report
+        from .calibration import calibrate_open_set
+
+        return calibrate_open_set(self, max_images)
+
+    def recalibrate(self, kind: str = "isotonic", shortlist: Optional[int] = None) -> dict[str, Any]:
+        """Fit P(same individual) per species on the gallery's own individuals (see gallery.calibration)."""
+        from .calibration import recalibrate
+
+        return recalibrate(self, kind, shortlist)
+
+    def identify(self, embedding: np.ndarray, image: Any = None, species: Optional[str] = None, k: int = 5,
+                 shortlist: Optional[int] = None, accept: Optional[float] = None,
+                 auto_accept: Optional[bool] = None) -> Any:
+        """Coarse-to-fine identification of one query (see gallery.verification.identify)."""
+        from .verification import identify
+
+        return identify(self, embedding, image, species=species, k=k, shortlist=shortlist, accept=accept,
+                        auto_accept=auto_accept)
+
+    def evidence(self, image: Any, image_id: int, **kwargs: Any) -> Any:
+        """The evidence picture of a query against one gallery image (see gallery.verification.evidence)."""
+        from .verification import evidence
+
+        return evidence(self, image, image_id, **kwargs)
 
     def set_threshold(self, value: float) -> None:
         if not -1.0 <= value <= 1.0:
@@ -587,138 +546,9 @@ class Gallery:
             self._set_meta("threshold", float(value))
 
 
-@dataclass
-class ClusterAssignment:
-    """Where one cluster of a clip went: a persistent individual, and whether it was new."""
-
-    cluster: str
-    individual_id: str
-    display_name: str
-    score: Optional[float]
-    is_new: bool
-    images_added: int
-
-
-def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
-                frames: Optional[dict[str, Sequence[int]]] = None, boxes: Optional[dict[str, Sequence[Any]]] = None,
-                species: str = "", threshold: Optional[float] = None, enroll: bool = True) -> list[ClusterAssignment]:
-    """Match the clusters of one clip to persistent individuals and record the sightings.
-
-    Each cluster's prototype (mean of its unit embeddings) is scored against every individual
-    (best image score); clusters and individuals are matched one-to-one by the Hungarian
-    algorithm; a match scoring below the open-set threshold does not count, and every unmatched
-    cluster becomes a new individual. A gallery without a threshold is calibrated first (and after
-    a first clip has given it two individuals). With `enroll`, the cluster's embeddings are added to its
-    individual (skipping ones already there), so re-running the same clip changes nothing.
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    if not clusters:
-        raise GalleryError("no clusters to assign")
-    if threshold is None and gallery.threshold is None and len(gallery) > 0:
-        try:
-            log.info("the gallery had no open-set threshold; calibrated: %s", gallery.calibrate())
-        except GalleryError as exc:
-            raise GalleryError(f"the gallery has no open-set threshold and cannot be calibrated yet ({exc}): "
-                               "pass threshold=") from exc
-    thr = gallery.threshold if threshold is None else threshold
-    keys = list(clusters)
-    embs = {k: gallery._check(clusters[k]) for k in keys}
-    protos = np.stack([e.mean(axis=0) / np.linalg.norm(e.mean(axis=0)) for e in embs.values()])
-    inds = gallery.individuals()
-    score = np.full((len(keys), len(inds)), -np.inf)
-    if inds and len(gallery):
-        rows = gallery.db.execute("SELECT individual_id, embedding FROM images").fetchall()
-        col = {d["id"]: j for j, d in enumerate(inds)}
-        vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        owners = np.array([col[r[0]] for r in rows])
-        sims = protos @ vecs.T
-        for j in range(len(inds)):
-            mask = owners == j
-            if mask.any():
-                score[:, j] = sims[:, mask].max(axis=1)
-    assigned: dict[int, tuple[int, float]] = {}
-    if inds and np.isfinite(score).any():
-        cost = np.where(np.isfinite(score), -score, 1e6)
-        for r, c in zip(*linear_sum_assignment(cost)):
-            if np.isfinite(score[r, c]) and score[r, c] >= thr:
-                assigned[r] = (c, float(score[r, c]))
-    out = []
-    for r, key in enumerate(keys):
-        if r in assigned:
-            c, sc = assigned[r]
-            iid, name, new = inds[c]["id"], inds[c]["display_name"], False
-        else:
-            sc = float(score[r].max()) if np.isfinite(score[r]).any() else None
-            name = f"{video}:{key}"
-            existing = gallery.db.execute("SELECT id FROM individuals WHERE display_name=?", (name,)).fetchone()
-            iid = existing[0] if existing else gallery.add_individual(name, species=species)
-            new = existing is None
-        added = 0
-        if enroll:
-            have = {h for (h,) in gallery.db.execute("SELECT sha256 FROM images WHERE individual_id=?", (iid,))}
-            fresh = [i for i, e in enumerate(embs[key]) if _vec_hash(e) not in have]
-            if fresh:
-                fr = [frames[key][i] for i in fresh] if frames and key in frames else None
-                bx = [boxes[key][i] for i in fresh] if boxes and key in boxes else None
-                gallery.enroll(iid, embs[key][fresh], sources=[f"{video}#{key}"] * len(fresh), boxes=bx, video=video,
-                               frames=fr)
-                added = len(fresh)
-        with gallery._tx() as db:
-            db.execute("INSERT OR REPLACE INTO sightings (individual_id, video, frames, boxes, score, created_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (iid, video, json.dumps([int(f) for f in (frames or {}).get(key, [])]),
-                        json.dumps([list(map(float, b)) for b in (boxes or {}).get(key, [])]), sc, time.time()))
-        out.append(ClusterAssignment(key, iid, name, sc, new, added))
-    if enroll and gallery.threshold is None and len(gallery.individuals()) >= 2:
-        log.info("open-set threshold calibrated after the first clip: %s", gallery.calibrate())
-    return out
-
-
-def export_gallery(gallery: Gallery, archive: str | Path) -> Path:
-    """Write the whole gallery (database, index, thumbnails) to one .tar.gz archive, atomically."""
-    import tarfile
-
-    archive = Path(archive)
-    gallery.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    backup = gallery.folder / ".export.sqlite"
-    dst = sqlite3.connect(backup)
-    with dst:
-        gallery.db.backup(dst)
-    dst.close()
-    tmp = archive.with_name(f".{archive.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
-        tar.add(backup, arcname="gallery.sqlite")
-        tar.add(gallery._index_path(), arcname="index.faiss")
-        if (gallery.folder / "thumbs").is_dir():
-            tar.add(gallery.folder / "thumbs", arcname="thumbs")
-    backup.unlink()
-    os.replace(tmp, archive)
-    return archive
-
-
-def import_gallery(archive: str | Path, folder: str | Path, model: Any) -> Gallery:
-    """Unpack an archive written by `export_gallery` into an empty `folder` and open it for `model`."""
-    import tarfile
-
-    folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        raise GalleryError(f"{folder} is not empty")
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            names = tar.getnames()
-            if "gallery.sqlite" not in names or any(n.startswith(("/", "..")) or "/../" in n for n in names):
-                raise GalleryError(f"{archive} is not a reid-hub gallery archive")
-            tar.extractall(folder, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise GalleryError(f"cannot read gallery archive {archive}: {exc}") from exc
-    return open_gallery(folder, model, create=False)
-
-
 def open_gallery(folder: str | Path, model: Any, create: bool = True) -> Gallery:
     """Open (or create) the gallery at `folder` for a ReIDModel."""
     return Gallery(folder, model.config.name, model.fingerprint(), model.embedding_dim, create=create)
 
 
-__all__ = ["Gallery", "GalleryError", "Match", "SearchResult", "ClusterAssignment", "assign_clip", "open_gallery",
-           "export_gallery", "import_gallery"]
+__all__ = ["Gallery", "GalleryError", "Match", "SearchResult", "open_gallery", "vec_hash"]

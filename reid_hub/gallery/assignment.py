@@ -1,0 +1,106 @@
+"""Clusters of a clip -> persistent individuals of a gallery (one-to-one, open-set), with sightings."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..errors import GalleryError
+from .store import Gallery, vec_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterAssignment:
+    """Where one cluster of a clip went: a persistent individual, and whether it was new."""
+
+    cluster: str
+    individual_id: str
+    display_name: str
+    score: Optional[float]
+    is_new: bool
+    images_added: int
+
+
+def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
+                frames: Optional[dict[str, Sequence[int]]] = None, boxes: Optional[dict[str, Sequence[Any]]] = None,
+                species: str = "", threshold: Optional[float] = None, enroll: bool = True) -> list[ClusterAssignment]:
+    """Match the clusters of one clip to persistent individuals and record the sightings.
+
+    Each cluster's prototype (mean of its unit embeddings) is scored against every individual
+    (best image score); clusters and individuals are matched one-to-one by the Hungarian
+    algorithm; a match scoring below the open-set threshold does not count, and every unmatched
+    cluster becomes a new individual. A gallery without a threshold is calibrated first (and after
+    a first clip has given it two individuals). With `enroll`, the cluster's embeddings are added to its
+    individual (skipping ones already there), so re-running the same clip changes nothing.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if not clusters:
+        raise GalleryError("no clusters to assign")
+    if threshold is None and gallery.threshold is None and len(gallery) > 0:
+        try:
+            log.info("the gallery had no open-set threshold; calibrated: %s", gallery.calibrate())
+        except GalleryError as exc:
+            raise GalleryError(f"the gallery has no open-set threshold and cannot be calibrated yet ({exc}): "
+                               "pass threshold=") from exc
+    thr = gallery.threshold if threshold is None else threshold
+    keys = list(clusters)
+    embs = {k: gallery._check(clusters[k]) for k in keys}
+    protos = np.stack([e.mean(axis=0) / np.linalg.norm(e.mean(axis=0)) for e in embs.values()])
+    inds = gallery.individuals()
+    score = np.full((len(keys), len(inds)), -np.inf)
+    if inds and len(gallery):
+        rows = gallery.db.execute("SELECT individual_id, embedding FROM images").fetchall()
+        col = {d["id"]: j for j, d in enumerate(inds)}
+        vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        owners = np.array([col[r[0]] for r in rows])
+        sims = protos @ vecs.T
+        for j in range(len(inds)):
+            mask = owners == j
+            if mask.any():
+                score[:, j] = sims[:, mask].max(axis=1)
+    assigned: dict[int, tuple[int, float]] = {}
+    if inds and np.isfinite(score).any():
+        cost = np.where(np.isfinite(score), -score, 1e6)
+        for r, c in zip(*linear_sum_assignment(cost)):
+            if np.isfinite(score[r, c]) and score[r, c] >= thr:
+                assigned[r] = (c, float(score[r, c]))
+    out = []
+    for r, key in enumerate(keys):
+        if r in assigned:
+            c, sc = assigned[r]
+            iid, name, new = inds[c]["id"], inds[c]["display_name"], False
+        else:
+            sc = float(score[r].max()) if np.isfinite(score[r]).any() else None
+            name = f"{video}:{key}"
+            existing = gallery.db.execute("SELECT id FROM individuals WHERE display_name=?", (name,)).fetchone()
+            iid = existing[0] if existing else gallery.add_individual(name, species=species)
+            new = existing is None
+        added = 0
+        if enroll:
+            have = {h for (h,) in gallery.db.execute("SELECT sha256 FROM images WHERE individual_id=?", (iid,))}
+            fresh = [i for i, e in enumerate(embs[key]) if vec_hash(e) not in have]
+            if fresh:
+                fr = [frames[key][i] for i in fresh] if frames and key in frames else None
+                bx = [boxes[key][i] for i in fresh] if boxes and key in boxes else None
+                gallery.enroll(iid, embs[key][fresh], sources=[f"{video}#{key}"] * len(fresh), boxes=bx, video=video,
+                               frames=fr)
+                added = len(fresh)
+        with gallery._tx() as db:
+            db.execute("INSERT OR REPLACE INTO sightings (individual_id, video, frames, boxes, score, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (iid, video, json.dumps([int(f) for f in (frames or {}).get(key, [])]),
+                        json.dumps([list(map(float, b)) for b in (boxes or {}).get(key, [])]), sc, time.time()))
+        out.append(ClusterAssignment(key, iid, name, sc, new, added))
+    if enroll and gallery.threshold is None and len(gallery.individuals()) >= 2:
+        log.info("open-set threshold calibrated after the first clip: %s", gallery.calibrate())
+    return out
+
+
+__all__ = ["ClusterAssignment", "assign_clip"]

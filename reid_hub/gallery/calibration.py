@@ -1,0 +1,118 @@
+"""Calibration of a gallery on its own enrolled individuals: the open-set threshold on the global score,
+and P(same individual) for the global, local and fused scores per species (with a pooled fallback)."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+
+from ..calibration import calibrate_threshold
+from ..errors import DataError, GalleryError
+from ..fusion import ANY_SPECIES, DEFAULT_SHORTLIST, CalibrationSet, fit_fusion, labelled_pairs
+from .verification import matcher_instance, matcher_name, stored_features
+
+if TYPE_CHECKING:
+    from .store import Gallery
+
+log = logging.getLogger(__name__)
+
+
+def calibrate_open_set(gallery: "Gallery", max_images: int = 5000) -> dict[str, Any]:
+    """The open-set threshold on the best global score, from the gallery's genuine/impostor best scores."""
+    rows = gallery.db.execute("SELECT individual_id, embedding FROM images ORDER BY id").fetchall()
+    if len(rows) > max_images:  # a seeded sample keeps calibration quadratic in max_images, not in the gallery
+        pick = np.random.default_rng(0).choice(len(rows), size=max_images, replace=False)
+        rows = [rows[i] for i in sorted(pick)]
+    labels = np.array([r[0] for r in rows])
+    if len(set(labels)) < 2 or len(labels) < 3:
+        raise GalleryError("calibration needs at least two individuals and three images")
+    e = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    sim = e @ e.T
+    thr = calibrate_threshold(sim, labels)
+    s = sim.copy()
+    np.fill_diagonal(s, -np.inf)
+    same = labels[:, None] == labels[None, :]
+    gen = [float(np.max(np.where(same[i], s[i], -np.inf))) for i in range(len(labels)) if same[i].sum() > 1]
+    imp = [float(np.max(np.where(~same[i], s[i], -np.inf))) for i in range(len(labels))]
+    report = {"threshold": thr, "genuine_pairs": len(gen), "impostor_pairs": len(imp),
+              "true_match_rate": float(np.mean(np.array(gen) >= thr)) if gen else None,
+              "false_match_rate": float(np.mean(np.array(imp) >= thr))}
+    with gallery._tx():
+        gallery._set_meta("threshold", thr)
+        gallery._set_meta("calibration", report)
+    return report
+
+
+def _species_pairs(gallery: "Gallery", species: str, depth: int, max_images: int) -> Optional[tuple[dict, np.ndarray]]:
+    rows = gallery.db.execute(
+        "SELECT m.id, m.individual_id, m.embedding FROM images m JOIN individuals i ON i.id = m.individual_id "
+        "WHERE i.species=? ORDER BY m.id", (species,)).fetchall()
+    name = matcher_name(gallery, species)
+    feats = stored_features(gallery, [r[0] for r in rows], name)
+    rows = [r for r in rows if r[0] in feats]  # only images that can be verified
+    if len(rows) > max_images:
+        pick = np.random.default_rng(0).choice(len(rows), size=max_images, replace=False)
+        rows = [rows[i] for i in sorted(pick)]
+    labels = np.array([r[1] for r in rows])
+    counts = {lbl: int((labels == lbl).sum()) for lbl in set(labels.tolist())}
+    if len(counts) < 2 or max(counts.values(), default=0) < 2:
+        return None
+    e = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
+    m = matcher_instance(gallery, name)
+    flist = [feats[r[0]] for r in rows]
+
+    def local(qi: np.ndarray, ci: np.ndarray) -> np.ndarray:
+        return np.array([m.match(flist[a], flist[b]).score for a, b in zip(qi.tolist(), ci.tolist())])
+
+    pairs = labelled_pairs(e @ e.T, labels, local, depth)
+    if pairs["same"].all() or not pairs["same"].any():
+        return None
+    return pairs, labels
+
+
+def recalibrate(gallery: "Gallery", kind: str = "isotonic", shortlist: Optional[int] = None,
+                max_images: int = 1500) -> dict[str, Any]:
+    """Fit P(same individual) per species on the gallery's own individuals (each image against its shortlist
+    among the others, verified with the stored local features) and a pooled fallback; store it with the
+    gallery. Also refreshes the global open-set threshold. Returns the report per species."""
+    depth = int(shortlist or gallery._meta().get("shortlist", DEFAULT_SHORTLIST))
+    species = [r[0] for r in gallery.db.execute("SELECT DISTINCT species FROM individuals ORDER BY species")]
+    fitted, pooled, report = {}, [], {}
+    offset = 0
+    for sp in species:
+        got = _species_pairs(gallery, sp, depth, max_images)
+        if got is None:
+            report[sp or "(none)"] = {"skipped": "needs two individuals, one with two verified images"}
+            continue
+        pairs, labels = got
+        try:
+            fitted[sp] = fit_fusion(pairs, labels, kind)
+        except DataError as exc:
+            report[sp or "(none)"] = {"skipped": str(exc)}
+            continue
+        report[sp or "(none)"] = {"matcher": matcher_name(gallery, sp), "new_threshold": fitted[sp].new_threshold,
+                                  **fitted[sp].report}
+        shifted = dict(pairs)
+        shifted["query"] = pairs["query"] + offset
+        shifted["candidate"] = pairs["candidate"] + offset
+        pooled.append((shifted, labels))
+        offset += len(labels)
+    if not fitted:
+        raise GalleryError("recalibration needs, for some species, two individuals and one with two verified "
+                           "images (images enrolled with their pictures have local features)")
+    merged = {k: np.concatenate([p[k] for p, _ in pooled]) for k in pooled[0][0]}
+    fitted[ANY_SPECIES] = fit_fusion(merged, np.concatenate([lbl for _, lbl in pooled]), kind)
+    report[ANY_SPECIES] = {"new_threshold": fitted[ANY_SPECIES].new_threshold, **fitted[ANY_SPECIES].report}
+    with gallery._tx():
+        gallery._set_meta("fusion_calibration", CalibrationSet(fitted).to_dict())
+    try:
+        report["open_set"] = calibrate_open_set(gallery)
+    except GalleryError as exc:
+        report["open_set"] = {"skipped": str(exc)}
+    log.info("recalibrated %s: %s", gallery.folder, {k: v.get("pairs") for k, v in report.items()
+                                                      if isinstance(v, dict)})
+    return report
+
+
+__all__ = ["calibrate_open_set", "recalibrate"]

@@ -1,0 +1,126 @@
+"""Coarse-to-fine identification in a real gallery (SQLite + FAISS + stored local features)."""
+import numpy as np
+import pytest
+
+from coats import coat, photo
+from reid_hub.errors import ConfigError, DataError, GalleryError
+from reid_hub.gallery import Gallery, identify, recalibrate, set_matcher
+from reid_hub.gallery.verification import stored_features
+
+D = 16
+
+
+def unit(x):
+    x = np.asarray(x, np.float32)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def build(tmp_path, individuals=8, per=3, noise=1.0, species="zebra", seed=0):
+    """A gallery whose embeddings are weak (noisy centres) but whose coat photos are distinctive."""
+    rng = np.random.default_rng(seed)
+    g = Gallery(tmp_path / "g", "m", "fp", D)
+    centres = unit(rng.normal(size=(individuals, D)))
+    ids = []
+    for k in range(individuals):
+        iid = g.add_individual(f"{species} {k}", species=species)
+        imgs = [photo(coat(100 + k), 1000 * k + j) for j in range(per)]
+        g.enroll(iid, unit(centres[k] + noise * rng.normal(size=(per, D)) / np.sqrt(D)), images=imgs)
+        ids.append(iid)
+    return g, ids, centres, rng
+
+
+def test_enrollment_stores_local_features_and_deleting_drops_them(tmp_path):
+    g, ids, _, _ = build(tmp_path, individuals=2, per=2)
+    image_ids = [r[0] for r in g.db.execute("SELECT id FROM images ORDER BY id")]
+    feats = stored_features(g, image_ids, "sift")
+    assert sorted(feats) == image_ids and all(len(f) > 20 for f in feats.values())
+    g.delete_individual(ids[0])
+    assert g.db.execute("SELECT COUNT(*) FROM local_features").fetchone()[0] == 2
+    with pytest.raises(DataError):
+        g.enroll(ids[1], unit(np.ones((2, D))), images=[coat(1)])  # 2 embeddings, 1 image
+
+
+def test_verification_recovers_matches_the_embedding_ranks_low(tmp_path):
+    g, ids, centres, rng = build(tmp_path, individuals=10, per=3, noise=2.5)
+    report = recalibrate(g)
+    assert "zebra" in report and report["zebra"]["pairs"] > 0
+    glob_hits = fused_hits = 0
+    for k in range(10):
+        emb = unit(centres[k] + 2.5 * rng.normal(size=D) / np.sqrt(D))
+        img = photo(coat(100 + k), 77 + k)
+        glob_hits += g.search(emb, k=1)[0].matches[0].individual_id == ids[k]
+        res = identify(g, emb, img, shortlist=30)
+        fused_hits += res.matches[0].individual_id == ids[k]
+        assert res.calibrated and 0 <= res.probability <= 1
+        assert res.matches[0].local_score is not None and res.matches[0].matcher == "sift"
+    assert fused_hits >= 9 and fused_hits > glob_hits
+
+
+def test_decisions_accept_known_and_call_unknown_new(tmp_path):
+    g, ids, centres, rng = build(tmp_path, individuals=10, per=3, noise=1.0)
+    recalibrate(g)
+    known = identify(g, unit(centres[3] + 0.2 * rng.normal(size=D) / np.sqrt(D)), photo(coat(103), 5))
+    assert known.matches[0].individual_id == ids[3] and known.decision in ("accept", "review")
+    assert known.probability > 0.5
+    stranger = identify(g, unit(rng.normal(size=D)), photo(coat(999), 6))
+    assert stranger.decision == "new" and stranger.probability < known.probability
+    strict = identify(g, unit(centres[3]), photo(coat(103), 5), auto_accept=False)
+    assert strict.decision in ("review", "new")  # auto-accept switched off: a person decides
+    d = known.to_dict()
+    assert set(d) >= {"decision", "probability", "matches", "bands"} and "individual_id" in d["matches"][0]
+
+
+def test_without_calibration_nothing_is_auto_accepted(tmp_path):
+    g, ids, centres, _ = build(tmp_path, individuals=3, per=2)
+    res = identify(g, centres[0], photo(coat(100), 3))
+    assert not res.calibrated and res.probability is None and res.decision in ("review", "new")
+
+
+def test_species_filter_acts_inside_the_index(tmp_path):
+    """A rare species whose images all score below hundreds of another species' images is still found."""
+    rng = np.random.default_rng(0)
+    g = Gallery(tmp_path / "mixed", "m", "fp", D)
+    q = unit(rng.normal(size=D))
+    common = g.add_individual("crowd", species="gnu")
+    g.enroll(common, unit(q + 0.05 * rng.normal(size=(400, D))))
+    rare = g.add_individual("rare", species="okapi")
+    g.enroll(rare, unit(-q + 0.3 * rng.normal(size=(2, D))))
+    assert [m.individual_id for m in g.search(q, k=3, species="okapi")[0].matches] == [rare]
+    assert identify(g, q, None, species="okapi").matches[0].individual_id == rare
+    with pytest.raises(GalleryError):
+        g.search(q, species="dodo")
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_species_filter_with_approximate_indexes(tmp_path, kind):
+    rng = np.random.default_rng(1)
+    g = Gallery(tmp_path / kind, "m", "fp", D)
+    g.set_index_kind(kind)
+    q = unit(rng.normal(size=D))
+    a = g.add_individual("a", species="gnu")
+    g.enroll(a, unit(q + 0.05 * rng.normal(size=(300, D))))
+    b = g.add_individual("b", species="okapi")
+    g.enroll(b, unit(q + 0.5 * rng.normal(size=(3, D))))
+    g.set_index_kind(kind)  # rebuild: IVF trains on the vectors now present
+    assert g.search(q, k=2, species="okapi")[0].matches[0].individual_id == b
+
+
+def test_evidence_png_and_errors(tmp_path):
+    g, ids, _, _ = build(tmp_path, individuals=2, per=2)
+    image_id = g.db.execute("SELECT id FROM images WHERE individual_id=?", (ids[0],)).fetchone()[0]
+    pic = g.evidence(photo(coat(100), 9), image_id)
+    assert pic.width > pic.height > 100
+    with pytest.raises(GalleryError):
+        g.evidence(photo(coat(100), 9), 99999)
+
+
+def test_matcher_choice_per_species_is_validated(tmp_path):
+    g = Gallery(tmp_path / "m", "m", "fp", D)
+    set_matcher(g, "xfeat", species="fish")
+    from reid_hub.gallery.verification import matcher_name
+
+    assert matcher_name(g, "fish") == "xfeat" and matcher_name(g, "lion") == "sift"
+    with pytest.raises(ConfigError):
+        set_matcher(g, "orb")
+    with pytest.raises(GalleryError):
+        recalibrate(g)
