@@ -83,7 +83,12 @@ class ScoreCalibrator:
         s = np.asarray(scores, float)
         if self.kind == "logistic":
             return 1.0 / (1.0 + np.exp(-(self.coef[0] * s + self.coef[1])))
-        return np.interp(s, self.x, self.y)
+        p = np.interp(s, self.x, self.y)
+        # isotonic fits are flat over whole blocks of scores: a strictly increasing term of at most 1e-4 keeps
+        # the raw order inside a block, so a ranking by probability never loses the score's resolution
+        lo, hi = (float(self.x[0]), float(self.x[-1])) if len(self.x) else (0.0, 1.0)
+        z = (s - (lo + hi) / 2) / max(hi - lo, 1e-12) * 8
+        return np.clip(p + 1e-4 * (1 / (1 + np.exp(-z)) - 0.5), 0.0, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "x": self.x.tolist(), "y": self.y.tolist(), "coef": list(self.coef),

@@ -178,6 +178,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("a probability lies in [0, 1]")
+    return value
+
+
+def _on_off(text: str) -> bool:
+    if text.lower() not in ("on", "off", "true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError("on or off")
+    return text.lower() in ("on", "true", "1")
+
+
 def _cmd_gallery(args: argparse.Namespace) -> int:
     from .gallery import export_gallery, import_gallery, open_gallery
     from .hub import from_pretrained
@@ -194,7 +220,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
             raise ConfigError("enroll needs --name and image files")
         imgs = [load_image(p) for p in args.images]
         iid = g.add_individual(args.name, species=args.species or "")
-        g.enroll(iid, model.embed(imgs), sources=[str(p) for p in args.images], thumbnails=imgs)
+        g.enroll(iid, model.embed(imgs), sources=[str(p) for p in args.images], images=imgs)
         print(f"enrolled {len(imgs)} images as {iid} ({args.name})")
     elif args.action == "search":
         if not args.images:
@@ -206,8 +232,36 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     elif args.action == "list":
         for ind in g.individuals():
             print(f"{ind['id']}  {ind['display_name']}  [{ind['species']}]  {ind['images']} images")
+    elif args.action == "identify":
+        if not args.images:
+            raise ConfigError("identify needs an image file")
+        for path in args.images:
+            img = load_image(path)
+            res = g.identify(model.embed([img]), img, species=args.species, k=args.k, shortlist=args.shortlist)
+            print(json.dumps({"image": str(path), **res.to_dict()}, indent=2))
+            if args.evidence and res.matches and res.matches[0].matcher:
+                out = Path(args.evidence)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                target = out / f"{Path(path).stem}-evidence.png" if out.suffix.lower() != ".png" else out
+                g.evidence(img, res.matches[0].image_id, query_features=res.query_features).save(target)
+                print(f"evidence: {target}")
     elif args.action == "calibrate":
         print(json.dumps(g.calibrate(), indent=2))
+    elif args.action == "recalibrate":
+        print(json.dumps(g.recalibrate(kind=args.calibration, shortlist=args.shortlist), indent=2, default=float))
+    elif args.action == "configure":
+        from .gallery import set_matcher
+
+        if args.matcher:
+            set_matcher(g, args.matcher, species=args.species)
+        with g._tx():
+            for key, value in (("shortlist", args.shortlist), ("accept", args.accept),
+                               ("auto_accept", args.auto_accept)):
+                if value is not None:
+                    g._set_meta(key, value)
+        meta = g._meta()
+        print(json.dumps({k: meta.get(k) for k in ("matcher", "matcher_by_species", "shortlist", "accept",
+                                                   "auto_accept")}, indent=2))
     elif args.action == "export":
         print(f"wrote {export_gallery(g, args.archive)}")
     return 0
@@ -370,15 +424,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--token", help="bearer token required by write endpoints")
     s.set_defaults(func=_cmd_serve)
 
-    s = sub.add_parser("gallery", help="manage a gallery: enroll, search, list, calibrate, export, import")
-    s.add_argument("action", choices=["enroll", "search", "list", "calibrate", "export", "import"])
+    s = sub.add_parser("gallery", help="manage a gallery: enroll, search, identify, list, calibrate, recalibrate, "
+                                       "configure, export, import")
+    s.add_argument("action", choices=["enroll", "search", "identify", "list", "calibrate", "recalibrate", "configure",
+                                      "export", "import"])
     s.add_argument("images", nargs="*")
     s.add_argument("--gallery", required=True, help="gallery folder")
     s.add_argument("--model", default=DEFAULT_MODEL)
     s.add_argument("--name", help="display name (enroll)")
-    s.add_argument("--species", help="species (enroll)")
+    s.add_argument("--species", help="species (enroll; identify: search only this species)")
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--archive", help=".tar.gz for export/import")
+    s.add_argument("--shortlist", type=_positive_int, help="global candidates verified by local matches "
+                   "(identify, recalibrate, configure)")
+    s.add_argument("--evidence", help="identify: write the best match's evidence PNG here (file or folder)")
+    s.add_argument("--calibration", choices=("isotonic", "logistic"), default="isotonic", help="recalibrate: fit")
+    s.add_argument("--matcher", help="configure: local matcher of the gallery (or of --species)")
+    s.add_argument("--accept", type=_probability, help="configure: auto-accept band on P(same individual)")
+    s.add_argument("--auto-accept", type=_on_off, help="configure: on / off (off: every decision is reviewed)")
     s.set_defaults(func=_cmd_gallery)
 
     s = sub.add_parser("video", help="identify every animal of a video without labels")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from .evaluate import cluster_accuracy, clustering_metrics, retrieval_metrics
 from .hub import DEFAULT_MODEL, from_pretrained
 from .imaging import crop_box
 from .video import ClusterConfig, cluster_descriptors, cluster_video, iter_frames, read_tracks_csv
+
+if TYPE_CHECKING:
+    from .gallery import Gallery
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = REPO / "gallery" / "demo" / "fly_pair_clip_gt"
@@ -79,7 +82,7 @@ def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINI
         iid = gallery.add_individual(f"fly {identity}", species="drosophila")
         gallery.enroll(iid, model.embed(imgs), sources=[f"{spec['video']}#frame{m[0]}" for m in meta[identity]],
                        boxes=[m[1] for m in meta[identity]], video=spec["video"], frames=[m[0] for m in meta[identity]],
-                       thumbnails=imgs)
+                       images=imgs)
     shared = (REPO / spec["shared_data"]).resolve()
     for meta_csv in sorted(shared.glob("*/metadata.csv")) if shared.is_dir() else []:
         df = pd.read_csv(meta_csv)
@@ -89,6 +92,6 @@ def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINI
             imgs = [load_image(meta_csv.parent / p) for p in rows["path"]]
             iid = gallery.add_individual(str(identity), species=str(rows["species"].iloc[0]))
             gallery.enroll(iid, model.embed(imgs), sources=[str(meta_csv.parent / p) for p in rows["path"]],
-                           thumbnails=imgs)
+                           images=imgs)
     gallery.calibrate()
     return gallery

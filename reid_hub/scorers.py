@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -57,13 +58,18 @@ class TableFeatures:
         self._local: dict[str, LocalFeatures] = {}
         self._emb: dict[str, np.ndarray] = {}
         self._pairs: dict[tuple[str, str], float] = {}
+        self.cost = {"extracted": 0, "extract_s": 0.0, "matched": 0, "match_s": 0.0}
 
     def local(self, df: pd.DataFrame, progress: bool = False) -> list[LocalFeatures]:
         rows = list(df.itertuples(index=False))
         for r in tqdm(rows, disable=not progress, desc=f"{self.matcher.name} extract", unit="img"):
             k = _row_key(r)
             if k not in self._local:
-                self._local[k] = self.matcher.extract(rdata.read_sample(r._asdict()))
+                img = rdata.read_sample(r._asdict())
+                t = time.perf_counter()
+                self._local[k] = self.matcher.extract(img)
+                self.cost["extract_s"] += time.perf_counter() - t
+                self.cost["extracted"] += 1
         return [self._local[_row_key(r)] for r in rows]
 
     def embeddings(self, df: pd.DataFrame) -> np.ndarray:
@@ -86,7 +92,10 @@ class TableFeatures:
             key = (keys[q], keys[c]) if keys[q] <= keys[c] else (keys[c], keys[q])
             got = self._pairs.get(key)
             if got is None:
+                t = time.perf_counter()
                 got = self._pairs[key] = self.matcher.match(feats[q], feats[c]).score
+                self.cost["match_s"] += time.perf_counter() - t
+                self.cost["matched"] += 1
             out[k] = got
         return out
 

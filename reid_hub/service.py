@@ -87,7 +87,25 @@ class ReidService:
     def enroll(self, iid: str, img: Image.Image, source: str = "upload") -> int:
         emb = self.embed(img)
         with self.lock:
-            return self.gallery.enroll(iid, emb, sources=[source], thumbnails=[img])[0]
+            return self.gallery.enroll(iid, emb, sources=[source], images=[img])[0]
+
+    def identify(self, img: Image.Image, k: int = 5, species: Optional[str] = None,
+                 shortlist: Optional[int] = None) -> dict[str, Any]:
+        """Coarse-to-fine identification: verified candidates, P(same individual), accept / review / new."""
+        emb = self.embed(img)
+        with self.lock:
+            res = self.gallery.identify(emb, img, species=species or None, k=k, shortlist=shortlist)
+        out = res.to_dict()
+        for m in out["matches"]:
+            m["evidence"] = f"/identify/evidence.png?image_id={m['image_id']}" if m["matcher"] else None
+        return out
+
+    def evidence(self, img: Image.Image, image_id: int) -> bytes:
+        """PNG: the query beside a gallery image with their verified keypoint matches."""
+        from .matching.evidence import png_bytes
+
+        with self.lock:
+            return png_bytes(self.gallery.evidence(img, image_id))
 
 
 class _TooLarge(ReidHubError):
@@ -96,7 +114,7 @@ class _TooLarge(ReidHubError):
 
 def create_api(cfg: ServiceConfig, model: Any = None):
     """The FastAPI application (OpenAPI at /docs and /openapi.json)."""
-    from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
+    from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, Response, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from pydantic import BaseModel, Field
@@ -167,6 +185,25 @@ def create_api(cfg: ServiceConfig, model: Any = None):
     @app.post("/search")
     async def search(file: UploadFile = File(...), k: int = Form(5, ge=1, le=100)) -> dict[str, Any]:
         return svc.search(await image_of(file), k=k)
+
+    @app.post("/identify")
+    async def identify(file: UploadFile = File(...), k: int = Form(5, ge=1, le=100),
+                       species: str = Form(default="", max_length=100),
+                       shortlist: Optional[int] = Form(default=None, ge=1, le=1000)) -> dict[str, Any]:
+        """Global shortlist -> local-feature verification -> calibrated P(same individual) -> decision
+        (accept / review / new); each verified match links its evidence picture."""
+        return svc.identify(await image_of(file), k=k, species=species, shortlist=shortlist)
+
+    @app.post("/identify/evidence.png")
+    async def identify_evidence(file: UploadFile = File(...), image_id: int = Query(..., ge=0)):
+        """The query (uploaded again) beside gallery image `image_id`, verified matches drawn (PNG)."""
+        return Response(content=svc.evidence(await image_of(file), image_id), media_type="image/png")
+
+    @app.post("/recalibrate", dependencies=[Depends(require_token)])
+    def recalibrate(kind: str = Form(default="isotonic", pattern="^(isotonic|logistic)$")) -> dict[str, Any]:
+        """Refit P(same individual) per species on the gallery's own individuals."""
+        with svc.lock:
+            return svc.gallery.recalibrate(kind=kind)
 
     @app.get("/individuals")
     def individuals() -> list[dict[str, Any]]:

@@ -205,3 +205,39 @@ def test_clip_cluster_over_http_identifies_and_assigns(server, tmp_path):
     assert corrupt.status_code == 422 and corrupt.json()["error"] == "DataError"
     no_token = httpx.post(server + "/clips/cluster", files=files, timeout=60)
     assert no_token.status_code == 401
+
+
+def test_identify_verifies_calibrates_and_draws_evidence(server):
+    from coats import coat, photo
+
+    def png(img):
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    c = httpx.Client(base_url=server, timeout=120)
+    ids = []
+    for k in range(3):
+        r = c.post("/individuals", json={"display_name": f"coat {k}", "species": "okapi"}, headers=AUTH)
+        ids.append(r.json()["individual_id"])
+        for j in range(2):
+            r = c.post(f"/individuals/{ids[-1]}/images", files={"file": ("a.png", png(photo(coat(300 + k), j)),
+                                                                          "image/png")}, headers=AUTH)
+            assert r.status_code == 201, r.text
+    assert c.post("/recalibrate").status_code == 401  # a write: the token is required
+    r = c.post("/recalibrate", headers=AUTH)
+    assert r.status_code == 200 and r.json()["okapi"]["pairs"] > 0, r.text
+    query = png(photo(coat(301), 7))
+    r = c.post("/identify", files={"file": ("q.png", query, "image/png")}, data={"species": "okapi", "k": "3"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    best = body["matches"][0]
+    assert best["individual_id"] == ids[1] and body["calibrated"] and 0 <= body["probability"] <= 1
+    assert body["decision"] in ("accept", "review", "new") and best["local_score"] > 0
+    r = c.post(best["evidence"], files={"file": ("q.png", query, "image/png")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(r.content)).width > 100
+    r = c.post("/identify/evidence.png?image_id=987654", files={"file": ("q.png", query, "image/png")})
+    assert r.status_code == 404 and r.json()["error"] == "GalleryError"
+    r = c.post("/identify", files={"file": ("q.png", query, "image/png")}, data={"species": "dodo"})
+    assert r.status_code == 404
