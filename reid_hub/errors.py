@@ -58,3 +58,9 @@ class GalleryError(ReidHubError):
 
     exit_code = 7
 
+
+
+class ConflictError(ReidHubError):
+    """The state changed under a request (a proposal decided by someone else, a name already taken)."""
+
+    exit_code = 8

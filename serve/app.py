@@ -32,27 +32,44 @@ def _thumb(svc: ReidService, image_id: int) -> Optional[Image.Image]:
 
 
 def build_ui(svc: ReidService) -> gr.Blocks:
-    """The Gradio Blocks UI: search by image, enroll, and clip -> persistent IDs."""
+    """The Gradio Blocks UI: identify by image (verified, calibrated, with evidence), enroll, and clip ->
+    persistent IDs."""
 
-    def search(img: Optional[Image.Image], k: float):
+    def search(img: Optional[Image.Image], k: float, species: str):
         if img is None:
-            return [], "Upload a query image first."
+            return [], "Upload a query image first.", None
+        query = img.convert("RGB")
         try:
-            res = svc.search(img.convert("RGB"), k=int(k))
+            res = svc.identify(query, k=int(k), species=species.strip() or None)
         except ReidHubError as exc:
-            return [], f"**Error:** {exc}"
+            return [], f"**Error:** {exc}", None
         items = []
         for m in res["matches"]:
-            for im in m["images"][:1]:
-                t = _thumb(svc, im["image_id"])
-                if t is not None:
-                    items.append((t, f"{m['display_name']} ({m['individual_id']}) score {m['score']:.3f}"))
-        verdict = ("**New individual?** best score is below the gallery's threshold"
-                   if res["is_new"] else f"**Best match:** {res['matches'][0]['display_name']}"
-                   if res["matches"] else "No match.")
-        table = "\n".join(f"| {i + 1} | {m['display_name']} | `{m['individual_id']}` | {m['species']} | {m['score']:.3f} |"
-                          for i, m in enumerate(res["matches"]))
-        return items, f"{verdict}\n\n| rank | name | id | species | score |\n|---|---|---|---|---|\n{table}"
+            t = _thumb(svc, m["image_id"])
+            if t is not None:
+                p = "" if m["probability"] is None else f"P={m['probability']:.2f}, "
+                items.append((t, f"{m['display_name']} ({p}score {m['global_score']:.3f})"))
+        top = res["matches"][0] if res["matches"] else None
+        p_text = "" if res["probability"] is None else f" P(same individual) = **{res['probability']:.2f}**"
+        verdict = {"accept": f"**Match:** {top['display_name']}.{p_text}" if top else "",
+                   "review": f"**Possible match, needs review:** {top['display_name']}.{p_text}" if top else "",
+                   "new": f"**New individual?** no candidate is likely enough.{p_text}"}[res["decision"]]
+        if not res["calibrated"]:
+            verdict += " _(the gallery is not calibrated yet: global score only; recalibrate to get probabilities)_"
+        table = "\n".join(
+            f"| {i + 1} | {m['display_name']} | `{m['individual_id']}` | {m['species']} | {m['global_score']:.3f} | "
+            f"{'-' if m['local_score'] is None else int(m['local_score'])} | "
+            f"{'-' if m['probability'] is None else format(m['probability'], '.2f')} |"
+            for i, m in enumerate(res["matches"]))
+        picture = None
+        if top and top["matcher"]:
+            try:
+                with svc.lock:
+                    picture = svc.gallery.evidence(query, top["image_id"])
+            except ReidHubError:
+                picture = None
+        return items, (f"{verdict}\n\n| rank | name | id | species | score | verified matches | P(same) |\n"
+                       f"|---|---|---|---|---|---|---|\n{table}"), picture
 
     def enroll(img: Optional[Image.Image], name: str, species: str):
         if img is None or not name.strip():
@@ -102,10 +119,13 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                 q = gr.Image(type="pil", label="Query image", elem_id="query-image")
                 with gr.Column():
                     k = gr.Slider(1, 20, value=5, step=1, label="Individuals to show")
+                    sp = gr.Textbox(label="Species (optional: search only this species)")
                     go = gr.Button("Search", variant="primary", elem_id="search-button")
             verdict = gr.Markdown(elem_id="search-verdict")
             results = gr.Gallery(label="Top matches", columns=5, height="auto", elem_id="search-results")
-            go.click(search, [q, k], [results, verdict])
+            evidence = gr.Image(label="Evidence: verified keypoint matches with the best candidate",
+                                elem_id="search-evidence", interactive=False)
+            go.click(search, [q, k, sp], [results, verdict, evidence])
         with gr.Tab("Enroll"):
             e_img = gr.Image(type="pil", label="Image of the individual")
             e_name = gr.Textbox(label="Name")

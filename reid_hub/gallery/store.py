@@ -275,47 +275,76 @@ class Gallery:
         (thumbs/<image id>.jpg) and, unless the gallery's verification is off, their local features are
         extracted with the gallery's matcher for the individual's species and stored with them.
         `thumbnails` is the former name of `images`."""
+        self._require(iid)
+        prepared = self.prepare_enrollment(embeddings, sources, boxes, video, frames,
+                                           images if images is not None else thumbnails, self._species_of(iid))
+        with self._tx() as db:
+            ids = self.write_enrollment(db, iid, prepared)
+        self.finish_enrollment(ids, prepared)
+        return ids
+
+    def _species_of(self, iid: str) -> str:
+        row = self.db.execute("SELECT species FROM individuals WHERE id=?", (iid,)).fetchone()
+        if row is None:
+            raise GalleryError(f"no individual {iid!r} in {self.folder}")
+        return row[0]
+
+    def prepare_enrollment(self, embeddings: np.ndarray, sources: Optional[Sequence[str]] = None,
+                           boxes: Optional[Sequence[Any]] = None, video: Optional[str] = None,
+                           frames: Optional[Sequence[int]] = None, images: Optional[Sequence[Any]] = None,
+                           species: str = "") -> dict[str, Any]:
+        """Checked embeddings and metadata plus local features (the slow part, done outside any transaction)."""
         from .verification import local_features_for
 
-        self._require(iid)
         e = self._check(embeddings)
         n = len(e)
-        images = images if images is not None else thumbnails
         src = list(sources) if sources is not None else [""] * n
         if len(src) != n:
             raise DataError(f"{n} embeddings but {len(src)} sources")
         if images is not None and len(images) != n:
             raise DataError(f"{n} embeddings but {len(images)} images")
-        species = self.db.execute("SELECT species FROM individuals WHERE id=?", (iid,)).fetchone()[0]
+        for name, seq in (("boxes", boxes), ("frames", frames)):
+            if seq is not None and len(seq) != n:
+                raise DataError(f"{n} embeddings but {len(seq)} {name}")
         local = local_features_for(self, species, images) if images is not None else None
+        return {"e": e, "sources": src, "boxes": boxes, "video": video, "frames": frames, "images": images,
+                "local": local}
+
+    def write_enrollment(self, db: sqlite3.Connection, iid: str, prepared: dict[str, Any]) -> list[int]:
+        """Insert prepared images for `iid` inside the caller's open transaction and add them to the index
+        (the transaction rolls back, and the index forgets them, if the index cannot be written)."""
+        e, src, boxes, frames = prepared["e"], prepared["sources"], prepared["boxes"], prepared["frames"]
         now = time.time()
-        with self._tx() as db:
-            ids = []
-            for k in range(n):
-                cur = db.execute(
-                    "INSERT INTO images (individual_id, source, sha256, box, video, frame, time, embedding, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (iid, src[k], vec_hash(e[k]),
-                     json.dumps(list(boxes[k])) if boxes is not None and boxes[k] is not None else None,
-                     video, int(frames[k]) if frames is not None else None, now, e[k].tobytes(), now))
-                ids.append(int(cur.lastrowid))
-            if local is not None:
-                matcher, blobs = local
-                db.executemany("INSERT OR REPLACE INTO local_features VALUES (?, ?, ?)",
-                               [(i, matcher, b) for i, b in zip(ids, blobs)])
-            index = self._writable_index()
-            index.add_with_ids(e, np.array(ids, dtype=np.int64))
-            try:
-                self._commit_index(index)
-            except Exception:
-                index.remove_ids(np.array(ids, dtype=np.int64))
-                raise
+        ids = []
+        for k in range(len(e)):
+            cur = db.execute(
+                "INSERT INTO images (individual_id, source, sha256, box, video, frame, time, embedding, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (iid, src[k], vec_hash(e[k]),
+                 json.dumps([float(v) for v in boxes[k]]) if boxes is not None and boxes[k] is not None else None,
+                 prepared["video"], int(frames[k]) if frames is not None else None, now, e[k].tobytes(), now))
+            ids.append(int(cur.lastrowid))
+        if prepared["local"] is not None:
+            matcher, blobs = prepared["local"]
+            db.executemany("INSERT OR REPLACE INTO local_features VALUES (?, ?, ?)",
+                           [(i, matcher, b) for i, b in zip(ids, blobs)])
+        index = self._writable_index()
+        index.add_with_ids(e, np.array(ids, dtype=np.int64))
+        try:
+            self._commit_index(index)
+        except Exception:
+            index.remove_ids(np.array(ids, dtype=np.int64))
+            raise
+        self._owner_cache = None
+        return ids
+
+    def finish_enrollment(self, ids: Sequence[int], prepared: dict[str, Any]) -> None:
+        """After the commit: switch index kind when `auto` asks for it, write thumbnails."""
         if self.index_kind == "auto" and self._base_kind(len(self)) != self._current_base_kind():
             self.index = self._rebuild_index()
-        if images is not None:
-            for image_id, img in zip(ids, images):
+        if prepared["images"] is not None:
+            for image_id, img in zip(ids, prepared["images"]):
                 self._save_thumbnail(image_id, img)
-        return ids
 
     def _save_thumbnail(self, image_id: int, img: Any) -> None:
         folder = self.folder / "thumbs"

@@ -1,0 +1,148 @@
+"""Human review: proposals, decisions in one transaction with an audit row, idempotent retries, conflicts."""
+import threading
+
+import numpy as np
+import pytest
+
+from coats import coat, photo
+from reid_hub.errors import ConflictError, DataError, GalleryError
+from reid_hub.gallery import Gallery
+from reid_hub.gallery import review
+
+D = 16
+
+
+def unit(x):
+    x = np.asarray(x, np.float32)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@pytest.fixture()
+def gallery(tmp_path):
+    rng = np.random.default_rng(0)
+    g = Gallery(tmp_path / "g", "m", "fp", D)
+    centres = unit(rng.normal(size=(6, D)))
+    ids = []
+    for k in range(6):
+        iid = g.add_individual(f"okapi {k}", species="okapi")
+        g.enroll(iid, unit(centres[k] + 0.3 * rng.normal(size=(3, D)) / np.sqrt(D)),
+                 images=[photo(coat(500 + k), j) for j in range(3)])
+        ids.append(iid)
+    g.recalibrate()
+    g._test = (ids, centres, rng)
+    return g
+
+
+def _query(g, k, seed=0, n=2):
+    ids, centres, rng = g._test
+    return unit(centres[k] + 0.3 * rng.normal(size=(n, D)) / np.sqrt(D)), [photo(coat(500 + k), 40 + seed + j)
+                                                                          for j in range(n)]
+
+
+def test_review_everything_then_confirm_enrolls_once_with_an_audit_row(gallery):
+    g = gallery
+    ids = g._test[0]
+    with g._tx():
+        g._set_meta("auto_accept", False)
+    before = len(g)
+    e, imgs = _query(g, 2)
+    out = review.propose(g, e, imgs[0], species="okapi", source="clip1#0", video="clip1", images=imgs)
+    assert out["status"] == "pending"
+    p = review.get(g, out["proposal_id"])
+    assert p.current["individual_id"] == ids[2] and p.n == 2 and len(g) == before
+    done = review.decide(g, p.id, "confirm", actor="alice")
+    assert done["status"] == "confirmed" and done["outcome"]["individual_id"] == ids[2] and len(g) == before + 2
+    again = review.decide(g, p.id, "confirm", actor="alice")  # a retried decision changes nothing
+    assert again["outcome"] == done["outcome"] and len(g) == before + 2
+    with pytest.raises(ConflictError):
+        review.decide(g, p.id, "new", display_name="someone else")
+    log = review.audit_log(g, p.id)
+    assert [r["action"] for r in log] == ["confirm"] and log[0]["actor"] == "alice"
+    assert log[0]["previous"]["status"] == "pending"
+    # the enrolled crops carry local features, so they are verified like any enrolled image
+    new_ids = done["outcome"]["image_ids"]
+    assert g.db.execute(f"SELECT COUNT(*) FROM local_features WHERE image_id IN ({','.join(map(str, new_ids))})"
+                        ).fetchone()[0] == 2
+
+
+def test_reject_shows_next_candidate_then_new_individual_and_undo(gallery):
+    g = gallery
+    with g._tx():
+        g._set_meta("auto_accept", False)
+    rng = np.random.default_rng(5)
+    e = unit(rng.normal(size=(1, D)))
+    out = review.propose(g, e, photo(coat(999), 1), species="okapi", source="upload")
+    p = review.get(g, out["proposal_id"])
+    first = p.current["individual_id"]
+    after = review.decide(g, p.id, "reject")
+    assert after["current"]["individual_id"] != first and first in after["rejected"]
+    with pytest.raises(ConflictError):
+        review.decide(g, p.id, "new", display_name="okapi 0")  # names are unique within a species
+    n_ind = len(g.individuals())
+    made = review.decide(g, p.id, "new", display_name="Stranger")
+    assert made["status"] == "new" and len(g.individuals()) == n_ind + 1
+    undone = review.decide(g, p.id, "undo", actor="bob")
+    assert undone["status"] == "pending" and len(g.individuals()) == n_ind
+    assert [r["action"] for r in review.audit_log(g, p.id)] == ["undo", "new", "reject"]
+    forced = review.decide(g, p.id, "new", display_name="okapi 0", force=True)
+    assert forced["status"] == "new"
+    pairs = review.labelled_pairs(g)
+    assert any(not q["same"] and q["individual_id"] == first for q in pairs)
+
+
+def test_auto_accept_enrolls_without_review_when_allowed(gallery):
+    g = gallery
+    e, imgs = _query(g, 4, n=1)
+    with g._tx():
+        g._set_meta("accept", 0.0)  # everything above the open-set threshold is accepted
+    out = review.propose(g, e, imgs[0], species="okapi", images=imgs)
+    if out["decision"] == "accept":
+        assert out["status"] == "auto-accepted" and out["individual_id"] == g._test[0][4]
+        assert review.audit_log(g, out["proposal_id"])[0]["action"] == "auto-accept"
+    else:
+        assert out["status"] == "pending"
+
+
+def test_bad_decisions_are_typed(gallery):
+    g = gallery
+    with g._tx():
+        g._set_meta("auto_accept", False)
+    e, imgs = _query(g, 1)
+    pid = review.propose(g, e, imgs[0], species="okapi", images=imgs)["proposal_id"]
+    with pytest.raises(GalleryError):
+        review.decide(g, 12345, "confirm")
+    with pytest.raises(DataError):
+        review.decide(g, pid, "new", display_name="  ")
+    with pytest.raises(ConflictError):
+        review.decide(g, pid, "undo")
+    g.delete_individual(g._test[0][1])
+    with pytest.raises(GalleryError):
+        review.decide(g, pid, "confirm", individual_id=g._test[0][1])
+    with pytest.raises(ConflictError):
+        review.decide(g, pid, "reject", expected_version=99)
+
+
+def test_concurrent_decisions_one_wins(tmp_path, gallery):
+    g = gallery
+    with g._tx():
+        g._set_meta("auto_accept", False)
+    e, imgs = _query(g, 3)
+    pid = review.propose(g, e, imgs[0], species="okapi", images=imgs)["proposal_id"]
+    before = len(g)
+    results = []
+
+    def worker(action, name):
+        other = Gallery(g.folder, "m", "fp", D, create=False)  # a second connection, as a second server would
+        try:
+            results.append(review.decide(other, pid, action, display_name=name)["status"])
+        except ConflictError:
+            results.append("conflict")
+
+    ts = [threading.Thread(target=worker, args=("confirm", None)), threading.Thread(target=worker, args=("new", "X"))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(results).count("conflict") == 1
+    g2 = Gallery(g.folder, "m", "fp", D, create=False)
+    assert len(g2) == before + 2  # exactly one enrollment
