@@ -263,7 +263,52 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
         print(json.dumps({k: meta.get(k) for k in ("matcher", "matcher_by_species", "shortlist", "accept",
                                                    "auto_accept")}, indent=2))
     elif args.action == "export":
-        print(f"wrote {export_gallery(g, args.archive)}")
+        if args.format == "camtrap-dp":
+            from .gallery.camtrap import export_camtrap_dp
+
+            print(f"wrote {export_camtrap_dp(g, args.archive or 'camtrap-dp.zip')}")
+        elif args.format == "sightings":
+            from .gallery.camtrap import export_sightings_csv
+
+            print(f"wrote {export_sightings_csv(g, args.archive or 'sightings.csv')}")
+        else:
+            if not args.archive:
+                raise ConfigError("export needs --archive FILE.tar.gz")
+            print(f"wrote {export_gallery(g, args.archive)}")
+    return 0
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from .gallery import Gallery, review
+
+    g = Gallery.open_existing(args.gallery)
+    if args.review_action == "list":
+        items, total = review.pending(g, args.offset, args.limit, args.status)
+        print(f"{total} {args.status} proposal(s)")
+        for p in items:
+            c = p.current or {}
+            prob = "-" if p.probability is None else f"{p.probability:.2f}"
+            print(f"#{p.id}  {p.suggestion:6s}  P={prob}  {p.source or p.video or ''}  n={p.n}  "
+                  f"candidate: {c.get('display_name', '-')} ({c.get('individual_id', '-')})")
+        return 0
+    if args.review_action == "export-pairs":
+        import pandas as pd
+
+        pairs = review.labelled_pairs(g)
+        out = Path(args.out or "review_pairs.csv")
+        pd.DataFrame(pairs, columns=["proposal_id", "species", "source", "individual_id", "image_id", "same",
+                                     "global_score", "local_score", "probability", "decided_by"]).to_csv(out, index=False)
+        print(f"wrote {len(pairs)} labelled pairs to {out}")
+        return 0
+    if args.id is None:
+        raise ConfigError(f"review {args.review_action} needs --id")
+    if args.review_action == "show":
+        print(json.dumps({**review.get(g, args.id).to_dict(), "audit": review.audit_log(g, args.id)}, indent=2,
+                         default=float))
+        return 0
+    out = review.decide(g, args.id, args.review_action, individual_id=args.individual, display_name=args.name,
+                        force=args.force, actor=args.actor)
+    print(json.dumps(out, indent=2, default=float))
     return 0
 
 
@@ -434,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="display name (enroll)")
     s.add_argument("--species", help="species (enroll; identify: search only this species)")
     s.add_argument("--k", type=int, default=5)
-    s.add_argument("--archive", help=".tar.gz for export/import")
+    s.add_argument("--archive", help="export/import file: .tar.gz archive, or camtrap-dp .zip / folder, sightings .csv")
+    s.add_argument("--format", choices=("archive", "camtrap-dp", "sightings"), default="archive", help="export format")
     s.add_argument("--shortlist", type=_positive_int, help="global candidates verified by local matches "
                    "(identify, recalibrate, configure)")
     s.add_argument("--evidence", help="identify: write the best match's evidence PNG here (file or folder)")
@@ -443,6 +489,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--accept", type=_probability, help="configure: auto-accept band on P(same individual)")
     s.add_argument("--auto-accept", type=_on_off, help="configure: on / off (off: every decision is reviewed)")
     s.set_defaults(func=_cmd_gallery)
+
+    s = sub.add_parser("review", help="review identity proposals: list, show, confirm, reject, new, undo, "
+                                      "export-pairs")
+    s.add_argument("review_action", choices=["list", "show", "confirm", "reject", "new", "undo", "export-pairs"])
+    s.add_argument("--gallery", required=True, help="gallery folder")
+    s.add_argument("--id", type=int, help="proposal id")
+    s.add_argument("--individual", help="confirm into / reject this individual (default: the current candidate)")
+    s.add_argument("--name", help="new: the new individual's display name")
+    s.add_argument("--force", action="store_true", help="new: allow a name already used in the species")
+    s.add_argument("--actor", default="local", help="who decides (audit trail)")
+    s.add_argument("--status", default="pending", choices=["pending", "confirmed", "new", "auto-accepted"])
+    s.add_argument("--offset", type=int, default=0)
+    s.add_argument("--limit", type=_positive_int, default=50)
+    s.add_argument("--out", help="export-pairs: CSV path")
+    s.set_defaults(func=_cmd_review)
 
     s = sub.add_parser("video", help="identify every animal of a video without labels")
     vsub = s.add_subparsers(dest="video_command", required=True)

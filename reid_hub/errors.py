@@ -64,3 +64,9 @@ class ConflictError(ReidHubError):
     """The state changed under a request (a proposal decided by someone else, a name already taken)."""
 
     exit_code = 8
+
+
+class AuthError(ReidHubError):
+    """A write without the token the service requires."""
+
+    exit_code = 9

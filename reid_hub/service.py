@@ -15,14 +15,16 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from .errors import ConfigError, DataError, ImageError, ModelMismatchError, OfflineError, ReidHubError, UnknownModelError
+from .errors import (AuthError, ConfigError, ConflictError, DataError, ImageError, ModelMismatchError, OfflineError, ReidHubError,
+                     UnknownModelError)
 from .gallery import Gallery, GalleryError, assign_clip, open_gallery
 from .hub import DEFAULT_MODEL, from_pretrained
 from .imaging import MAX_IMAGE_PIXELS, load_image
 
 log = logging.getLogger(__name__)
 
-_STATUS = [(UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (GalleryError, 404),
+_STATUS = [(AuthError, 401), (UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (ConflictError, 409),
+           (GalleryError, 404),
            (DataError, 422), (ConfigError, 400), (OfflineError, 503), (ReidHubError, 400)]
 
 
@@ -33,6 +35,7 @@ class ServiceConfig:
     model: str = DEFAULT_MODEL
     gallery_dir: str = "gallery/demo-store"
     token: Optional[str] = None  # write endpoints need "Authorization: Bearer <token>" when set
+    token_name: str = "token"  # who the token is, in the audit trail of review decisions
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_video_bytes: int = 200 * 1024 * 1024
@@ -72,6 +75,16 @@ class ReidService:
         if width * height > self.cfg.max_pixels:
             raise _TooLarge(f"image of {width}x{height} pixels exceeds {self.cfg.max_pixels}")
         return load_image(data)
+
+    def authorize(self, token: Optional[str]) -> str:
+        """The writer's name for the audit trail when `token` is the service's token (or none is set);
+        AuthError otherwise. The UI's writes go through this, like the API's."""
+        if self.cfg.token is None:
+            return "local"
+        given = (token or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), self.cfg.token.encode()):
+            raise AuthError("a valid token is required for writes to this gallery")
+        return self.cfg.token_name
 
     def embed(self, img: Image.Image) -> np.ndarray:
         return self.model.embed([img])
@@ -141,12 +154,12 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         log.exception("unexpected error on %s", request.url.path)
         return JSONResponse(status_code=500, content={"error": "InternalError", "detail": type(exc).__name__})
 
-    def require_token(authorization: Optional[str] = Header(default=None)) -> None:
-        if cfg.token is None:
-            return
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), cfg.token.encode()):
-            raise HTTPException(status_code=401, detail="a valid bearer token is required for writes")
+    def require_token(authorization: Optional[str] = Header(default=None)) -> str:
+        """The writer's name for the audit trail ("token" with a token, "local" without one)."""
+        try:
+            return svc.authorize(authorization)
+        except AuthError:
+            raise HTTPException(status_code=401, detail="a valid bearer token is required for writes") from None
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
@@ -204,6 +217,83 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         """Refit P(same individual) per species on the gallery's own individuals."""
         with svc.lock:
             return svc.gallery.recalibrate(kind=kind)
+
+    class Decision(BaseModel):
+        action: str = Field(pattern="^(confirm|reject|new|undo)$")
+        individual_id: Optional[str] = Field(default=None, max_length=100)
+        display_name: Optional[str] = Field(default=None, max_length=200)
+        force: bool = False
+        expected_version: Optional[int] = Field(default=None, ge=0)
+
+    @app.post("/review/propose", status_code=201)
+    async def review_propose(actor: str = Depends(require_token), file: UploadFile = File(...),
+                             species: str = Form(default="", max_length=100)) -> dict[str, Any]:
+        """Identify an image and queue the decision for review (auto-accepted only above the accept band,
+        when the gallery allows it)."""
+        from .gallery import review
+
+        img = await image_of(file)
+        emb = svc.embed(img)
+        with svc.lock:
+            return review.propose(svc.gallery, emb, img, species=species, source=file.filename or "upload",
+                                  images=[img], actor=actor)
+
+    @app.get("/review")
+    def review_list(offset: int = Query(0, ge=0), limit: int = Query(20, ge=1, le=200),
+                    status: str = Query("pending", pattern="^(pending|confirmed|new|auto-accepted)$")) -> dict[str, Any]:
+        """Proposals with this status, oldest first, paginated."""
+        from .gallery import review
+
+        with svc.lock:
+            items, total = review.pending(svc.gallery, offset, limit, status)
+        return {"total": total, "offset": offset, "limit": limit, "items": [p.to_dict() for p in items]}
+
+    @app.get("/review/{proposal_id}")
+    def review_show(proposal_id: int) -> dict[str, Any]:
+        from .gallery import review
+
+        with svc.lock:
+            return {**review.get(svc.gallery, proposal_id).to_dict(),
+                    "audit": review.audit_log(svc.gallery, proposal_id)}
+
+    @app.post("/review/{proposal_id}")
+    def review_decide(proposal_id: int, body: Decision, actor: str = Depends(require_token)) -> dict[str, Any]:
+        """confirm / reject / new / undo; a retried decision returns the recorded one, a different decision on a
+        decided proposal (or a stale expected_version) is a 409."""
+        from .gallery import review
+
+        with svc.lock:
+            return review.decide(svc.gallery, proposal_id, body.action, individual_id=body.individual_id,
+                                 display_name=body.display_name, force=body.force, actor=actor,
+                                 expected_version=body.expected_version)
+
+    @app.get("/review/{proposal_id}/evidence.png")
+    def review_evidence(proposal_id: int, individual_id: Optional[str] = Query(default=None)):
+        """The proposal's query beside its current (or the named) candidate's best image, matches drawn."""
+        from .gallery import review
+        from .matching.evidence import png_bytes
+
+        with svc.lock:
+            p = review.get(svc.gallery, proposal_id)
+            cand = next((c for c in p.candidates if c["individual_id"] == individual_id), None) if individual_id \
+                else p.current
+            if cand is None:
+                raise GalleryError(f"proposal {proposal_id} has no candidate {individual_id or ''}".strip())
+            pic = svc.gallery.evidence(review.query_image(svc.gallery, proposal_id), cand["image_id"])
+        return Response(content=png_bytes(pic), media_type="image/png")
+
+    @app.get("/export/camtrap-dp", dependencies=[Depends(require_token)])
+    def export_camtrap():
+        """The gallery's sightings and images as a Camtrap DP data package (zip) with individualID filled."""
+        import tempfile
+
+        from .gallery.camtrap import export_camtrap_dp
+
+        tmp = Path(tempfile.mkdtemp()) / "camtrap-dp.zip"
+        with svc.lock:
+            export_camtrap_dp(svc.gallery, tmp)
+        return Response(content=tmp.read_bytes(), media_type="application/zip",
+                        headers={"Content-Disposition": "attachment; filename=camtrap-dp.zip"})
 
     @app.get("/individuals")
     def individuals() -> list[dict[str, Any]]:
@@ -277,14 +367,17 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                               boxes={k: m[1] for k, m in meta.items()})
         return {"video": video, "assignments": [a.__dict__ for a in res]}
 
-    @app.post("/clips/cluster", dependencies=[Depends(require_token)])
+    @app.post("/clips/cluster")
     def clip_cluster(video: UploadFile = File(...), detections: UploadFile = File(...),
                      k: Optional[int] = Form(default=None, ge=1, le=1000), video_name: str = Form(default=""),
                      assign: bool = Form(default=True), min_score: float = Form(default=0.5, ge=0.0, le=1.0),
-                     detections_format: str = Form(default="auto")) -> dict[str, Any]:
+                     detections_format: str = Form(default="auto"), review: bool = Form(default=False),
+                     species: str = Form(default="", max_length=100), actor: str = Depends(require_token)
+                     ) -> dict[str, Any]:
         """Identify every animal of an uploaded clip without labels (self-supervised head; k estimated
-        when not given) and, with `assign`, give each cluster a persistent gallery ID. Detections:
-        MegaDetector JSON, MOT txt, COCO JSON or CSV (frame,x,y,w,h[,score])."""
+        when not given) and, with `assign`, give each cluster a persistent gallery ID (with `review`, each
+        cluster becomes a review proposal instead: nothing enters the gallery before a person decides,
+        unless the gallery auto-accepts it). Detections: MegaDetector JSON, MOT txt, COCO JSON or CSV."""
         import tempfile
 
         from .video import ClusterConfig, assign_video, cluster_video
@@ -305,8 +398,15 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             if len(raw) > cfg.max_upload_bytes:
                 raise _TooLarge(f"detections larger than {cfg.max_upload_bytes} bytes")
             dpath.write_bytes(raw)
-            result, _ = cluster_video(vpath, dpath, svc.model, ClusterConfig(k=k), fmt=detections_format,
-                                      min_score=min_score, cache_dir=Path(tmp) / "cache")
+            result, source = cluster_video(vpath, dpath, svc.model, ClusterConfig(k=k), fmt=detections_format,
+                                           min_score=min_score, cache_dir=Path(tmp) / "cache")
+            proposals = None
+            if review:
+                from .video import propose_video
+
+                with svc.lock:
+                    proposals = propose_video(svc.gallery, result, source, video_name or name, species=species,
+                                              actor=actor)
         labels = result.detections
         out: dict[str, Any] = {
             "video": video_name or name, "k": result.k, "k_silhouette": result.k_scores,
@@ -314,9 +414,11 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                            for r in labels.itertuples()],
             "cluster_sizes": result.cluster_sizes(),
             "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
-        if assign:
+        if proposals is not None:
+            out["proposals"] = proposals
+        elif assign:
             with svc.lock:
-                res = assign_video(svc.gallery, result, video_name=video_name or name)
+                res = assign_video(svc.gallery, result, video_name=video_name or name, species=species)
             out["assignments"] = [a.__dict__ for a in res]
         return out
 

@@ -71,10 +71,11 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         return items, (f"{verdict}\n\n| rank | name | id | species | score | verified matches | P(same) |\n"
                        f"|---|---|---|---|---|---|---|\n{table}"), picture
 
-    def enroll(img: Optional[Image.Image], name: str, species: str):
+    def enroll(img: Optional[Image.Image], name: str, species: str, token: str):
         if img is None or not name.strip():
             return "Give an image and a name."
         try:
+            svc.authorize(token)
             with svc.lock:
                 iid = svc.gallery.add_individual(name.strip(), species=species.strip())
             image_id = svc.enroll(iid, img.convert("RGB"), source="ui")
@@ -82,12 +83,13 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             return f"**Error:** {exc}"
         return f"Enrolled **{name}** as `{iid}` (image {image_id})."
 
-    def clip(video_file: Any, detections_file: Any, k: float, video_name: str):
+    def clip(video_file: Any, detections_file: Any, k: float, video_name: str, token: str):
         from reid_hub.video import ClusterConfig, assign_video, cluster_video
 
         if video_file is None or detections_file is None:
             return pd.DataFrame(), None, "Upload a video and its detections (MegaDetector JSON, MOT, COCO or CSV)."
         try:
+            svc.authorize(token)
             kk = int(k) if k and k > 0 else None
             result, source = cluster_video(video_file, detections_file, svc.model, ClusterConfig(k=kk))
             name = video_name.strip() or Path(str(video_file)).name
@@ -111,6 +113,53 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         return table, img, (f"{len(det)} detections in {det['frame'].nunique()} frames, {result.k} animals{k_note}; "
                             f"{sum(a.is_new for a in res)} new individual(s). Preview: frame {busiest}.")
 
+    def review_show(pid: Optional[int]):
+        """The proposal `pid` (or the oldest pending one): query, current candidate, evidence, text."""
+        from reid_hub.gallery import review
+
+        empty = (None, None, None, "No proposal is waiting for review.", None)
+        with svc.lock:
+            if pid is None:
+                items, total = review.pending(svc.gallery, 0, 1)
+                if not items:
+                    return empty
+                p = items[0]
+            else:
+                p, total = review.get(svc.gallery, int(pid)), None
+            query = review.query_image(svc.gallery, p.id)
+            cand = p.current
+            thumb = _thumb(svc, cand["image_id"]) if cand else None
+            try:
+                pic = svc.gallery.evidence(query, cand["image_id"]) if cand and cand.get("matcher") else None
+            except ReidHubError:
+                pic = None
+        prob = "-" if not cand or cand.get("probability") is None else f"{cand['probability']:.2f}"
+        text = (f"**Proposal #{p.id}** ({p.status}) from `{p.source or p.video or 'upload'}`, {p.n} image(s); "
+                f"suggested: **{p.suggestion}**.  \n"
+                + (f"Candidate: **{cand['display_name']}** (`{cand['individual_id']}`), P(same) = {prob}."
+                   if cand else "No candidate left: name a new individual.")
+                + (f"  \n{total} pending." if total is not None else ""))
+        return query, thumb, pic, text, p.id
+
+    def review_act(pid: Optional[int], action: str, name: str, token: str):
+        from reid_hub.gallery import review
+
+        if pid is None:
+            return (*review_show(None)[:3], "Load a proposal first.", None)
+        try:
+            actor = svc.authorize(token)
+            with svc.lock:
+                out = review.decide(svc.gallery, int(pid), action, display_name=name.strip() or None, actor=actor)
+        except ReidHubError as exc:
+            q, t, e, text, _ = review_show(int(pid))
+            return q, t, e, f"**{type(exc).__name__}:** {exc}  \n{text}", pid
+        if action in ("reject", "undo") and out["status"] == "pending":
+            q, t, e, text, _ = review_show(int(pid))
+            return q, t, e, f"{action} done.  \n{text}", pid
+        q, t, e, text, nxt = review_show(None)
+        done = out.get("outcome") or {}
+        return q, t, e, f"Proposal #{pid}: **{action}** -> `{done.get('individual_id', '')}`.  \n{text}", nxt
+
     with gr.Blocks(title="reid-hub: who is this animal?") as ui:
         gr.Markdown(f"# reid-hub\nModel `{svc.model.config.name}` ({svc.model.embedding_dim}-d) and a gallery of "
                     f"{len(svc.gallery.individuals())} individuals. Upload a photo to find who it is.")
@@ -130,20 +179,46 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             e_img = gr.Image(type="pil", label="Image of the individual")
             e_name = gr.Textbox(label="Name")
             e_species = gr.Textbox(label="Species")
+            e_token = gr.Textbox(label="Token (required when the service has one)", type="password")
             e_btn = gr.Button("Enroll", variant="primary")
             e_out = gr.Markdown()
-            e_btn.click(enroll, [e_img, e_name, e_species], e_out)
+            e_btn.click(enroll, [e_img, e_name, e_species, e_token], e_out)
         with gr.Tab("Clip"):
             c_video = gr.File(label="Video (mp4/avi/mov)", type="filepath")
             c_det = gr.File(label="Detections: MegaDetector JSON, MOT txt, COCO JSON or CSV (frame,x,y,w,h)",
                             type="filepath")
             c_k = gr.Number(value=0, precision=0, label="Number of animals (0: estimate)")
             c_name = gr.Textbox(label="Clip name (default: file name)")
+            c_token = gr.Textbox(label="Token (required when the service has one)", type="password")
             c_btn = gr.Button("Identify and assign persistent IDs", variant="primary")
             c_msg = gr.Markdown()
             c_table = gr.Dataframe(label="Clusters -> persistent IDs")
             c_prev = gr.Image(label="Annotated preview")
-            c_btn.click(clip, [c_video, c_det, c_k, c_name], [c_table, c_prev, c_msg])
+            c_btn.click(clip, [c_video, c_det, c_k, c_name, c_token], [c_table, c_prev, c_msg])
+        with gr.Tab("Review"):
+            r_pid = gr.State(None)
+            with gr.Row():
+                r_token = gr.Textbox(label="Token (required when the service has one)", type="password",
+                                     elem_id="review-token")
+                r_load = gr.Button("Load next proposal", elem_id="review-load")
+            r_info = gr.Markdown(elem_id="review-info")
+            with gr.Row():
+                r_query = gr.Image(label="Query", interactive=False, elem_id="review-query")
+                r_cand = gr.Image(label="Candidate", interactive=False, elem_id="review-candidate")
+            r_evidence = gr.Image(label="Evidence (verified keypoint matches)", interactive=False,
+                                  elem_id="review-evidence")
+            with gr.Row():
+                r_confirm = gr.Button("Confirm match", variant="primary", elem_id="review-confirm")
+                r_reject = gr.Button("Not this one", elem_id="review-reject")
+                r_name = gr.Textbox(label="New individual's name", elem_id="review-name")
+                r_new = gr.Button("New individual", elem_id="review-new")
+                r_undo = gr.Button("Undo", elem_id="review-undo")
+            outs = [r_query, r_cand, r_evidence, r_info, r_pid]
+            r_load.click(lambda: review_show(None), [], outs)
+            r_confirm.click(lambda pid, n, t: review_act(pid, "confirm", n, t), [r_pid, r_name, r_token], outs)
+            r_reject.click(lambda pid, n, t: review_act(pid, "reject", n, t), [r_pid, r_name, r_token], outs)
+            r_new.click(lambda pid, n, t: review_act(pid, "new", n, t), [r_pid, r_name, r_token], outs)
+            r_undo.click(lambda pid, n, t: review_act(pid, "undo", n, t), [r_pid, r_name, r_token], outs)
     return ui
 
 

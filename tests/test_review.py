@@ -146,3 +146,53 @@ def test_concurrent_decisions_one_wins(tmp_path, gallery):
     assert sorted(results).count("conflict") == 1
     g2 = Gallery(g.folder, "m", "fp", D, create=False)
     assert len(g2) == before + 2  # exactly one enrollment
+
+
+def test_camtrap_dp_export_validates_and_names_individuals(gallery, tmp_path):
+    import zipfile
+
+    from reid_hub.gallery.camtrap import SCHEMAS, export_camtrap_dp, export_sightings_csv
+
+    g = gallery
+    out = export_camtrap_dp(g, tmp_path / "pkg.zip")
+    with zipfile.ZipFile(out) as z:
+        names = set(z.namelist())
+        z.extractall(tmp_path / "pkg")
+    assert names == {"datapackage.json", "deployments.csv", "media.csv", "observations.csv"}
+    import pandas as pd
+
+    obs = pd.read_csv(tmp_path / "pkg" / "observations.csv")
+    media = pd.read_csv(tmp_path / "pkg" / "media.csv")
+    assert len(obs) == len(g) == len(media)
+    assert set(obs["individualID"]) == {i["id"] for i in g.individuals()}
+    assert set(obs["mediaID"]) == set(media["mediaID"]) and (obs["scientificName"] == "okapi").all()
+    frictionless = pytest.importorskip("frictionless")
+    for name, schema in SCHEMAS.items():  # the official schemas are URLs; validated here against their fields
+        report = frictionless.validate(frictionless.Resource(path=f"{name}.csv", basepath=str(tmp_path / "pkg"),
+                                                             schema=frictionless.Schema.from_descriptor(schema)))
+        assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])[:5]
+    sightings = export_sightings_csv(g, tmp_path / "s.csv")
+    assert sightings.read_text().startswith("individual_id,display_name")
+
+
+def test_review_cli_lists_and_decides(gallery, tmp_path):
+    import json as _json
+    import subprocess
+    import sys
+
+    g = gallery
+    with g._tx():
+        g._set_meta("auto_accept", False)
+    e, imgs = _query(g, 0)
+    pid = review.propose(g, e, imgs[0], species="okapi", images=imgs)["proposal_id"]
+    run = lambda *a: subprocess.run([sys.executable, "-m", "reid_hub.cli", "review", *a, "--gallery", str(g.folder)],
+                                    capture_output=True, text=True, timeout=120)
+    out = run("list")
+    assert out.returncode == 0 and f"#{pid}" in out.stdout
+    out = run("confirm", "--id", str(pid), "--actor", "carol")
+    assert out.returncode == 0 and _json.loads(out.stdout)["status"] == "confirmed"
+    out = run("new", "--id", str(pid), "--name", "Other")
+    assert out.returncode == 8 and "error" in out.stderr.lower()
+    out = run("export-pairs", "--out", str(tmp_path / "pairs.csv"))
+    assert out.returncode == 0 and (tmp_path / "pairs.csv").read_text().count("\n") >= 2
+    assert run("show", "--id", "999").returncode == 7

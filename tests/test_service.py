@@ -241,3 +241,78 @@ def test_identify_verifies_calibrates_and_draws_evidence(server):
     assert r.status_code == 404 and r.json()["error"] == "GalleryError"
     r = c.post("/identify", files={"file": ("q.png", query, "image/png")}, data={"species": "dodo"})
     assert r.status_code == 404
+
+
+def test_clip_goes_propose_review_persistent_ids_in_a_real_browser(server, tmp_path):
+    """Two clips of the same unseen animals: the first is reviewed into three new individuals, the second's
+    clusters are confirmed into them, all through the Review tab of the UI in a real browser."""
+    import sys
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_video import write_moving_animals
+
+    video, det = write_moving_animals(tmp_path, k=3, frames=8, as_video=True)
+    files = [("video", ("clip.mp4", video.read_bytes(), "video/mp4")),
+             ("detections", ("d.csv", (tmp_path / "detections.csv").read_bytes(), "text/csv"))]
+    c = httpx.Client(base_url=server, timeout=120, headers=AUTH)
+    r = c.post("/clips/cluster", data={"k": "3", "video_name": "moths-1", "review": "true", "species": "moth"},
+               files=files)
+    assert r.status_code == 200, r.text
+    assert [p["status"] for p in r.json()["proposals"]] == ["pending"] * 3
+    assert not [i for i in c.get("/individuals").json() if i["species"] == "moth"]  # nothing enrolled yet
+
+    def decide_all(page, action, names=()):
+        page.click("#review-load")
+        page.wait_for_function("document.querySelector('#review-info').innerText.includes('Proposal #')")
+        for k in range(3):
+            before = page.inner_text("#review-info")
+            if names:
+                page.fill("#review-name textarea, #review-name input", names[k])
+            page.click(f"#review-{action}")
+            page.wait_for_function("b => document.querySelector('#review-info').innerText !== b", arg=before)
+            assert "Error" not in page.inner_text("#review-info"), page.inner_text("#review-info")
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.goto(server + "/ui", wait_until="networkidle")
+        page.get_by_role("tab", name="Review").click()
+        page.click("#review-load")
+        page.wait_for_function("document.querySelector('#review-info').innerText.includes('Proposal #')")
+        page.fill("#review-name textarea, #review-name input", "Moth X")
+        before = page.inner_text("#review-info")
+        page.click("#review-new")  # no token: refused, the same rule as the API
+        page.wait_for_function("b => document.querySelector('#review-info').innerText !== b", arg=before)
+        assert "AuthError" in page.inner_text("#review-info")
+        page.fill("#review-token input", "s3cret")
+        decide_all(page, "new", names=["Moth A", "Moth B", "Moth C"])
+        page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+        moths = {i["id"]: i for i in c.get("/individuals").json() if i["species"] == "moth"}
+        assert sorted(i["display_name"] for i in moths.values()) == ["Moth A", "Moth B", "Moth C"]
+        r = c.post("/clips/cluster", data={"k": "3", "video_name": "moths-2", "review": "true", "species": "moth"},
+                   files=files)
+        props = r.json()["proposals"]
+        pending_ids = [q["proposal_id"] for q in props if q["status"] == "pending"]
+        if pending_ids:
+            for pid in pending_ids:  # the candidates offered are the moths minted from the first clip
+                cand = c.get(f"/review/{pid}").json()["current"]
+                assert cand["individual_id"] in moths
+            page.click("#review-load")
+            page.wait_for_function("document.querySelector('#review-info').innerText.includes('Proposal #')")
+            for _ in pending_ids:
+                before = page.inner_text("#review-info")
+                page.click("#review-confirm")
+                page.wait_for_function("b => document.querySelector('#review-info').innerText !== b", arg=before)
+        browser.close()
+    after = {i["id"]: i for i in c.get("/individuals").json() if i["species"] == "moth"}
+    assert set(after) == set(moths)  # persistent IDs: no new individual for the second clip
+    assert sum(i["images"] for i in after.values()) > sum(i["images"] for i in moths.values())
+    assert c.get("/review").json()["total"] == 0
+    audit = [c.get(f"/review/{q['proposal_id']}").json()["audit"] for q in props]
+    assert all(a and a[0]["action"] in ("confirm", "auto-accept") for a in audit)

@@ -45,14 +45,12 @@ ACTIONS = ("confirm", "reject", "new", "undo")
 
 
 def ensure_schema(gallery: "Gallery") -> None:
-    """Create the review tables in a gallery's database (idempotent)."""
-    if getattr(gallery, "_review_ready", False):
-        return
+    """The review tables exist in every gallery opened by this version (the store creates them); kept for
+    callers that hold a connection opened otherwise."""
     with gallery._tx() as db:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
-    gallery._review_ready = True
 
 
 @dataclass
@@ -97,7 +95,6 @@ def _row(r: Sequence[Any]) -> Proposal:
 
 
 def get(gallery: "Gallery", proposal_id: int) -> Proposal:
-    ensure_schema(gallery)
     r = gallery.db.execute(f"SELECT {_COLS} FROM proposals WHERE id=?", (int(proposal_id),)).fetchone()
     if r is None:
         raise GalleryError(f"no proposal {proposal_id} in {gallery.folder}")
@@ -106,7 +103,6 @@ def get(gallery: "Gallery", proposal_id: int) -> Proposal:
 
 def pending(gallery: "Gallery", offset: int = 0, limit: int = 50, status: str = PENDING) -> tuple[list[Proposal], int]:
     """A page of proposals with this status (oldest first) and how many there are in all."""
-    ensure_schema(gallery)
     if limit < 1 or offset < 0:
         raise ConfigError("limit must be at least 1 and offset at least 0")
     total = gallery.db.execute("SELECT COUNT(*) FROM proposals WHERE status=?", (status,)).fetchone()[0]
@@ -135,15 +131,15 @@ def propose(gallery: "Gallery", embeddings: np.ndarray, image: Optional[Image.Im
     """Identify a query (one image, or the embeddings of one video cluster with a representative `image`):
     auto-accepted (enrolled at once, audited) when the gallery's decision is `accept`, else stored as a
     pending proposal. Returns {"proposal_id", "status", "decision", "individual_id"?}."""
-    ensure_schema(gallery)
     e = gallery._check(embeddings)
     proto = e.mean(axis=0)
     proto /= np.linalg.norm(proto)
-    if len(gallery):
+    has_any = len(gallery) > 0 and (not species or len(gallery.species_image_ids(species)) > 0)
+    if has_any:
         ident = gallery.identify(proto, image, species=species or None, k=k)
         cands = [m.to_dict() for m in ident.matches]
         decision, prob = ident.decision, ident.probability
-    else:
+    else:  # nothing of this species is known yet: a new individual, for a person to name
         cands, decision, prob = [], NEW, None
     now = time.time()
     prepared = None
@@ -333,7 +329,6 @@ def _undo(gallery: "Gallery", p: Proposal, actor: str) -> dict[str, Any]:
 
 def audit_log(gallery: "Gallery", proposal_id: Optional[int] = None, limit: int = 200) -> list[dict[str, Any]]:
     """Audit rows, newest first (of one proposal when given)."""
-    ensure_schema(gallery)
     q = "SELECT id, at, actor, action, proposal_id, individual_id, detail, previous FROM audit"
     args: tuple = ()
     if proposal_id is not None:
@@ -346,7 +341,6 @@ def audit_log(gallery: "Gallery", proposal_id: Optional[int] = None, limit: int 
 def labelled_pairs(gallery: "Gallery") -> list[dict[str, Any]]:
     """What reviewers said, as labelled pairs: (proposal query, candidate individual, same?) with the scores
     the candidate had; confirmed and minted proposals say 'different' for every candidate not chosen."""
-    ensure_schema(gallery)
     out = []
     rows = gallery.db.execute("SELECT id, status, candidates, rejected, outcome, species, source FROM proposals "
                               "WHERE status != ?", (PENDING,)).fetchall()

@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from ..errors import ConfigError, DataError, GalleryError, ModelMismatchError
+from .review import SCHEMA as REVIEW_SCHEMA
 from .index import INDEX_KINDS, base_kind, build_index, faiss_search, index_ids, num_gpus
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class Gallery:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         with self._tx():
-            for statement in _SCHEMA.split(";"):  # executescript would commit outside the transaction
+            for statement in (_SCHEMA + REVIEW_SCHEMA).split(";"):  # executescript would commit outside the tx
                 if statement.strip():
                     self.db.execute(statement)
             meta = self._meta()
@@ -236,6 +237,11 @@ class Gallery:
         if (norms == 0).any():
             raise DataError("an embedding is all zeros")
         return np.ascontiguousarray(e / norms)
+
+    @staticmethod
+    def open_existing(folder: str | Path) -> "Gallery":
+        """Open a gallery by its folder alone, bound to the model identity it stores."""
+        return _open_existing(folder)
 
     def close(self) -> None:
         self.db.close()
@@ -573,6 +579,19 @@ class Gallery:
             raise ConfigError("a cosine threshold lies in [-1, 1]")
         with self._tx():
             self._set_meta("threshold", float(value))
+
+
+def _open_existing(folder: str | Path) -> "Gallery":
+    """Open a gallery by its folder alone, with the model identity it stores (review, export: no embedding)."""
+    path = Path(folder) / "gallery.sqlite"
+    if not path.is_file():
+        raise GalleryError(f"no gallery at {folder}")
+    db = sqlite3.connect(path)
+    try:
+        meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+    finally:
+        db.close()
+    return Gallery(folder, meta["model_name"], meta["model_fingerprint"], int(meta["dim"]), create=False)
 
 
 def open_gallery(folder: str | Path, model: Any, create: bool = True) -> Gallery:

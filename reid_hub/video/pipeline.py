@@ -59,3 +59,38 @@ def assign_video(gallery: Any, result: VideoClustering, video_name: str, enroll:
     frames, boxes = result.frames_and_boxes()
     return assign_clip(gallery, result.clusters(), video=video_name, frames=frames, boxes=boxes, species=species,
                        threshold=threshold, enroll=enroll)
+
+
+def propose_video(gallery: Any, result: VideoClustering, source: FrameSource, video_name: str, species: str = "",
+                  camera: Optional[str] = None, max_members: int = 12, padding: float = 0.1,
+                  actor: str = "local") -> list[dict[str, Any]]:
+    """Send every cluster of a clustered video to review instead of enrolling it: one proposal per cluster
+    with up to `max_members` of its detections (spread over the clip; their crops give the evidence and,
+    once confirmed, thumbnails and local features), its top candidates and P(same individual). Clusters
+    the gallery auto-accepts are enrolled at once (see gallery.review.propose)."""
+    import numpy as np
+
+    from ..gallery import review
+    from ..imaging import crop_box
+
+    det = result.detections.reset_index(drop=True)
+    clusters = result.clusters()
+    picks: dict[str, np.ndarray] = {}
+    for key in clusters:
+        rows = np.flatnonzero(det["label"].to_numpy() == int(key))
+        picks[key] = rows[np.linspace(0, len(rows) - 1, min(max_members, len(rows))).round().astype(int)]
+    wanted = sorted({int(det.loc[i, "frame"]) for rows in picks.values() for i in rows})
+    frames = dict(source.iter_frames(wanted))
+    out = []
+    for key, rows in picks.items():
+        emb = np.asarray(result.embeddings[rows], np.float32)
+        crops = [crop_box(frames[int(det.loc[i, "frame"])], (det.loc[i, "x"], det.loc[i, "y"], det.loc[i, "w"],
+                                                              det.loc[i, "h"]), pad=padding) for i in rows]
+        proto = emb.mean(axis=0)
+        rep = int(np.argmax(emb @ proto))  # the member closest to the cluster's centre shows the cluster
+        res = review.propose(gallery, emb, crops[rep], species=species, source=f"{video_name}#{key}", video=video_name,
+                             camera=camera, cluster=key, frames=[int(det.loc[i, "frame"]) for i in rows],
+                             boxes=[tuple(float(det.loc[i, c]) for c in "xywh") for i in rows], images=crops,
+                             actor=actor)
+        out.append({"cluster": key, **res})
+    return out

@@ -1,0 +1,156 @@
+"""Exports for camera-trap tools: a Camtrap DP 1.0 data package (Frictionless) with individualID filled
+from the gallery, and a plain sightings table.
+
+Deployments are the gallery's videos / sources (one deployment each); the gallery does not know where a
+camera stood, so latitude, longitude and deployment times come from `deployments` when given (keyed by
+deployment id) and are left empty otherwise (fill them before publishing: Camtrap DP requires them).
+Media are the gallery's images; each has one media-level observation of its individual.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .store import Gallery
+
+PROFILE = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0/camtrap-dp-profile.json"
+SCHEMA_URL = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0/{}-table-schema.json"
+
+
+def _f(name: str, type_: str = "string", required: bool = False, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": type_, **({"constraints": {"required": True}} if required else {}), **extra}
+
+
+#: the Camtrap DP 1.0 fields this exporter writes (names, types and required flags of the official schemas)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "deployments": {"fields": [_f("deploymentID", required=True), _f("locationID"), _f("locationName"),
+                               _f("latitude", "number"), _f("longitude", "number"),
+                               _f("deploymentStart", "datetime"), _f("deploymentEnd", "datetime"),
+                               _f("deploymentComments")], "primaryKey": ["deploymentID"]},
+    "media": {"fields": [_f("mediaID", required=True), _f("deploymentID", required=True),
+                         _f("captureMethod"), _f("timestamp", "datetime", required=True),
+                         _f("filePath", required=True), _f("filePublic", "boolean", required=True),
+                         _f("fileName"), _f("fileMediatype", required=True), _f("mediaComments")],
+              "primaryKey": ["mediaID"]},
+    "observations": {"fields": [_f("observationID", required=True), _f("deploymentID", required=True),
+                                _f("mediaID"), _f("eventStart", "datetime", required=True),
+                                _f("eventEnd", "datetime", required=True), _f("observationLevel", required=True),
+                                _f("observationType", required=True), _f("scientificName"), _f("count", "integer"),
+                                _f("individualID"), _f("classificationMethod"), _f("classifiedBy"),
+                                _f("observationComments")], "primaryKey": ["observationID"]},
+}
+
+
+def _iso(t: Optional[float]) -> str:
+    return datetime.fromtimestamp(float(t or 0), tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _csv(rows: list[dict[str, Any]], fields: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+    return buf.getvalue()
+
+
+def camtrap_tables(gallery: "Gallery", deployments: Optional[dict[str, dict[str, Any]]] = None
+                   ) -> dict[str, list[dict[str, Any]]]:
+    """The three Camtrap DP tables as rows."""
+    rows = gallery.db.execute(
+        "SELECT m.id, m.source, m.video, m.frame, m.created_at, i.id, i.display_name, i.species "
+        "FROM images m JOIN individuals i ON i.id = m.individual_id ORDER BY m.id").fetchall()
+    deps: dict[str, dict[str, Any]] = {}
+    media, obs = [], []
+    for image_id, source, video, frame, created, iid, name, species in rows:
+        dep = video or (source.split("#")[0] if source else "") or "gallery"
+        times = deps.setdefault(dep, {"start": created, "end": created})
+        times["start"], times["end"] = min(times["start"], created), max(times["end"], created)
+        ts = _iso(created)
+        media.append({"mediaID": f"img{image_id}", "deploymentID": dep, "captureMethod": "activityDetection",
+                      "timestamp": ts, "filePath": source or f"thumbs/{image_id}.jpg", "filePublic": "false",
+                      "fileName": Path(source).name if source else f"{image_id}.jpg", "fileMediatype": "image/jpeg",
+                      "mediaComments": f"frame {frame}" if frame is not None else None})
+        obs.append({"observationID": f"obs{image_id}", "deploymentID": dep, "mediaID": f"img{image_id}",
+                    "eventStart": ts, "eventEnd": ts, "observationLevel": "media", "observationType": "animal",
+                    "scientificName": species or None, "count": 1, "individualID": iid,
+                    "classificationMethod": "machine", "classifiedBy": f"reid-hub {gallery.model_name}",
+                    "observationComments": name})
+    given = deployments or {}
+    dep_rows = [{"deploymentID": d, "locationID": given.get(d, {}).get("locationID"),
+                 "locationName": given.get(d, {}).get("locationName", d),
+                 "latitude": given.get(d, {}).get("latitude"), "longitude": given.get(d, {}).get("longitude"),
+                 "deploymentStart": given.get(d, {}).get("deploymentStart", _iso(t["start"])),
+                 "deploymentEnd": given.get(d, {}).get("deploymentEnd", _iso(t["end"])),
+                 "deploymentComments": None if d in given else "location unknown to reid-hub: fill before publishing"}
+                for d, t in deps.items()]
+    return {"deployments": dep_rows, "media": media, "observations": obs}
+
+
+def export_camtrap_dp(gallery: "Gallery", out: str | Path, deployments: Optional[dict[str, dict[str, Any]]] = None,
+                      title: Optional[str] = None) -> Path:
+    """Write a Camtrap DP package (datapackage.json + deployments/media/observations CSV) as a zip, or into
+    a folder when `out` has no .zip suffix. Atomic: written to a temporary name, then renamed."""
+    out = Path(out)
+    tables = camtrap_tables(gallery, deployments)
+    times = [m["timestamp"] for m in tables["media"]] or [_iso(0)]
+    species = sorted({o["scientificName"] for o in tables["observations"] if o["scientificName"]})
+    package = {
+        "profile": PROFILE, "name": "reid-hub-gallery", "created": _iso(datetime.now(timezone.utc).timestamp()),
+        "title": title or f"reid-hub gallery {gallery.folder.name}",
+        "contributors": [{"title": "reid-hub", "role": "contributor"}],
+        "project": {"title": title or gallery.folder.name, "samplingDesign": "opportunistic",
+                    "captureMethod": ["activityDetection"], "individualAnimals": True, "observationLevel": ["media"]},
+        "temporal": {"start": min(times)[:10], "end": max(times)[:10]},
+        "taxonomic": [{"scientificName": s} for s in species],
+        "resources": [{"name": name, "path": f"{name}.csv", "profile": "tabular-data-resource", "format": "csv",
+                       "mediatype": "text/csv", "encoding": "utf-8", "schema": SCHEMA_URL.format(name)}
+                      for name in SCHEMAS],
+    }
+    files = {"datapackage.json": json.dumps(package, indent=2)}
+    for name, schema in SCHEMAS.items():
+        files[f"{name}.csv"] = _csv(tables[name], [f["name"] for f in schema["fields"]])
+    if out.suffix.lower() == ".zip":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, text in files.items():
+                z.writestr(name, text)
+        os.replace(tmp, out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            tmp = out / f".{name}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, out / name)
+    return out
+
+
+def export_sightings_csv(gallery: "Gallery", out: str | Path) -> Path:
+    """One row per (individual, video) sighting: ids, name, species, frames seen, first/last frame, score."""
+    rows = gallery.db.execute(
+        "SELECT s.individual_id, i.display_name, i.species, s.video, s.frames, s.score, s.created_at "
+        "FROM sightings s JOIN individuals i ON i.id = s.individual_id ORDER BY s.video, i.display_name").fetchall()
+    table = []
+    for iid, name, species, video, frames, score, created in rows:
+        f = json.loads(frames or "[]")
+        table.append({"individual_id": iid, "display_name": name, "species": species, "video": video,
+                      "frames_seen": len(f), "first_frame": min(f) if f else None, "last_frame": max(f) if f else None,
+                      "score": score, "recorded_at": _iso(created)})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(_csv(table, ["individual_id", "display_name", "species", "video", "frames_seen", "first_frame",
+                                "last_frame", "score", "recorded_at"]))
+    os.replace(tmp, out)
+    return out
+
+
+__all__ = ["export_camtrap_dp", "export_sightings_csv", "camtrap_tables", "SCHEMAS", "PROFILE"]
