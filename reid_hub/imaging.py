@@ -164,5 +164,20 @@ __all__ = [
     "to_tensor",
     "crop_box",
     "MAX_IMAGE_PIXELS",
+    "save_jpeg",
 ]
+
+
+def save_jpeg(img: Image.Image, path: str | Path, max_side: int, quality: int = 85) -> Path:
+    """Write `img` as an RGB JPEG no larger than `max_side` on either side, atomically (temp file + rename)."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    small = img.convert("RGB").copy()
+    small.thumbnail((max_side, max_side))
+    tmp = path.with_name(f".{path.name}.tmp")
+    small.save(tmp, format="JPEG", quality=quality)
+    os.replace(tmp, path)
+    return path
 

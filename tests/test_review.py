@@ -105,10 +105,7 @@ def test_auto_accept_enrolls_without_review_when_allowed(gallery):
 
 def test_bad_decisions_are_typed(gallery):
     g = gallery
-    with g._tx():
-        g._set_meta("auto_accept", False)
-    e, imgs = _query(g, 1)
-    pid = review.propose(g, e, imgs[0], species="okapi", images=imgs)["proposal_id"]
+    pid = _pending(g, 1)
     with pytest.raises(GalleryError):
         review.decide(g, 12345, "confirm")
     with pytest.raises(DataError):
@@ -122,12 +119,17 @@ def test_bad_decisions_are_typed(gallery):
         review.decide(g, pid, "reject", expected_version=99)
 
 
-def test_concurrent_decisions_one_wins(tmp_path, gallery):
-    g = gallery
+def _pending(g, k):
+    """A pending proposal for individual k's new photos in a gallery that reviews everything."""
     with g._tx():
         g._set_meta("auto_accept", False)
-    e, imgs = _query(g, 3)
-    pid = review.propose(g, e, imgs[0], species="okapi", images=imgs)["proposal_id"]
+    e, imgs = _query(g, k)
+    return review.propose(g, e, imgs[0], species="okapi", images=imgs)["proposal_id"]
+
+
+def test_concurrent_decisions_one_wins(tmp_path, gallery):
+    g = gallery
+    pid = _pending(g, 3)
     before = len(g)
     results = []
 
@@ -181,10 +183,7 @@ def test_review_cli_lists_and_decides(gallery, tmp_path):
     import sys
 
     g = gallery
-    with g._tx():
-        g._set_meta("auto_accept", False)
-    e, imgs = _query(g, 0)
-    pid = review.propose(g, e, imgs[0], species="okapi", images=imgs)["proposal_id"]
+    pid = _pending(g, 0)
     run = lambda *a: subprocess.run([sys.executable, "-m", "reid_hub.cli", "review", *a, "--gallery", str(g.folder)],
                                     capture_output=True, text=True, timeout=120)
     out = run("list")

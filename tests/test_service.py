@@ -28,6 +28,13 @@ def _png(color, size=(64, 48)) -> bytes:
     return buf.getvalue()
 
 
+def _launch(playwright, chromium: str):
+    """Debian chromium under Playwright, headless, no browser download and no background network."""
+    return playwright.chromium.launch(executable_path=chromium, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -163,9 +170,7 @@ def test_gradio_page_searches_in_a_real_browser(server, tmp_path):
     query = tmp_path / "query.png"
     query.write_bytes(_png((215, 35, 30)))
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = _launch(p, chromium)
         page = browser.new_page()
         page.goto(server + "/ui", wait_until="networkidle")
         page.set_input_files("#query-image input[type=file]", str(query))
@@ -277,9 +282,7 @@ def test_clip_goes_propose_review_persistent_ids_in_a_real_browser(server, tmp_p
             assert "Error" not in page.inner_text("#review-info"), page.inner_text("#review-info")
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = _launch(p, chromium)
         page = browser.new_page()
         page.goto(server + "/ui", wait_until="networkidle")
         page.get_by_role("tab", name="Review").click()

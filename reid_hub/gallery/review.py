@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence
@@ -22,6 +21,7 @@ from PIL import Image
 
 from ..decisions import ACCEPT, NEW
 from ..errors import ConfigError, ConflictError, DataError, GalleryError
+from ..imaging import save_jpeg
 
 if TYPE_CHECKING:
     from .store import Gallery
@@ -167,13 +167,7 @@ def propose(gallery: "Gallery", embeddings: np.ndarray, image: Optional[Image.Im
     if prepared is not None:
         gallery.finish_enrollment(outcome["image_ids"], prepared)
     if image is not None:
-        folder = gallery.folder / "proposals"
-        folder.mkdir(exist_ok=True)
-        keep = image.convert("RGB").copy()
-        keep.thumbnail((480, 480))
-        tmp = folder / f".{pid}.jpg.tmp"
-        keep.save(tmp, format="JPEG", quality=90)
-        os.replace(tmp, _query_path(gallery, pid))
+        save_jpeg(image, _query_path(gallery, pid), 480, quality=90)
     if images is not None and prepared is None:
         _save_member_images(gallery, pid, images)
     return out
@@ -185,14 +179,8 @@ def _members_dir(gallery: "Gallery", pid: int) -> Any:
 
 def _save_member_images(gallery: "Gallery", pid: int, images: Sequence[Image.Image]) -> None:
     """Keep a proposal's crops (small JPEGs) so a confirmed decision enrolls them with thumbnails and features."""
-    folder = _members_dir(gallery, pid)
-    folder.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):
-        keep = img.convert("RGB").copy()
-        keep.thumbnail((320, 320))
-        tmp = folder / f".{i}.jpg.tmp"
-        keep.save(tmp, format="JPEG", quality=90)
-        os.replace(tmp, folder / f"{i}.jpg")
+        save_jpeg(img, _members_dir(gallery, pid) / f"{i}.jpg", 320, quality=90)
 
 
 def _member_images(gallery: "Gallery", pid: int, n: int) -> Optional[list[Image.Image]]:

@@ -353,13 +353,9 @@ class Gallery:
                 self._save_thumbnail(image_id, img)
 
     def _save_thumbnail(self, image_id: int, img: Any) -> None:
-        folder = self.folder / "thumbs"
-        folder.mkdir(exist_ok=True)
-        thumb = img.convert("RGB").copy()
-        thumb.thumbnail((160, 160))
-        tmp = folder / f".{image_id}.jpg.tmp"
-        thumb.save(tmp, format="JPEG", quality=85)
-        os.replace(tmp, folder / f"{image_id}.jpg")
+        from ..imaging import save_jpeg
+
+        save_jpeg(img, self.folder / "thumbs" / f"{image_id}.jpg", 160)
 
     def thumbnail_path(self, image_id: int) -> Optional[Path]:
         """Path of an image's stored thumbnail, if it has one."""
