@@ -26,10 +26,11 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
 
 
-def run_species(emb: np.ndarray, labels: np.ndarray, threshold: float, videos: int, per_video: int,
-                seed: int) -> dict:
+def plan_videos(labels: np.ndarray, videos: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Per pseudo-video, {identity: row indices}: each identity with two images or more appears in 1-3 of
+    the videos, its images divided among them (none reused)."""
     rng = random.Random(seed)
-    ids = sorted({l for l in labels if (labels == l).sum() >= 2})
+    ids = sorted({lbl for lbl in labels if (labels == lbl).sum() >= 2})
     appear = {i: sorted(rng.sample(range(videos), k=min(videos, rng.choice([1, 2, 2, 3])))) for i in ids}
     plan: list[dict[str, np.ndarray]] = [dict() for _ in range(videos)]
     for i in ids:
@@ -37,7 +38,14 @@ def run_species(emb: np.ndarray, labels: np.ndarray, threshold: float, videos: i
         rng.shuffle(idx)
         vids = appear[i][: len(idx)]
         for part, v in zip(np.array_split(np.array(idx), len(vids)), vids):
-            plan[v][i] = emb[part]
+            plan[v][i] = part
+    return plan
+
+
+def run_species(emb: np.ndarray, labels: np.ndarray, threshold: float, videos: int, per_video: int,
+                seed: int) -> dict:
+    ids = sorted({lbl for lbl in labels if (labels == lbl).sum() >= 2})
+    plan = [{i: emb[rows] for i, rows in clusters.items()} for clusters in plan_videos(labels, videos, seed)]
     first_id: dict[str, str] = {}
     counts = {"clusters": 0, "correct": 0, "false_merge": 0, "false_new": 0, "first_seen": 0, "reseen": 0}
     with tempfile.TemporaryDirectory() as tmp:

@@ -90,17 +90,29 @@ def test_reject_shows_next_candidate_then_new_individual_and_undo(gallery):
     assert any(not q["same"] and q["individual_id"] == first for q in pairs)
 
 
-def test_auto_accept_enrolls_without_review_when_allowed(gallery):
-    g = gallery
-    e, imgs = _query(g, 4, n=1)
+def test_auto_accept_needs_a_well_supported_calibration(tmp_path, gallery):
+    # the small fixture gallery's calibration rests on few pairs: even a clear match goes to review
+    e, imgs = _query(gallery, 4, n=1)
+    assert review.propose(gallery, e, imgs[0], species="okapi", images=imgs)["status"] == "pending"
+    rng = np.random.default_rng(1)
+    g = Gallery(tmp_path / "big", "m", "fp", D)
+    centres = unit(rng.normal(size=(10, D)))
+    ids = []
+    for k in range(10):
+        iid = g.add_individual(f"zebra {k}", species="zebra")
+        g.enroll(iid, unit(centres[k] + 0.3 * rng.normal(size=(6, D)) / np.sqrt(D)),
+                 images=[photo(coat(700 + k), j) for j in range(6)])
+        ids.append(iid)
+    g.recalibrate()
+    before = len(g)
+    out = review.propose(g, unit(centres[[6]] + 0.1 * rng.normal(size=(1, D)) / np.sqrt(D)),
+                         photo(coat(706), 99), species="zebra", images=[photo(coat(706), 99)])
+    assert out["status"] == "auto-accepted" and out["individual_id"] == ids[6] and len(g) == before + 1
+    assert review.audit_log(g, out["proposal_id"])[0]["action"] == "auto-accept"
     with g._tx():
-        g._set_meta("accept", 0.0)  # everything above the open-set threshold is accepted
-    out = review.propose(g, e, imgs[0], species="okapi", images=imgs)
-    if out["decision"] == "accept":
-        assert out["status"] == "auto-accepted" and out["individual_id"] == g._test[0][4]
-        assert review.audit_log(g, out["proposal_id"])[0]["action"] == "auto-accept"
-    else:
-        assert out["status"] == "pending"
+        g._set_meta("auto_accept", False)  # review everything, as Wildbook users expect
+    out = review.propose(g, unit(centres[[6]]), photo(coat(706), 98), species="zebra")
+    assert out["status"] == "pending" and out["decision"] == "review"
 
 
 def test_bad_decisions_are_typed(gallery):

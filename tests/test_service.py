@@ -172,7 +172,7 @@ def test_gradio_page_searches_in_a_real_browser(server, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = _launch(p, chromium)
         page = browser.new_page()
-        page.goto(server + "/ui", wait_until="networkidle")
+        page.goto(server + "/ui", wait_until="networkidle", timeout=120_000)
         page.set_input_files("#query-image input[type=file]", str(query))
         page.wait_for_timeout(1000)
         page.click("#search-button")
@@ -284,7 +284,7 @@ def test_clip_goes_propose_review_persistent_ids_in_a_real_browser(server, tmp_p
     with sync_api.sync_playwright() as p:
         browser = _launch(p, chromium)
         page = browser.new_page()
-        page.goto(server + "/ui", wait_until="networkidle")
+        page.goto(server + "/ui", wait_until="networkidle", timeout=120_000)
         page.get_by_role("tab", name="Review").click()
         page.click("#review-load")
         page.wait_for_function("document.querySelector('#review-info').innerText.includes('Proposal #')")

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_ACCEPT = 0.9
+#: auto-accept needs a calibration fitted on at least this many same-individual pairs
+MIN_SAME_PAIRS_FOR_AUTO = 100
 
 
 def matcher_name(gallery: "Gallery", species: Optional[str]) -> str:
@@ -148,8 +150,9 @@ def identify(gallery: "Gallery", embedding: np.ndarray, image: Optional[Image.Im
     """Rank the gallery's individuals for one query: the `shortlist` best images by embedding (only
     `species` when given, filtered inside the index), each verified by local matches against its stored
     features, scored P(same individual) with the gallery's calibration for its species, aggregated per
-    individual (best image). Decision: accept when P >= `accept` (and `auto_accept`), new below the
-    species' open-set threshold, review in between. Without a calibration (before `recalibrate`) the global score and the
+    individual (best image). Decision: accept when P >= `accept` (and `auto_accept`, and the species'
+    calibration rests on at least MIN_SAME_PAIRS_FOR_AUTO same-individual pairs), new below the species'
+    open-set threshold, review in between. Without a calibration (before `recalibrate`) the global score and the
     gallery threshold decide between new and review; nothing is auto-accepted. `image` None: global only."""
     if len(gallery) == 0:
         raise GalleryError(f"gallery {gallery.folder} is empty: enroll individuals first")
@@ -210,11 +213,14 @@ def identify(gallery: "Gallery", embedding: np.ndarray, image: Optional[Image.Im
     accept_band = float(accept if accept is not None else meta.get("accept", DEFAULT_ACCEPT))
     top = ranked[0] if ranked else None
     if top is not None and top.probability is not None:
+        c = cal.for_species(top.species)
         auto = bool(meta.get("auto_accept", True) if auto_accept is None else auto_accept)
-        bands = DecisionBands(accept=accept_band, new=min(accept_band, cal.for_species(top.species).new_threshold),
-                              auto_accept=auto)
+        # a calibration fitted on few labelled pairs says 1.0 too easily: nothing is auto-accepted on it
+        supported = c.report.get("same_pairs", 0) >= MIN_SAME_PAIRS_FOR_AUTO
+        bands = DecisionBands(accept=accept_band, new=min(accept_band, c.new_threshold), auto_accept=auto and supported)
         decision, prob, calibrated = bands.decide(top.probability), top.probability, True
-        band_d = {"accept": bands.accept, "new": bands.new, "auto_accept": auto}
+        band_d = {"accept": bands.accept, "new": bands.new, "auto_accept": bands.auto_accept,
+                  "calibration_same_pairs": int(c.report.get("same_pairs", 0))}
     else:
         thr = gallery.threshold
         decision = NEW if top is None or (thr is not None and top.global_score < thr) else REVIEW

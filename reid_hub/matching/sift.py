@@ -16,7 +16,7 @@ class SiftMatcher(LocalMatcher):
 
     name = "sift"
 
-    def __init__(self, max_side: int = 320, n_features: int = 500, ratio: float = 0.8, min_side: int = 256,
+    def __init__(self, max_side: int = 320, n_features: int = 500, ratio: float = 0.75, min_side: int = 256,
                  root: bool = True) -> None:
         import cv2
 

@@ -1,0 +1,106 @@
+"""What the review step sees: clips of unseen animals proposed to a gallery, decided by the bands.
+
+Per species, the identities multispecies-v2 never saw (benchmarks/splits/generalization_seed0.csv) are
+spread over pseudo-videos as in cross_video_ids.py (each identity in 1-3 videos, images divided among
+them). Each cluster goes through `gallery.review.propose` (global shortlist, local verification,
+calibrated P(same individual), accept / review / new bands); a perfect reviewer then decides every
+pending proposal (confirm the right individual when it is known, else mint it), and the gallery is
+recalibrated on its own individuals after each video. Counted: auto-accepted right / wrong, sent to
+review (with the suggestion it carried), suggested new right (a first sighting) / wrong (an animal
+already in the gallery). Results: benchmarks/results/review_bands.json.
+Usage: python benchmarks/review_bands.py [--videos 6] [--accept 0.9] [--species lion ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from cross_video_ids import plan_videos
+from reid_hub import data as rdata
+from reid_hub import from_pretrained
+from reid_hub.errors import GalleryError
+from reid_hub.evaluate import machine_info
+from reid_hub.gallery import Gallery, review
+from reid_hub.hub import DEFAULT_MODEL
+from reid_hub.scorers import embed_table
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data"
+SPLIT = HERE / "splits" / "generalization_seed0.csv"
+FOLDERS = ["lion", "nyala", "chimpanzee", "cat_faces"]
+
+
+def run_species(model, part, videos: int, accept: float, seed: int, max_members: int) -> dict:
+    labels = part["label"].to_numpy()
+    emb = embed_table(model, part)
+    plan = plan_videos(labels, videos, seed)
+    species = str(part["species"].iloc[0])
+    c = {"clusters": 0, "auto_right": 0, "auto_wrong": 0, "review": 0, "review_known": 0, "review_first_seen": 0,
+         "new_right": 0, "new_wrong": 0, "suggest_accept_or_review_first_seen": 0}
+    known: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        g = Gallery(tmp, model.config.name, model.fingerprint(), model.embedding_dim)
+        with g._tx():
+            g._set_meta("accept", accept)
+        for v, clusters in enumerate(plan):
+            for truth, rows in clusters.items():
+                rows = rows[:max_members]
+                imgs = [rdata.read_sample(part.iloc[int(i)].to_dict()) for i in rows]
+                e = emb[rows]
+                rep = int(np.argmax(e @ e.mean(axis=0)))
+                out = review.propose(g, e, imgs[rep], species=species, source=f"video{v}#{truth}", images=imgs)
+                c["clusters"] += 1
+                seen = truth in known
+                if out["status"] == review.AUTO:
+                    c["auto_right" if seen and out["individual_id"] == known[truth] else "auto_wrong"] += 1
+                    continue
+                c["review"] += 1
+                c["review_known" if seen else "review_first_seen"] += 1
+                if out["decision"] == "new":
+                    c["new_wrong" if seen else "new_right"] += 1
+                elif not seen:
+                    c["suggest_accept_or_review_first_seen"] += 1
+                if seen:  # the reviewer confirms the right individual
+                    review.decide(g, out["proposal_id"], "confirm", individual_id=known[truth], actor="oracle")
+                else:
+                    done = review.decide(g, out["proposal_id"], "new", display_name=truth, actor="oracle")
+                    known[truth] = done["outcome"]["individual_id"]
+            try:
+                g.recalibrate()
+            except GalleryError:
+                pass
+        g.close()
+    n = max(1, c["clusters"])
+    return {**c, "auto_accepted_share": (c["auto_right"] + c["auto_wrong"]) / n, "review_share": c["review"] / n,
+            "auto_precision": c["auto_right"] / max(1, c["auto_right"] + c["auto_wrong"])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", type=int, default=6)
+    ap.add_argument("--accept", type=float, default=0.9)
+    ap.add_argument("--species", nargs="*")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-members", type=int, default=8)
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    args = ap.parse_args()
+    model = from_pretrained(args.model)
+    out = HERE / "results" / "review_bands.json"
+    report = json.loads(out.read_text()) if out.is_file() else {}
+    report.update(model=args.model, split=SPLIT.name, videos=args.videos, machine=machine_info(),
+                  protocol=__doc__.split("\n\n")[1])
+    for folder in args.species or FOLDERS:
+        df = rdata.apply_split(rdata.load_metadata_folder(SHARED / folder), SPLIT)
+        part = df[df["split"] == "unseen"].reset_index(drop=True)
+        r = run_species(model, part, args.videos, args.accept, args.seed, args.max_members)
+        report.setdefault("species", {}).setdefault(str(part["species"].iloc[0]), {})[f"accept={args.accept}"] = r
+        print(f"{folder}: {json.dumps(r)}", flush=True)
+        out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
