@@ -70,3 +70,9 @@ class AuthError(ReidHubError):
     """A write without the token the service requires."""
 
     exit_code = 9
+
+
+class TooLargeError(DataError):
+    """An upload beyond the service's limits (bytes, pixels, video size): HTTP 413."""
+
+    exit_code = 3

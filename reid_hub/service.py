@@ -16,14 +16,14 @@ import numpy as np
 from PIL import Image
 
 from .errors import (AuthError, ConfigError, ConflictError, DataError, ImageError, ModelMismatchError, OfflineError, ReidHubError,
-                     UnknownModelError)
+                     TooLargeError, UnknownModelError)
 from .gallery import Gallery, GalleryError, assign_clip, open_gallery
 from .hub import DEFAULT_MODEL, from_pretrained
 from .imaging import MAX_IMAGE_PIXELS, load_image
 
 log = logging.getLogger(__name__)
 
-_STATUS = [(AuthError, 401), (UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (ConflictError, 409),
+_STATUS = [(TooLargeError, 413), (AuthError, 401), (UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (ConflictError, 409),
            (GalleryError, 404),
            (DataError, 422), (ConfigError, 400), (OfflineError, 503), (ReidHubError, 400)]
 
@@ -62,18 +62,18 @@ class ReidService:
         if len(data) == 0:
             raise ImageError("the upload is empty")
         if len(data) > self.cfg.max_upload_bytes:
-            raise _TooLarge(f"upload of {len(data)} bytes exceeds {self.cfg.max_upload_bytes}")
+            raise TooLargeError(f"upload of {len(data)} bytes exceeds {self.cfg.max_upload_bytes}")
         if content_type and not (content_type.startswith("image/") or content_type == "application/octet-stream"):
             raise ImageError(f"expected an image, got content type {content_type}")
         try:  # the header alone gives the size: refuse bombs before decoding any pixel
             with Image.open(io.BytesIO(data)) as probe:
                 width, height = probe.size
         except Image.DecompressionBombError as exc:
-            raise _TooLarge(f"image refused as a decompression bomb: {exc}") from exc
+            raise TooLargeError(f"image refused as a decompression bomb: {exc}") from exc
         except Exception as exc:
             raise ImageError("the upload is not a readable image") from exc
         if width * height > self.cfg.max_pixels:
-            raise _TooLarge(f"image of {width}x{height} pixels exceeds {self.cfg.max_pixels}")
+            raise TooLargeError(f"image of {width}x{height} pixels exceeds {self.cfg.max_pixels}")
         return load_image(data)
 
     def authorize(self, token: Optional[str]) -> str:
@@ -121,10 +121,6 @@ class ReidService:
             return png_bytes(self.gallery.evidence(img, image_id))
 
 
-class _TooLarge(ReidHubError):
-    exit_code = 3
-
-
 def create_api(cfg: ServiceConfig, model: Any = None):
     """The FastAPI application (OpenAPI at /docs and /openapi.json)."""
     from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, Response, UploadFile
@@ -141,7 +137,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
 
     @app.exception_handler(ReidHubError)
     async def _reid_error(request: Request, exc: ReidHubError):
-        status = 413 if isinstance(exc, _TooLarge) else next(code for cls, code in _STATUS if isinstance(exc, cls))
+        status = next(code for cls, code in _STATUS if isinstance(exc, cls))
         return JSONResponse(status_code=status, content={"error": type(exc).__name__, "detail": str(exc)})
 
     @app.exception_handler(RequestValidationError)
@@ -390,13 +386,13 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             vpath = Path(tmp) / f"clip{suffix}"
             data = video.file.read(cfg.max_video_bytes + 1)
             if len(data) > cfg.max_video_bytes:
-                raise _TooLarge(f"video larger than {cfg.max_video_bytes} bytes")
+                raise TooLargeError(f"video larger than {cfg.max_video_bytes} bytes")
             vpath.write_bytes(data)
             det_suffix = Path(detections.filename or "d.csv").suffix.lower()
             dpath = Path(tmp) / f"detections{det_suffix if det_suffix in ('.json', '.txt', '.csv') else '.csv'}"
             raw = detections.file.read(cfg.max_upload_bytes + 1)
             if len(raw) > cfg.max_upload_bytes:
-                raise _TooLarge(f"detections larger than {cfg.max_upload_bytes} bytes")
+                raise TooLargeError(f"detections larger than {cfg.max_upload_bytes} bytes")
             dpath.write_bytes(raw)
             result, source = cluster_video(vpath, dpath, svc.model, ClusterConfig(k=k), fmt=detections_format,
                                            min_score=min_score, cache_dir=Path(tmp) / "cache")

@@ -160,9 +160,15 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         done = out.get("outcome") or {}
         return q, t, e, f"Proposal #{pid}: **{action}** -> `{done.get('individual_id', '')}`.  \n{text}", nxt
 
+    def header_text() -> str:
+        with svc.lock:
+            n_ind, n_img = len(svc.gallery.individuals()), len(svc.gallery)
+        return (f"# reid-hub\nModel `{svc.model.config.name}` ({svc.model.embedding_dim}-d) and a gallery of "
+                f"{n_ind} individuals ({n_img} images). Upload a photo to find who it is.")
+
     with gr.Blocks(title="reid-hub: who is this animal?") as ui:
-        gr.Markdown(f"# reid-hub\nModel `{svc.model.config.name}` ({svc.model.embedding_dim}-d) and a gallery of "
-                    f"{len(svc.gallery.individuals())} individuals. Upload a photo to find who it is.")
+        header = gr.Markdown(header_text(), elem_id="header")
+        ui.load(header_text, [], header)  # live counts: recomputed on every page load
         with gr.Tab("Search"):
             with gr.Row():
                 q = gr.Image(type="pil", label="Query image", elem_id="query-image")
@@ -250,7 +256,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--token", default=os.environ.get("REID_HUB_TOKEN"))
     args = ap.parse_args(argv)
     model = from_pretrained(args.model)
-    build_demo_gallery(model, args.gallery).close()
+    demo_store = (HERE.parent / "gallery" / "demo-store").resolve()
+    if Path(args.gallery).resolve() == demo_store:  # a user's own gallery starts empty: never seeded with demo data
+        build_demo_gallery(model, args.gallery).close()
     app = create_app(ServiceConfig(model=args.model, gallery_dir=args.gallery, token=args.token), model)
     print(f"reid-hub serving on http://{args.host}:{args.port}/ui (API docs at /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
