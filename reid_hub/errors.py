@@ -76,3 +76,9 @@ class TooLargeError(DataError):
     """An upload beyond the service's limits (bytes, pixels, video size): HTTP 413."""
 
     exit_code = 3
+
+
+class RateLimitedError(ReidHubError):
+    """Too many heavy requests from one client in a short time: HTTP 429."""
+
+    exit_code = 10

@@ -16,14 +16,14 @@ import numpy as np
 from PIL import Image
 
 from .errors import (AuthError, ConfigError, ConflictError, DataError, ImageError, ModelMismatchError, OfflineError, ReidHubError,
-                     TooLargeError, UnknownModelError)
+                     RateLimitedError, TooLargeError, UnknownModelError)
 from .gallery import Gallery, GalleryError, assign_clip, open_gallery
 from .hub import DEFAULT_MODEL, from_pretrained
 from .imaging import MAX_IMAGE_PIXELS, load_image
 
 log = logging.getLogger(__name__)
 
-_STATUS = [(TooLargeError, 413), (AuthError, 401), (UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (ConflictError, 409),
+_STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (AuthError, 401), (UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (ConflictError, 409),
            (GalleryError, 404),
            (DataError, 422), (ConfigError, 400), (OfflineError, 503), (ReidHubError, 400)]
 
@@ -39,13 +39,42 @@ class ServiceConfig:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_video_bytes: int = 200 * 1024 * 1024
+    heavy_per_minute: int = 30  # identify / evidence / video requests per client and minute (0: no limit)
 
     def validate(self) -> "ServiceConfig":
         if self.max_upload_bytes < 1024 or self.max_pixels < 1024 or self.max_video_bytes < 1024:
             raise ConfigError("upload limits are too small")
+        if self.heavy_per_minute < 0:
+            raise ConfigError("heavy_per_minute must be 0 (no limit) or more")
         if self.max_pixels > MAX_IMAGE_PIXELS:
             raise ConfigError(f"max_pixels may not exceed {MAX_IMAGE_PIXELS}")
         return self
+
+
+class RateLimiter:
+    """A token bucket per client: `per_minute` heavy requests a minute, bursts up to the same number."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str) -> None:
+        if self.per_minute <= 0:
+            return
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - last) * self.per_minute / 60.0)
+            if tokens < 1.0:
+                self._buckets[client] = (tokens, now)
+                raise RateLimitedError(f"more than {self.per_minute} heavy requests a minute from {client}: "
+                                       "wait a little")
+            self._buckets[client] = (tokens - 1.0, now)
+            if len(self._buckets) > 10_000:  # forget idle clients
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 120}
 
 
 class ReidService:
@@ -56,6 +85,17 @@ class ReidService:
         self.model = model if model is not None else from_pretrained(cfg.model)
         self.gallery: Gallery = open_gallery(cfg.gallery_dir, self.model)
         self.lock = threading.RLock()
+        self.limiter = RateLimiter(cfg.heavy_per_minute)
+        self._sessions: Any = None
+
+    @property
+    def sessions(self) -> Any:
+        """Private temporary galleries of browser sessions (created on first use)."""
+        if self._sessions is None:
+            from .sessions import SessionGalleries
+
+            self._sessions = SessionGalleries(self.model)
+        return self._sessions
 
     def read_upload(self, data: bytes, content_type: Optional[str]) -> Image.Image:
         """Check and decode an uploaded image."""
@@ -161,6 +201,10 @@ def create_api(cfg: ServiceConfig, model: Any = None):
     async def _http(request: Request, exc: HTTPException):
         return JSONResponse(status_code=exc.status_code, content={"error": "HTTPError", "detail": exc.detail})
 
+    def heavy(request: Request) -> None:
+        """Per-client rate limit of the expensive endpoints."""
+        svc.limiter.check(request.client.host if request.client else "unknown")
+
     async def image_of(file: UploadFile) -> Image.Image:
         data = await file.read(cfg.max_upload_bytes + 1)
         return svc.read_upload(data, file.content_type)
@@ -195,7 +239,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
     async def search(file: UploadFile = File(...), k: int = Form(5, ge=1, le=100)) -> dict[str, Any]:
         return svc.search(await image_of(file), k=k)
 
-    @app.post("/identify")
+    @app.post("/identify", dependencies=[Depends(heavy)])
     async def identify(file: UploadFile = File(...), k: int = Form(5, ge=1, le=100),
                        species: str = Form(default="", max_length=100),
                        shortlist: Optional[int] = Form(default=None, ge=1, le=1000)) -> dict[str, Any]:
@@ -203,7 +247,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         (accept / review / new); each verified match links its evidence picture."""
         return svc.identify(await image_of(file), k=k, species=species, shortlist=shortlist)
 
-    @app.post("/identify/evidence.png")
+    @app.post("/identify/evidence.png", dependencies=[Depends(heavy)])
     async def identify_evidence(file: UploadFile = File(...), image_id: int = Query(..., ge=0)):
         """The query (uploaded again) beside gallery image `image_id`, verified matches drawn (PNG)."""
         return Response(content=svc.evidence(await image_of(file), image_id), media_type="image/png")
@@ -221,7 +265,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         force: bool = False
         expected_version: Optional[int] = Field(default=None, ge=0)
 
-    @app.post("/review/propose", status_code=201)
+    @app.post("/review/propose", status_code=201, dependencies=[Depends(heavy)])
     async def review_propose(actor: str = Depends(require_token), file: UploadFile = File(...),
                              species: str = Form(default="", max_length=100)) -> dict[str, Any]:
         """Identify an image and queue the decision for review (auto-accepted only above the accept band,
@@ -330,7 +374,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             raise GalleryError(f"no thumbnail for image {image_id}")
         return FileResponse(path, media_type="image/jpeg")
 
-    @app.post("/clips/assign", dependencies=[Depends(require_token)])
+    @app.post("/clips/assign", dependencies=[Depends(require_token), Depends(heavy)])
     async def clip_assign(video: str = Form(..., min_length=1), detections: UploadFile = File(...),
                           frames: list[UploadFile] = File(...)) -> dict[str, Any]:
         """Assign labeled groups of a clip (detections CSV: frame,x,y,w,h,cluster; one image per frame,
@@ -363,7 +407,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                               boxes={k: m[1] for k, m in meta.items()})
         return {"video": video, "assignments": [a.__dict__ for a in res]}
 
-    @app.post("/clips/cluster")
+    @app.post("/clips/cluster", dependencies=[Depends(heavy)])
     def clip_cluster(video: UploadFile = File(...), detections: UploadFile = File(...),
                      k: Optional[int] = Form(default=None, ge=1, le=1000), video_name: str = Form(default=""),
                      assign: bool = Form(default=True), min_score: float = Form(default=0.5, ge=0.0, le=1.0),

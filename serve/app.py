@@ -35,11 +35,15 @@ def build_ui(svc: ReidService) -> gr.Blocks:
     """The Gradio Blocks UI: identify by image (verified, calibrated, with evidence), enroll, and clip ->
     persistent IDs."""
 
-    def search(img: Optional[Image.Image], k: float, species: str):
+    def client(request: Optional[gr.Request]) -> str:
+        return getattr(getattr(request, "client", None), "host", None) or "ui"
+
+    def search(img: Optional[Image.Image], k: float, species: str, request: gr.Request = None):
         if img is None:
             return [], "Upload a query image first.", None
         query = img.convert("RGB")
         try:
+            svc.limiter.check(client(request))
             res = svc.identify(query, k=int(k), species=species.strip() or None)
         except ReidHubError as exc:
             return [], f"**Error:** {exc}", None
@@ -83,13 +87,15 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             return f"**Error:** {exc}"
         return f"Enrolled **{name}** as `{iid}` (image {image_id})."
 
-    def clip(video_file: Any, detections_file: Any, k: float, video_name: str, token: str):
+    def clip(video_file: Any, detections_file: Any, k: float, video_name: str, token: str,
+             request: gr.Request = None):
         from reid_hub.video import ClusterConfig, assign_video, cluster_video
 
         if video_file is None or detections_file is None:
             return pd.DataFrame(), None, "Upload a video and its detections (MegaDetector JSON, MOT, COCO or CSV)."
         try:
             svc.authorize(token)
+            svc.limiter.check(client(request))
             kk = int(k) if k and k > 0 else None
             result, source = cluster_video(video_file, detections_file, svc.model, ClusterConfig(k=kk))
             name = video_name.strip() or Path(str(video_file)).name
@@ -160,6 +166,48 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         done = out.get("outcome") or {}
         return q, t, e, f"Proposal #{pid}: **{action}** -> `{done.get('individual_id', '')}`.  \n{text}", nxt
 
+    def session_of(request: Optional[gr.Request]) -> str:
+        return str(getattr(request, "session_hash", "") or "")
+
+    def my_enroll(img: Optional[Image.Image], name: str, request: gr.Request = None):
+        """Enroll into the visitor's own temporary gallery (no token: nobody else sees it)."""
+        if img is None or not name.strip():
+            return "Give a photo and a name."
+        try:
+            g = svc.sessions.get(session_of(request))
+            svc.sessions.check_room(g)
+            with svc.sessions.lock:
+                found = [i for i in g.individuals() if i["display_name"] == name.strip()]
+                iid = found[0]["id"] if found else g.add_individual(name.strip())
+                g.enroll(iid, svc.embed(img.convert("RGB")), sources=["session upload"], images=[img.convert("RGB")])
+                try:
+                    g.recalibrate()
+                except ReidHubError:
+                    pass  # too few individuals or pairs yet: searches rank by score alone
+                n_ind, n_img = len(g.individuals()), len(g)
+        except ReidHubError as exc:
+            return f"**Error:** {exc}"
+        return (f"Added a photo of **{name.strip()}**. Your private gallery: {n_ind} individual(s), {n_img} photo(s) "
+                f"(at most {svc.sessions.max_images}; removed after an hour of inactivity).")
+
+    def my_search(img: Optional[Image.Image], request: gr.Request = None):
+        if img is None:
+            return "Upload a photo to search your gallery.", None
+        try:
+            svc.limiter.check(client(request))
+            g = svc.sessions.get(session_of(request))
+            query = img.convert("RGB")
+            with svc.sessions.lock:
+                res = g.identify(svc.embed(query), query, k=5)
+                top = res.matches[0] if res.matches else None
+                pic = g.evidence(query, top.image_id) if top and top.matcher else None
+        except ReidHubError as exc:
+            return f"**Error:** {exc}", None
+        rows = "\n".join(f"| {m.display_name} | {m.global_score:.3f} | "
+                         f"{'-' if m.probability is None else format(m.probability, '.2f')} |" for m in res.matches)
+        return (f"**{res.decision}**" + ("" if res.probability is None else f", P(same) = {res.probability:.2f}")
+                + f"\n\n| individual | score | P(same) |\n|---|---|---|\n{rows}"), pic
+
     def header_text() -> str:
         with svc.lock:
             n_ind, n_img = len(svc.gallery.individuals()), len(svc.gallery)
@@ -181,6 +229,19 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             evidence = gr.Image(label="Evidence: verified keypoint matches with the best candidate",
                                 elem_id="search-evidence", interactive=False)
             go.click(search, [q, k, sp], [results, verdict, evidence])
+        with gr.Tab("My photos"):
+            gr.Markdown("Your own private gallery for this browser session: enroll a few photos of an animal, "
+                        "then search with another one. Nothing here reaches the shared gallery.")
+            with gr.Row():
+                m_img = gr.Image(type="pil", label="Photo", elem_id="my-image")
+                with gr.Column():
+                    m_name = gr.Textbox(label="Name of this animal", elem_id="my-name")
+                    m_add = gr.Button("Add to my gallery", elem_id="my-add")
+                    m_find = gr.Button("Search my gallery", variant="primary", elem_id="my-search")
+            m_out = gr.Markdown(elem_id="my-result")
+            m_evidence = gr.Image(label="Evidence", interactive=False, elem_id="my-evidence")
+            m_add.click(my_enroll, [m_img, m_name], m_out)
+            m_find.click(my_search, [m_img], [m_out, m_evidence])
         with gr.Tab("Enroll"):
             e_img = gr.Image(type="pil", label="Image of the individual")
             e_name = gr.Textbox(label="Name")

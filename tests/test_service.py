@@ -1,5 +1,7 @@
 """The service over real HTTP on loopback (uvicorn in a thread), and the Gradio page in a real browser."""
+import contextlib
 import io
+import os
 import shutil
 import socket
 import threading
@@ -41,19 +43,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def _serve(cfg):
+    """The app of serve/app.py on a free loopback port, served by uvicorn in a thread."""
     import sys
 
     sys.path.insert(0, str(REPO / "serve"))
     from app import create_app
 
-    from reid_hub.service import ServiceConfig
-
-    root = tmp_path_factory.mktemp("svc")
-    model_dir = save_pretrained(create_model("tiny-test"), root / "model")
-    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(root / "gallery"), token="s3cret",
-                        max_upload_bytes=200_000, max_pixels=1_000_000)
     app = create_app(cfg)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -66,9 +63,38 @@ def server(tmp_path_factory):
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
-    yield base
-    srv.should_exit = True
-    th.join(timeout=10)
+    try:
+        yield base
+    finally:
+        srv.should_exit = True
+        th.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from reid_hub.service import ServiceConfig
+
+    root = tmp_path_factory.mktemp("svc")
+    model_dir = save_pretrained(create_model("tiny-test"), root / "model")
+    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(root / "gallery"), token="s3cret",
+                        max_upload_bytes=200_000, max_pixels=1_000_000, heavy_per_minute=0)
+    with _serve(cfg) as base:
+        yield base
+
+
+def test_heavy_endpoints_are_rate_limited_per_client(tmp_path):
+    from reid_hub.service import ServiceConfig
+
+    model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "model")
+    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(tmp_path / "gallery"), heavy_per_minute=3)
+    with _serve(cfg) as base:
+        codes = [httpx.post(base + "/identify", files={"file": ("q.png", _png((9, 9, 9)), "image/png")},
+                            timeout=60).status_code for _ in range(5)]
+        assert codes[:3] == [404] * 3  # the gallery is empty: a typed 404, counted all the same
+        assert codes[3:] == [429, 429]
+        body = httpx.post(base + "/identify", files={"file": ("q.png", _png((9, 9, 9)), "image/png")}).json()
+        assert body["error"] == "RateLimitedError" and "_" not in body["error"]
+        assert httpx.get(base + "/health").status_code == 200  # light endpoints are not limited
 
 
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -319,3 +345,45 @@ def test_clip_goes_propose_review_persistent_ids_in_a_real_browser(server, tmp_p
     assert c.get("/review").json()["total"] == 0
     audit = [c.get(f"/review/{q['proposal_id']}").json()["audit"] for q in props]
     assert all(a and a[0]["action"] in ("confirm", "auto-accept") for a in audit)
+
+
+def test_session_gallery_flow_in_a_real_browser(server, tmp_path):
+    """A visitor enrolls two photos of one animal (and one of another) into a private session gallery and
+    finds it with a third photo; the shared gallery is untouched."""
+    from coats import coat, photo
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = Path(os.environ.get("REID_HUB_SCREENSHOTS", tmp_path))
+    files = {}
+    for name, (seed, k) in {"a1": (901, 0), "a2": (901, 1), "b1": (902, 0), "a3": (901, 2)}.items():
+        files[name] = tmp_path / f"{name}.png"
+        photo(coat(seed), k).save(files[name])
+    shared_before = httpx.get(server + "/health").json()["gallery_images"]
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p, chromium)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(server + "/ui", wait_until="networkidle", timeout=120_000)
+        page.get_by_role("tab", name="My photos").click()
+        for name, label in (("a1", "Okapi"), ("a2", "Okapi"), ("b1", "Zed")):
+            page.set_input_files("#my-image input[type=file]", str(files[name]))
+            page.fill("#my-name textarea, #my-name input", label)
+            before = page.inner_text("#my-result")
+            page.click("#my-add")
+            page.wait_for_function("b => document.querySelector('#my-result').innerText !== b", arg=before,
+                                   timeout=60_000)
+            assert "Added" in page.inner_text("#my-result"), page.inner_text("#my-result")
+        page.set_input_files("#my-image input[type=file]", str(files["a3"]))
+        before = page.inner_text("#my-result")
+        page.click("#my-search")
+        page.wait_for_function("b => document.querySelector('#my-result').innerText !== b", arg=before,
+                               timeout=60_000)
+        text = page.inner_text("#my-result")
+        page.screenshot(path=str(shots / "session_gallery.png"), full_page=True)
+        browser.close()
+    rows = [line for line in text.splitlines() if "|" in line or "\t" in line]
+    assert "Okapi" in text and text.index("Okapi") < text.index("Zed"), text
+    assert httpx.get(server + "/health").json()["gallery_images"] == shared_before
+    assert rows
