@@ -37,6 +37,13 @@ def _launch(playwright, chromium: str):
         "--disable-sync", "--no-first-run"])
 
 
+def _open_ui(page, server: str) -> None:
+    """Open the UI and wait until it is built (not for network idle: Gradio keeps a heartbeat stream open)."""
+    page.goto(server + "/ui", wait_until="load", timeout=120_000)
+    page.wait_for_selector("#search-button", timeout=120_000)
+    page.wait_for_timeout(500)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -198,7 +205,7 @@ def test_gradio_page_searches_in_a_real_browser(server, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = _launch(p, chromium)
         page = browser.new_page()
-        page.goto(server + "/ui", wait_until="networkidle", timeout=120_000)
+        _open_ui(page, server)
         page.set_input_files("#query-image input[type=file]", str(query))
         page.wait_for_timeout(1000)
         page.click("#search-button")
@@ -296,29 +303,36 @@ def test_clip_goes_propose_review_persistent_ids_in_a_real_browser(server, tmp_p
     assert [p["status"] for p in r.json()["proposals"]] == ["pending"] * 3
     assert not [i for i in c.get("/individuals").json() if i["species"] == "moth"]  # nothing enrolled yet
 
+    def act(page, action, name=None):
+        """Click one decision on the proposal shown and wait for its outcome line."""
+        import re
+
+        shown = re.search(r"Proposal #(\d+) \(", page.inner_text("#review-info")).group(1)  # the one shown
+        if name is not None:
+            page.fill("#review-name textarea, #review-name input", name)
+        page.click(f"#review-{action}")
+        page.wait_for_function("p => { const t = document.querySelector('#review-info').innerText;"
+                               " return t.includes('Proposal #' + p + ':') || t.includes('Error'); }", arg=shown,
+                               timeout=60_000)
+        return page.inner_text("#review-info")
+
     def decide_all(page, action, names=()):
         page.click("#review-load")
-        page.wait_for_function("document.querySelector('#review-info').innerText.includes('Proposal #')")
+        page.wait_for_function("/Proposal #\\d+ \\(/.test(document.querySelector('#review-info').innerText)",
+                               timeout=60_000)
         for k in range(3):
-            before = page.inner_text("#review-info")
-            if names:
-                page.fill("#review-name textarea, #review-name input", names[k])
-            page.click(f"#review-{action}")
-            page.wait_for_function("b => document.querySelector('#review-info').innerText !== b", arg=before)
-            assert "Error" not in page.inner_text("#review-info"), page.inner_text("#review-info")
+            text = act(page, action, names[k] if names else None)
+            assert "Error" not in text, text
 
     with sync_api.sync_playwright() as p:
         browser = _launch(p, chromium)
         page = browser.new_page()
-        page.goto(server + "/ui", wait_until="networkidle", timeout=120_000)
+        _open_ui(page, server)
         page.get_by_role("tab", name="Review").click()
         page.click("#review-load")
-        page.wait_for_function("document.querySelector('#review-info').innerText.includes('Proposal #')")
-        page.fill("#review-name textarea, #review-name input", "Moth X")
-        before = page.inner_text("#review-info")
-        page.click("#review-new")  # no token: refused, the same rule as the API
-        page.wait_for_function("b => document.querySelector('#review-info').innerText !== b", arg=before)
-        assert "AuthError" in page.inner_text("#review-info")
+        page.wait_for_function("/Proposal #\\d+ \\(/.test(document.querySelector('#review-info').innerText)",
+                               timeout=60_000)
+        assert "AuthError" in act(page, "new", "Moth X")  # no token: refused, the same rule as the API
         page.fill("#review-token input", "s3cret")
         decide_all(page, "new", names=["Moth A", "Moth B", "Moth C"])
         page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
@@ -333,11 +347,10 @@ def test_clip_goes_propose_review_persistent_ids_in_a_real_browser(server, tmp_p
                 cand = c.get(f"/review/{pid}").json()["current"]
                 assert cand["individual_id"] in moths
             page.click("#review-load")
-            page.wait_for_function("document.querySelector('#review-info').innerText.includes('Proposal #')")
+            page.wait_for_function("/Proposal #\\d+ \\(/.test(document.querySelector('#review-info').innerText)",
+                               timeout=60_000)
             for _ in pending_ids:
-                before = page.inner_text("#review-info")
-                page.click("#review-confirm")
-                page.wait_for_function("b => document.querySelector('#review-info').innerText !== b", arg=before)
+                assert "Error" not in act(page, "confirm")
         browser.close()
     after = {i["id"]: i for i in c.get("/individuals").json() if i["species"] == "moth"}
     assert set(after) == set(moths)  # persistent IDs: no new individual for the second clip
@@ -365,21 +378,20 @@ def test_session_gallery_flow_in_a_real_browser(server, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = _launch(p, chromium)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(server + "/ui", wait_until="networkidle", timeout=120_000)
+        _open_ui(page, server)
         page.get_by_role("tab", name="My photos").click()
-        for name, label in (("a1", "Okapi"), ("a2", "Okapi"), ("b1", "Zed")):
+        for k, (name, label) in enumerate((("a1", "Okapi"), ("a2", "Okapi"), ("b1", "Zed"))):
             page.set_input_files("#my-image input[type=file]", str(files[name]))
             page.fill("#my-name textarea, #my-name input", label)
-            before = page.inner_text("#my-result")
             page.click("#my-add")
-            page.wait_for_function("b => document.querySelector('#my-result').innerText !== b", arg=before,
-                                   timeout=60_000)
+            page.wait_for_function("n => { const t = document.querySelector('#my-result').innerText;"
+                                   " return t.includes(n + ' photo(s)') || t.includes('Error'); }",
+                                   arg=str(k + 1), timeout=60_000)
             assert "Added" in page.inner_text("#my-result"), page.inner_text("#my-result")
         page.set_input_files("#my-image input[type=file]", str(files["a3"]))
-        before = page.inner_text("#my-result")
         page.click("#my-search")
-        page.wait_for_function("b => document.querySelector('#my-result').innerText !== b", arg=before,
-                               timeout=60_000)
+        page.wait_for_function("() => { const t = document.querySelector('#my-result').innerText;"
+                               " return t.includes('P(same)') || t.includes('Error'); }", timeout=60_000)
         text = page.inner_text("#my-result")
         page.screenshot(path=str(shots / "session_gallery.png"), full_page=True)
         browser.close()
