@@ -129,7 +129,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if unknown or "model" not in methods:
         raise ConfigError(f"--methods takes a comma list with model and any of {', '.join(method_names()[1:])}; "
                           f"got {unknown or methods}")
-    if args.shortlist < 1:
+    if args.shortlist is not None and args.shortlist < 1:
         raise ConfigError("--shortlist must be at least 1")
     if args.cross_column and args.cross_column not in df.columns:
         raise ConfigError(f"--cross-column {args.cross_column!r}: no data source has that column")
@@ -452,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of identities held out per species; 1 = every identity (zero-shot data)")
     s.add_argument("--methods", help="comma list of: model, imagenet, fused, a matcher (sift, xfeat, aliked-lightglue, "
                                      "...), fused-<matcher> (default model + --baselines)")
-    s.add_argument("--shortlist", type=int, default=20, help="global candidates re-scored by local matches (fused)")
+    s.add_argument("--shortlist", type=int, help="global candidates re-scored by local matches (fused; default: the "
+                                               "matcher's, 100 for SIFT)")
     s.add_argument("--calibration", choices=("isotonic", "logistic"), default="isotonic",
                    help="score -> P(same individual) fit for fused methods")
     s.add_argument("--baselines", default="imagenet,sift", help="comma list of: imagenet, sift")

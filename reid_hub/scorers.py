@@ -120,8 +120,8 @@ class FusedScorer:
 
     Calibration per species from `calib_df` (training identities) when it has at least two identities of
     the species, else cross-fitted on the evaluated table itself: its identities are split in two seeded
-    halves and each half's queries use the calibration fitted on the other half's pairs (so no query is
-    scored by a calibration that saw its own identity). `output` "local" or "global" ranks the shortlist
+    halves (one identity per fold when there are only three) and each fold's queries use the calibration
+    fitted on the other folds' pairs (so no query is scored by a calibration that saw its own identity). `output` "local" or "global" ranks the shortlist
     by that calibrated probability alone (for comparisons), "fused" by the fusion."""
 
     def __init__(self, model: ReIDModel, matcher: LocalMatcher | str = "sift", calib_df: Optional[pd.DataFrame] = None,
@@ -157,16 +157,15 @@ class FusedScorer:
                 cal = self._fit(cpart)
                 return [cal] * len(part), "training identities"
         ids = sorted(part["label"].unique())
-        if len(ids) < 4:
-            raise DataError(f"{species}: cross-fitted calibration needs at least 4 identities, got {len(ids)}")
+        if len(ids) < 3:
+            raise DataError(f"{species}: cross-fitted calibration needs at least 3 identities, got {len(ids)}")
         random.Random(f"{self.seed}/{species}").shuffle(ids)
-        half = set(ids[: len(ids) // 2])
-        fold = part["label"].isin(half).to_numpy()
-        cals = {}
-        for k in (True, False):
-            other = part[fold != k].reset_index(drop=True)
-            cals[k] = self._fit(other)
-        return [cals[bool(f)] for f in fold], "cross-fitted halves of the evaluated identities"
+        n_folds = 2 if len(ids) >= 4 else len(ids)  # halves; leave one identity out when there are only 3
+        fold_of = {lbl: k % n_folds for k, lbl in enumerate(ids)}
+        fold = part["label"].map(fold_of).to_numpy()
+        cals = {k: self._fit(part[fold != k].reset_index(drop=True)) for k in range(n_folds)}
+        how = "halves" if n_folds == 2 else "leave-one-identity-out folds"
+        return [cals[int(f)] for f in fold], f"cross-fitted {how} of the evaluated identities"
 
     def __call__(self, part: pd.DataFrame) -> np.ndarray:
         part = part.reset_index(drop=True)

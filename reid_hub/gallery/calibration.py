@@ -9,7 +9,8 @@ import numpy as np
 
 from ..calibration import calibrate_threshold
 from ..errors import DataError, GalleryError
-from ..fusion import ANY_SPECIES, DEFAULT_SHORTLIST, CalibrationSet, fit_fusion, labelled_pairs
+from ..fusion import ANY_SPECIES, CalibrationSet, fit_fusion, labelled_pairs
+from ..matching import default_shortlist
 from .verification import matcher_instance, matcher_name, stored_features
 
 if TYPE_CHECKING:
@@ -76,11 +77,12 @@ def recalibrate(gallery: "Gallery", kind: str = "isotonic", shortlist: Optional[
     """Fit P(same individual) per species on the gallery's own individuals (each image against its shortlist
     among the others, verified with the stored local features) and a pooled fallback; store it with the
     gallery. Also refreshes the global open-set threshold. Returns the report per species."""
-    depth = int(shortlist or gallery._meta().get("shortlist", DEFAULT_SHORTLIST))
+    default = gallery._meta().get("shortlist")
     species = [r[0] for r in gallery.db.execute("SELECT DISTINCT species FROM individuals ORDER BY species")]
     fitted, pooled, report = {}, [], {}
     offset = 0
     for sp in species:
+        depth = int(shortlist or default or default_shortlist(matcher_name(gallery, sp)))
         got = _species_pairs(gallery, sp, depth, max_images)
         if got is None:
             report[sp or "(none)"] = {"skipped": "needs two individuals, one with two verified images"}

@@ -2,7 +2,7 @@
 features stored at enrollment, calibrated P(same individual), a decision band, and the evidence picture.
 
 Gallery settings (in its meta table): `matcher` (default `DEFAULT_MATCHER`), `matcher_by_species`
-({species: matcher}), `shortlist` (candidates re-scored, default 20), `accept` (the auto-accept band), `auto_accept` (false:
+({species: matcher}), `shortlist` (candidates re-scored; default: the matcher's, 100 for SIFT), `accept` (the auto-accept band), `auto_accept` (false:
 every decision goes to review),
 `verification` (false: enroll without local features).
 """
@@ -17,8 +17,9 @@ from PIL import Image
 
 from ..decisions import NEW, REVIEW, DecisionBands
 from ..errors import ConfigError, DataError, GalleryError
-from ..fusion import DEFAULT_SHORTLIST, CalibrationSet
-from ..matching import DEFAULT_MATCHER, MATCHERS, LocalFeatures, LocalMatcher, PairMatch, create_matcher, draw_matches
+from ..fusion import CalibrationSet
+from ..matching import (DEFAULT_MATCHER, MATCHERS, LocalFeatures, LocalMatcher, PairMatch, create_matcher,
+                        default_shortlist, draw_matches)
 from .index import faiss_search
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def identify(gallery: "Gallery", embedding: np.ndarray, image: Optional[Image.Im
     if len(q) != 1:
         raise DataError(f"identify takes one query embedding, got {len(q)}")
     meta = gallery._meta()
-    depth = int(shortlist or meta.get("shortlist", DEFAULT_SHORTLIST))
+    depth = int(shortlist or meta.get("shortlist") or default_shortlist(matcher_name(gallery, species)))
     if depth < 1:
         raise ConfigError("the shortlist needs at least one candidate")
     allowed = gallery.species_image_ids(species) if species else None

@@ -16,6 +16,15 @@ MATCHERS: dict[str, Callable[..., LocalMatcher]] = {
     "xfeat-lighterglue": lambda **kw: XFeatMatcher(glue=True, **kw),
 }
 DEFAULT_MATCHER = "sift"
+#: how many global candidates each matcher re-scores by default: its cost per pair decides (SIFT ~1 ms, XFeat
+#: ~2-5 ms with mutual nearest neighbours, the LightGlue family ~50-100 ms on 2 CPU cores)
+DEFAULT_SHORTLISTS = {"sift": 100, "xfeat": 100, "xfeat-lighterglue": 20, "aliked-lightglue": 20,
+                      "disk-lightglue": 20}
+
+
+def default_shortlist(name: str) -> int:
+    """The default shortlist depth for a matcher (20 for one not listed)."""
+    return DEFAULT_SHORTLISTS.get(name, 20)
 
 
 def create_matcher(name: str = DEFAULT_MATCHER, **kwargs: Any) -> LocalMatcher:
