@@ -73,7 +73,7 @@ def _species_pairs(gallery: "Gallery", species: str, depth: int, max_images: int
 
 
 def recalibrate(gallery: "Gallery", kind: str = "isotonic", shortlist: Optional[int] = None,
-                max_images: int = 1500) -> dict[str, Any]:
+                max_images: int = 600) -> dict[str, Any]:
     """Fit P(same individual) per species on the gallery's own individuals (each image against its shortlist
     among the others, verified with the stored local features) and a pooled fallback; store it with the
     gallery. Also refreshes the global open-set threshold. Returns the report per species."""
