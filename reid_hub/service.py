@@ -36,6 +36,7 @@ class ServiceConfig:
     gallery_dir: str = "gallery/demo-store"
     token: Optional[str] = None  # write endpoints need "Authorization: Bearer <token>" when set
     token_name: str = "token"  # who the token is, in the audit trail of review decisions
+    public: bool = False  # exposed to anyone (a Space): without a token the shared gallery is read-only
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_video_bytes: int = 200 * 1024 * 1024
@@ -120,6 +121,9 @@ class ReidService:
         """The writer's name for the audit trail when `token` is the service's token (or none is set);
         AuthError otherwise. The UI's writes go through this, like the API's."""
         if self.cfg.token is None:
+            if self.cfg.public:
+                raise AuthError("this public service's shared gallery is read-only (no token is configured); "
+                                "visitors can use a private session gallery")
             return "local"
         given = (token or "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), self.cfg.token.encode()):

@@ -315,12 +315,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--host", default="0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
     ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     ap.add_argument("--token", default=os.environ.get("REID_HUB_TOKEN"))
+    ap.add_argument("--public", action="store_true", help="exposed to anyone: without --token the shared gallery "
+                    "is read-only (always so in a Space, where SPACE_ID is set)")
     args = ap.parse_args(argv)
     model = from_pretrained(args.model)
     demo_store = (HERE.parent / "gallery" / "demo-store").resolve()
     if Path(args.gallery).resolve() == demo_store:  # a user's own gallery starts empty: never seeded with demo data
         build_demo_gallery(model, args.gallery).close()
-    app = create_app(ServiceConfig(model=args.model, gallery_dir=args.gallery, token=args.token), model)
+    public = bool(os.environ.get("SPACE_ID")) or args.public
+    app = create_app(ServiceConfig(model=args.model, gallery_dir=args.gallery, token=args.token, public=public), model)
     print(f"reid-hub serving on http://{args.host}:{args.port}/ui (API docs at /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

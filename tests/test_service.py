@@ -37,6 +37,13 @@ def _launch(playwright, chromium: str):
         "--disable-sync", "--no-first-run"])
 
 
+def _shots(tmp_path: Path) -> Path:
+    """Where browser tests leave screenshots: $REID_HUB_SCREENSHOTS (docs/screenshots for the README) or tmp."""
+    folder = Path(os.environ.get("REID_HUB_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _open_ui(page, server: str) -> None:
     """Open the UI and wait until it is built (not for network idle: Gradio keeps a heartbeat stream open)."""
     page.goto(server + "/ui", wait_until="load", timeout=120_000)
@@ -87,6 +94,20 @@ def server(tmp_path_factory):
                         max_upload_bytes=200_000, max_pixels=1_000_000, heavy_per_minute=0)
     with _serve(cfg) as base:
         yield base
+
+
+def test_public_service_without_token_refuses_every_write(tmp_path):
+    from reid_hub.service import ServiceConfig
+
+    model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "model")
+    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(tmp_path / "gallery"), public=True)
+    with _serve(cfg) as base:
+        r = httpx.post(base + "/individuals", json={"display_name": "x"})
+        assert r.status_code == 401 and r.json()["error"] == "HTTPError"
+        assert httpx.post(base + "/calibrate").status_code == 401
+        assert httpx.post(base + "/review/propose", files={"file": ("q.png", _png((1, 2, 3)), "image/png")}
+                          ).status_code == 401
+        assert httpx.get(base + "/individuals").status_code == 200  # reading stays open
 
 
 def test_heavy_endpoints_are_rate_limited_per_client(tmp_path):
@@ -211,6 +232,7 @@ def test_gradio_page_searches_in_a_real_browser(server, tmp_path):
         page.click("#search-button")
         page.wait_for_selector("#search-results img", timeout=60_000)
         page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
+        page.screenshot(path=str(_shots(tmp_path) / "identify.png"), full_page=True)
         verdict = page.inner_text("#search-verdict")
         browser.close()
     assert "score" in verdict and "Scarlet" in verdict
@@ -335,7 +357,6 @@ def test_clip_goes_propose_review_persistent_ids_in_a_real_browser(server, tmp_p
         assert "AuthError" in act(page, "new", "Moth X")  # no token: refused, the same rule as the API
         page.fill("#review-token input", "s3cret")
         decide_all(page, "new", names=["Moth A", "Moth B", "Moth C"])
-        page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
         moths = {i["id"]: i for i in c.get("/individuals").json() if i["species"] == "moth"}
         assert sorted(i["display_name"] for i in moths.values()) == ["Moth A", "Moth B", "Moth C"]
         r = c.post("/clips/cluster", data={"k": "3", "video_name": "moths-2", "review": "true", "species": "moth"},
@@ -349,6 +370,8 @@ def test_clip_goes_propose_review_persistent_ids_in_a_real_browser(server, tmp_p
             page.click("#review-load")
             page.wait_for_function("/Proposal #\\d+ \\(/.test(document.querySelector('#review-info').innerText)",
                                timeout=60_000)
+            page.wait_for_timeout(1000)  # let the candidate and evidence pictures render
+            page.screenshot(path=str(_shots(tmp_path) / "review.png"), full_page=True)
             for _ in pending_ids:
                 assert "Error" not in act(page, "confirm")
         browser.close()
@@ -369,7 +392,7 @@ def test_session_gallery_flow_in_a_real_browser(server, tmp_path):
     if not Path(chromium).exists():
         pytest.skip("Debian chromium is not installed (.ci/run installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    shots = Path(os.environ.get("REID_HUB_SCREENSHOTS", tmp_path))
+    shots = _shots(tmp_path)
     files = {}
     for name, (seed, k) in {"a1": (901, 0), "a2": (901, 1), "b1": (902, 0), "a3": (901, 2)}.items():
         files[name] = tmp_path / f"{name}.png"
