@@ -7,7 +7,7 @@ Split: the identities multispecies-v2 never saw (benchmarks/splits/generalizatio
 scores is cross-fitted on the evaluated identities (two seeded halves; each half scored with the
 calibration fitted on the other), the way a gallery calibrates on its own enrolled individuals.
 Results: benchmarks/results/verification.json (written after every step; re-run skips finished ones).
-Usage: python benchmarks/verification.py [--matchers sift,xfeat,...] [--species lion ...] [--depth 20]
+Usage: python benchmarks/verification.py [--matchers sift,xfeat,...] [--species lion ...] [--depth 20|default]
 """
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--matchers", default="sift,xfeat,xfeat-lighterglue,aliked-lightglue")
     ap.add_argument("--species", nargs="*", help="dataset folders (default: every staged one)")
-    ap.add_argument("--depth", type=int, default=20)
+    ap.add_argument("--depth", default="default", help="shortlist depth, or 'default' (the matcher's for the "
+                    "gallery's size: SIFT verifies galleries up to 500 images whole, else 100)")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--no-sift-all-pairs", action="store_true")
     args = ap.parse_args()
@@ -90,6 +91,7 @@ def main() -> None:
             entry["sift-all-pairs"]["seconds"] = time.perf_counter() - t
             _save(results)
         for name in args.matchers.split(","):
+            depth = None if args.depth == "default" else int(args.depth)
             tag = f"{name}@{args.depth}"
             if f"fused-{tag}" in entry:
                 continue
@@ -97,10 +99,11 @@ def main() -> None:
             feats._emb = shared_emb
             row: dict[str, Any] = {}
             for output in ("fused", "local"):
-                scorer = FusedScorer(model, depth=args.depth, cross_column=CROSS if groups is not None else None,
+                scorer = FusedScorer(model, depth=depth, cross_column=CROSS if groups is not None else None,
                                      output=output, features=feats)
                 sim = scorer(part)
-                row[output] = {**_metrics(sim, labels, groups), "ece": scorer.last_report["ece"]}
+                row[output] = {**_metrics(sim, labels, groups), "ece": scorer.last_report["ece"],
+                               "shortlist": scorer.last_report["shortlist"]}
             c = feats.cost
             cost = {"extract_ms_per_image": 1000 * c["extract_s"] / max(1, c["extracted"]),
                     "match_ms_per_pair": 1000 * c["match_s"] / max(1, c["matched"]), "pairs": c["matched"]}

@@ -88,7 +88,8 @@ class ScoreCalibrator:
         # the raw order inside a block, so a ranking by probability never loses the score's resolution
         lo, hi = (float(self.x[0]), float(self.x[-1])) if len(self.x) else (0.0, 1.0)
         z = (s - (lo + hi) / 2) / max(hi - lo, 1e-12) * 8
-        return np.clip(p + 1e-4 * (1 / (1 + np.exp(-z)) - 0.5), 0.0, 1.0)
+        # kept strictly inside (0, 1) so the order survives even in a block fitted at exactly 0 or 1
+        return 1e-4 + (1 - 2e-4) * p + 0.5e-4 * (2 / (1 + np.exp(-z)) - 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "x": self.x.tolist(), "y": self.y.tolist(), "coef": list(self.coef),

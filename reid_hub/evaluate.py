@@ -26,7 +26,7 @@ from .boxes import box_iou
 from .calibration import calibrate_threshold, excluded_pairs
 from .errors import DataError
 from .model import ReIDModel, create_model
-from .matching import create_matcher, default_shortlist
+from .matching import create_matcher
 from .scorers import FusedScorer, Scorer, TableFeatures, embed_table, embedding_scorer, local_scorer
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] 
 
     `baselines` may name any of `method_names()` besides model: "imagenet", a matcher ("sift", ...),
     "fused" (global shortlist of `shortlist` re-scored with the default matcher, calibrated per species;
-    default depth: the matcher's, 100 for SIFT) or "fused-<matcher>"."""
+    default depth: the matcher's, 100 for SIFT and the whole gallery up to 500 images) or "fused-<matcher>"."""
     from .matching import DEFAULT_MATCHER, MATCHERS
 
     if "split" not in df:
@@ -290,7 +290,7 @@ def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] 
             matcher = DEFAULT_MATCHER if name == "fused" else name[len("fused-"):]
             # calibrated on the evaluated identities themselves (cross-fitted halves): the model was trained on
             # the training identities, so its scores there are optimistic and would miscalibrate unseen ones
-            methods[name] = FusedScorer(model, calib_df=None, depth=shortlist or default_shortlist(matcher), kind=calibration,
+            methods[name] = FusedScorer(model, calib_df=None, depth=shortlist, kind=calibration,
                                         cross_column=cross_column, seed=seed, features=table_features(matcher))
     # embedding methods calibrate their open-set threshold on the training identities; local and fused
     # scores on the gallery's own images (fused probabilities are calibrated, their threshold is not shared)

@@ -15,9 +15,9 @@ from tqdm.auto import tqdm
 
 from . import data as rdata
 from .errors import DataError
-from .fusion import DEFAULT_SHORTLIST, FusionCalibration, fit_fusion, labelled_pairs, shortlist
+from .fusion import FusionCalibration, fit_fusion, labelled_pairs, shortlist
 from .calibration import expected_calibration_error
-from .matching import LocalFeatures, LocalMatcher, create_matcher
+from .matching import LocalFeatures, LocalMatcher, create_matcher, default_shortlist
 from .model import ReIDModel
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ def local_scorer(matcher: LocalMatcher | str = "sift", progress: bool = False) -
 
 
 class FusedScorer:
-    """Coarse-to-fine: each query's top-`depth` global candidates re-scored by P(same) fused from the
+    """Coarse-to-fine: each query's top-`depth` global candidates (default: the matcher's depth for a gallery
+    of this size, see matching.default_shortlist) re-scored by P(same) fused from the
     calibrated global and local scores; other candidates keep their global order below them.
 
     Calibration per species from `calib_df` (training identities) when it has at least two identities of
@@ -125,7 +126,7 @@ class FusedScorer:
     by that calibrated probability alone (for comparisons), "fused" by the fusion."""
 
     def __init__(self, model: ReIDModel, matcher: LocalMatcher | str = "sift", calib_df: Optional[pd.DataFrame] = None,
-                 depth: int = DEFAULT_SHORTLIST, kind: str = "isotonic", cross_column: Optional[str] = None,
+                 depth: Optional[int] = None, kind: str = "isotonic", cross_column: Optional[str] = None,
                  output: str = "fused", seed: int = 0, features: Optional[TableFeatures] = None) -> None:
         self.features = features or TableFeatures(create_matcher(matcher) if isinstance(matcher, str) else matcher,
                                                   model)
@@ -133,6 +134,10 @@ class FusedScorer:
         self.output, self.seed = output, seed
         self.reports: dict[str, dict[str, Any]] = {}
         self.last_report: Optional[dict[str, Any]] = None
+
+    def _depth(self, n: int) -> int:
+        """The shortlist depth: fixed when given, else the matcher's default for a gallery of n images."""
+        return self.depth if self.depth is not None else default_shortlist(self.features.matcher.name, n - 1)
 
     def _groups(self, part: pd.DataFrame) -> Optional[np.ndarray]:
         c = self.cross_column
@@ -145,7 +150,7 @@ class FusedScorer:
         sim = sim @ sim.T
         groups = self._groups(part)
         pairs = labelled_pairs(sim, part["label"].to_numpy(),
-                               lambda q, c: self.features.pair_scores(part, q, c), self.depth, groups)
+                               lambda q, c: self.features.pair_scores(part, q, c), self._depth(len(part)), groups)
         return fit_fusion(pairs, part["label"].to_numpy(), self.kind, groups)
 
     def calibrations(self, part: pd.DataFrame) -> tuple[list[FusionCalibration], str]:
@@ -172,7 +177,7 @@ class FusedScorer:
         emb = self.features.embeddings(part)
         g = emb @ emb.T
         cals, source = self.calibrations(part)
-        cand = shortlist(g, self.depth, self._groups(part))
+        cand = shortlist(g, self._depth(len(part)), self._groups(part))
         qi = np.repeat(np.arange(len(part)), cand.shape[1])
         ci = cand.ravel()
         keep = ci >= 0
@@ -187,7 +192,7 @@ class FusedScorer:
         out[qi, ci] = probs[self.output]
         labels = part["label"].to_numpy()
         same = labels[qi] == labels[ci]
-        self.last_report = {"calibrated_on": source, "shortlist": self.depth, "matcher": self.features.matcher.name,
+        self.last_report = {"calibrated_on": source, "shortlist": self._depth(len(part)), "matcher": self.features.matcher.name,
                             "pairs": int(len(qi)), "ece": {k: expected_calibration_error(v, same)
                                                           for k, v in probs.items()}}
         self.reports[str(part["species"].iloc[0])] = self.last_report

@@ -82,7 +82,8 @@ def recalibrate(gallery: "Gallery", kind: str = "isotonic", shortlist: Optional[
     fitted, pooled, report = {}, [], {}
     offset = 0
     for sp in species:
-        depth = int(shortlist or default or default_shortlist(matcher_name(gallery, sp)))
+        size = len(gallery.species_image_ids(sp))
+        depth = int(shortlist or default or default_shortlist(matcher_name(gallery, sp), size))
         got = _species_pairs(gallery, sp, depth, max_images)
         if got is None:
             report[sp or "(none)"] = {"skipped": "needs two individuals, one with two verified images"}

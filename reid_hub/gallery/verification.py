@@ -161,13 +161,13 @@ def identify(gallery: "Gallery", embedding: np.ndarray, image: Optional[Image.Im
     if len(q) != 1:
         raise DataError(f"identify takes one query embedding, got {len(q)}")
     meta = gallery._meta()
-    depth = int(shortlist or meta.get("shortlist") or default_shortlist(matcher_name(gallery, species)))
-    if depth < 1:
-        raise ConfigError("the shortlist needs at least one candidate")
     allowed = gallery.species_image_ids(species) if species else None
     if allowed is not None and not len(allowed):
         raise GalleryError(f"gallery {gallery.folder} has no images of species {species!r}")
     pool = len(gallery) if allowed is None else len(allowed)
+    depth = int(shortlist or meta.get("shortlist") or default_shortlist(matcher_name(gallery, species), pool))
+    if depth < 1:
+        raise ConfigError("the shortlist needs at least one candidate")
     scores, ids = faiss_search(gallery.index, q, min(pool, depth), ids=allowed)
     if gallery._current_base_kind() == "ivfpq":
         scores, ids = gallery._rerank_exact(q, ids)
