@@ -25,7 +25,8 @@ demo: install
 space:
 	rm -rf build/space && mkdir -p build/space/model_cards
 	cp serve/app.py serve/README.md serve/requirements.txt build/space/
-	cp -r reid_hub build/space/reid_hub && cp -r gallery build/space/gallery
+	cp -r reid_hub build/space/reid_hub && cp -r gallery build/space/gallery && rm -rf build/space/gallery/demo-store
+	find build/space -name __pycache__ -prune -exec rm -rf {} +
 	cp -r model_cards/multispecies-v2 model_cards/TEMPLATE.md build/space/model_cards/
 
 test: install

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
-if (HERE.parent / "reid_hub").is_dir():  # a source checkout: use the package beside serve/
-    sys.path.insert(0, str(HERE.parent))
-elif (HERE / "reid_hub").is_dir():  # a pushed Space: the package is copied next to app.py
-    sys.path.insert(0, str(HERE))
+ROOT = HERE.parent if (HERE.parent / "reid_hub").is_dir() else HERE  # source checkout, or a pushed Space
+sys.path.insert(0, str(ROOT))  # the package beside serve/ (checkout) or copied next to app.py (Space)
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -311,7 +309,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=os.environ.get("REID_HUB_MODEL", DEFAULT_MODEL))
-    ap.add_argument("--gallery", default=os.environ.get("REID_HUB_GALLERY", str(HERE.parent / "gallery" / "demo-store")))
+    ap.add_argument("--gallery", default=os.environ.get("REID_HUB_GALLERY", str(ROOT / "gallery" / "demo-store")))
     ap.add_argument("--host", default="0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
     ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     ap.add_argument("--token", default=os.environ.get("REID_HUB_TOKEN"))
@@ -319,7 +317,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                     "is read-only (always so in a Space, where SPACE_ID is set)")
     args = ap.parse_args(argv)
     model = from_pretrained(args.model)
-    demo_store = (HERE.parent / "gallery" / "demo-store").resolve()
+    demo_store = (ROOT / "gallery" / "demo-store").resolve()
     if Path(args.gallery).resolve() == demo_store:  # a user's own gallery starts empty: never seeded with demo data
         build_demo_gallery(model, args.gallery).close()
     public = bool(os.environ.get("SPACE_ID")) or args.public
