@@ -268,8 +268,8 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                 r_load = gr.Button("Load next proposal", elem_id="review-load")
             r_info = gr.Markdown(elem_id="review-info")
             with gr.Row():
-                r_query = gr.Image(label="Query", interactive=False, elem_id="review-query")
-                r_cand = gr.Image(label="Candidate", interactive=False, elem_id="review-candidate")
+                r_query = gr.Image(label="Query", interactive=False, elem_id="review-query", height=260)
+                r_cand = gr.Image(label="Candidate", interactive=False, elem_id="review-candidate", height=260)
             r_evidence = gr.Image(label="Evidence (verified keypoint matches)", interactive=False,
                                   elem_id="review-evidence")
             with gr.Row():
