@@ -360,10 +360,10 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             svc.gallery.rename(iid, body.display_name)
         return {"individual_id": iid, "display_name": body.display_name}
 
-    @app.post("/individuals/{iid}/merge", dependencies=[Depends(require_token)])
-    def merge(iid: str, body: Merge) -> dict[str, str]:
+    @app.post("/individuals/{iid}/merge")
+    def merge(iid: str, body: Merge, actor: str = Depends(require_token)) -> dict[str, str]:
         with svc.lock:
-            svc.gallery.merge(iid, body.absorb)
+            svc.gallery.merge(iid, body.absorb, actor=actor)
         return {"individual_id": iid, "absorbed": body.absorb}
 
     @app.post("/calibrate", dependencies=[Depends(require_token)])

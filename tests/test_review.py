@@ -207,3 +207,14 @@ def test_review_cli_lists_and_decides(gallery, tmp_path):
     out = run("export-pairs", "--out", str(tmp_path / "pairs.csv"))
     assert out.returncode == 0 and (tmp_path / "pairs.csv").read_text().count("\n") >= 2
     assert run("show", "--id", "999").returncode == 7
+
+
+def test_merge_and_split_are_audited(gallery):
+    g = gallery
+    ids = g._test[0]
+    g.merge(ids[0], ids[1], actor="dana")
+    moved = [r[0] for r in g.db.execute("SELECT id FROM images WHERE individual_id=?", (ids[0],))]
+    new = g.split(ids[0], moved[-2:], "okapi 1 again", actor="erin")
+    log = review.audit_log(g)
+    assert [(r["action"], r["actor"]) for r in log[:2]] == [("split", "erin"), ("merge", "dana")]
+    assert log[1]["previous"]["individual"] == ids[1] and log[0]["individual_id"] == new

@@ -421,19 +421,27 @@ class Gallery:
             db.execute("DELETE FROM individuals WHERE id=?", (iid,))
             self._remove_from_index(np.array(ids, dtype=np.int64))
 
-    def merge(self, keep: str, absorb: str) -> None:
-        """Move every image and sighting of `absorb` onto `keep`, then delete `absorb`."""
+    def merge(self, keep: str, absorb: str, actor: str = "local") -> None:
+        """Move every image and sighting of `absorb` onto `keep`, then delete `absorb` (audited)."""
+        from .review import _audit
+
         self._require(keep)
         self._require(absorb)
         if keep == absorb:
             raise GalleryError("cannot merge an individual with itself")
+        moved = [r[0] for r in self.db.execute("SELECT id FROM images WHERE individual_id=?", (absorb,))]
+        name = self.db.execute("SELECT display_name, species FROM individuals WHERE id=?", (absorb,)).fetchone()
         with self._tx() as db:
+            _audit(db, actor, "merge", None, keep, {"absorbed": absorb, "images": moved},
+                   {"individual": absorb, "display_name": name[0], "species": name[1]})
             db.execute("UPDATE images SET individual_id=? WHERE individual_id=?", (keep, absorb))
             db.execute("UPDATE OR REPLACE sightings SET individual_id=? WHERE individual_id=?", (keep, absorb))
             db.execute("DELETE FROM individuals WHERE id=?", (absorb,))
 
-    def split(self, iid: str, image_ids: Sequence[int], display_name: str) -> str:
-        """Move the given images of `iid` to a new individual; returns its id."""
+    def split(self, iid: str, image_ids: Sequence[int], display_name: str, actor: str = "local") -> str:
+        """Move the given images of `iid` to a new individual; returns its id (audited)."""
+        from .review import _audit
+
         self._require(iid)
         owned = {r[0] for r in self.db.execute("SELECT id FROM images WHERE individual_id=?", (iid,))}
         if not set(image_ids) <= owned or not image_ids:
@@ -443,6 +451,8 @@ class Gallery:
         with self._tx() as db:
             db.execute("INSERT INTO individuals VALUES (?, ?, ?, '', ?)", (new, display_name, species, time.time()))
             db.executemany("UPDATE images SET individual_id=? WHERE id=?", [(new, int(i)) for i in image_ids])
+            _audit(db, actor, "split", None, new, {"from": iid, "images": [int(i) for i in image_ids]},
+                   {"individual": iid})
         return new
 
     # -- search -------------------------------------------------------------------------
