@@ -152,3 +152,16 @@ def test_fusion_learns_to_trust_an_informative_matcher_and_ignore_a_blind_one():
     assert back.for_species("lion").weights == pytest.approx(blind.weights)
     with pytest.raises(DataError):
         CalibrationSet({"lion": blind}).for_species("zebra")
+
+
+@pytest.mark.parametrize("name", ["sift", "xfeat"])
+def test_thin_crops_are_enlarged_not_refused(name):
+    pytest.importorskip("kornia") if name != "sift" else None
+    from PIL import Image
+
+    m = create_matcher(name)
+    thin = photo(coat(8), 1).resize((200, 24))  # a fish-like crop: 24 px high
+    f = m.extract(thin)
+    assert f.image_size == (200, 24) and (f.keypoints[:, 1] <= 25).all()
+    assert m.match(f, f).score >= 0
+    assert len(m.extract(Image.new("RGB", (5, 3)))) >= 0

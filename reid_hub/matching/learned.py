@@ -97,6 +97,7 @@ class XFeatMatcher(LocalMatcher):
     def __init__(self, max_side: int = 384, top_k: int = 512, glue: bool = False, min_similarity: float = 0.82,
                  min_confidence: float = 0.1) -> None:
         self.max_side, self.top_k, self.glue = max_side, top_k, glue
+        self.min_side = 128  # XFeat works on a 1/32 grid: thin crops (fish) are enlarged first
         self.min_similarity, self.min_confidence = min_similarity, min_confidence
         self.name = "xfeat-lighterglue" if glue else "xfeat"
 
