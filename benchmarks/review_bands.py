@@ -37,6 +37,14 @@ SPLIT = HERE / "splits" / "generalization_seed0.csv"
 FOLDERS = ["lion", "nyala", "chimpanzee", "cat_faces"]
 
 
+def _recalibrate(g: Gallery) -> None:
+    """Refit P(same) on the gallery's own individuals after a video (skipped while it has too few)."""
+    try:
+        g.recalibrate()
+    except GalleryError:
+        pass
+
+
 def _new_counts() -> dict:
     return {"clusters": 0, "auto_right": 0, "auto_wrong": 0, "review": 0, "review_known": 0, "review_first_seen": 0,
             "new_right": 0, "new_wrong": 0, "suggest_accept_or_review_first_seen": 0}
@@ -61,10 +69,7 @@ def run_species(model, part, videos: int, accept: float, seed: int, max_members:
                 rep = int(np.argmax(e @ e.mean(axis=0)))
                 out = review.propose(g, e, imgs[rep], species=species, source=f"video{v}#{truth}", images=imgs)
                 _count(c, g, out, truth, known)
-            try:
-                g.recalibrate()
-            except GalleryError:
-                pass
+            _recalibrate(g)
         g.close()
     return _finish(c)
 
@@ -99,10 +104,7 @@ def run_fish_videos(model, accept: float, max_members: int, cache: Path) -> dict
                     out = review.propose(g, e, imgs[rep], species="fish", source=f"{table.parent.name}/{cam}#{key}",
                                          video=table.parent.name, camera=str(cam), cluster=key, images=imgs)
                     _count(c, g, out, truth, known)
-            try:
-                g.recalibrate()
-            except GalleryError:
-                pass
+            _recalibrate(g)
         g.close()
     c["cluster_purity"] = float(np.mean(c["cluster_purity"]))
     return _finish(c)

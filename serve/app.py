@@ -16,7 +16,6 @@ ROOT = HERE.parent if (HERE.parent / "reid_hub").is_dir() else HERE  # source ch
 sys.path.insert(0, str(ROOT))  # the package beside serve/ (checkout) or copied next to app.py (Space)
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 

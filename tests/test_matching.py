@@ -139,8 +139,9 @@ def test_fusion_learns_to_trust_an_informative_matcher_and_ignore_a_blind_one():
     assert good.weights[1] > good.weights[0] * 0.5
     p = good.probabilities(pairs["global"], pairs["local"])
     assert expected_calibration_error(p["fused"], pairs["same"]) < 0.05
-    top = lambda s: np.mean([pairs["same"][pairs["query"] == q][np.argmax(s[pairs["query"] == q])]
-                             for q in np.unique(pairs["query"])])
+    def top(s):
+        return np.mean([pairs["same"][pairs["query"] == q][np.argmax(s[pairs["query"] == q])]
+                        for q in np.unique(pairs["query"])])
     assert top(p["fused"]) > top(pairs["global"]) + 0.1
     pairs, labels_b = _synthetic_pairs(False, seed=1)
     blind = fit_fusion(pairs, labels_b)

@@ -17,18 +17,24 @@ def unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-@pytest.fixture()
-def gallery(tmp_path):
-    rng = np.random.default_rng(0)
-    g = Gallery(tmp_path / "g", "m", "fp", D)
-    centres = unit(rng.normal(size=(6, D)))
+def _coat_gallery(folder, species, individuals, per, seed, coat_base):
+    """A recalibrated gallery of coat-pattern animals with noisy embeddings around one centre each."""
+    rng = np.random.default_rng(seed)
+    g = Gallery(folder, "m", "fp", D)
+    centres = unit(rng.normal(size=(individuals, D)))
     ids = []
-    for k in range(6):
-        iid = g.add_individual(f"okapi {k}", species="okapi")
-        g.enroll(iid, unit(centres[k] + 0.3 * rng.normal(size=(3, D)) / np.sqrt(D)),
-                 images=[photo(coat(500 + k), j) for j in range(3)])
+    for k in range(individuals):
+        iid = g.add_individual(f"{species} {k}", species=species)
+        g.enroll(iid, unit(centres[k] + 0.3 * rng.normal(size=(per, D)) / np.sqrt(D)),
+                 images=[photo(coat(coat_base + k), j) for j in range(per)])
         ids.append(iid)
     g.recalibrate()
+    return g, ids, centres, rng
+
+
+@pytest.fixture()
+def gallery(tmp_path):
+    g, ids, centres, rng = _coat_gallery(tmp_path / "g", "okapi", 6, 3, 0, 500)
     g._test = (ids, centres, rng)
     return g
 
@@ -94,16 +100,7 @@ def test_auto_accept_needs_a_well_supported_calibration(tmp_path, gallery):
     # the small fixture gallery's calibration rests on few pairs: even a clear match goes to review
     e, imgs = _query(gallery, 4, n=1)
     assert review.propose(gallery, e, imgs[0], species="okapi", images=imgs)["status"] == "pending"
-    rng = np.random.default_rng(1)
-    g = Gallery(tmp_path / "big", "m", "fp", D)
-    centres = unit(rng.normal(size=(10, D)))
-    ids = []
-    for k in range(10):
-        iid = g.add_individual(f"zebra {k}", species="zebra")
-        g.enroll(iid, unit(centres[k] + 0.3 * rng.normal(size=(6, D)) / np.sqrt(D)),
-                 images=[photo(coat(700 + k), j) for j in range(6)])
-        ids.append(iid)
-    g.recalibrate()
+    g, ids, centres, rng = _coat_gallery(tmp_path / "big", "zebra", 10, 6, 1, 700)
     before = len(g)
     out = review.propose(g, unit(centres[[6]] + 0.1 * rng.normal(size=(1, D)) / np.sqrt(D)),
                          photo(coat(706), 99), species="zebra", images=[photo(coat(706), 99)])
@@ -196,8 +193,9 @@ def test_review_cli_lists_and_decides(gallery, tmp_path):
 
     g = gallery
     pid = _pending(g, 0)
-    run = lambda *a: subprocess.run([sys.executable, "-m", "reid_hub.cli", "review", *a, "--gallery", str(g.folder)],
-                                    capture_output=True, text=True, timeout=120)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "reid_hub.cli", "review", *a, "--gallery", str(g.folder)],
+                              capture_output=True, text=True, timeout=120)
     out = run("list")
     assert out.returncode == 0 and f"#{pid}" in out.stdout
     out = run("confirm", "--id", str(pid), "--actor", "carol")
