@@ -85,6 +85,8 @@ def _out_of_fold(scores: np.ndarray, same: np.ndarray, query: np.ndarray, kind: 
     return out
 
 
+#: below this many calibration queries the weights are not chosen but equal
+MIN_QUERIES_TO_CHOOSE = 30
 #: local-evidence weights tried (global weight 1), plus local evidence alone
 LOCAL_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -102,6 +104,8 @@ def _fusion_weights(pg: np.ndarray, pl: np.ndarray, same: np.ndarray, query: np.
     of each query's shortlist; ties go to the smaller local weight): a matcher that does not separate a
     species' individuals gets weight 0, so fusing never costs the embedding's ranking on the pairs."""
     n_queries = len(np.unique(query))
+    if n_queries < MIN_QUERIES_TO_CHOOSE:  # too few to tell: both evidences count alike, as in WildFusion
+        return (1.0, 1.0)
     base = _top1(_combine(pg, pl, (1.0, 0.0)), same, query)
     # local evidence must win clearly (2% of the queries, at least two) before it may reorder the embedding's
     # ranking: on a few calibration identities a smaller gain is noise
