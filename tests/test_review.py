@@ -101,6 +101,8 @@ def test_auto_accept_needs_a_well_supported_calibration(tmp_path, gallery):
     e, imgs = _query(gallery, 4, n=1)
     assert review.propose(gallery, e, imgs[0], species="okapi", images=imgs)["status"] == "pending"
     g, ids, centres, rng = _coat_gallery(tmp_path / "big", "zebra", 10, 6, 1, 700)
+    with g._tx():
+        g._set_meta("auto_accept", True)  # opt-in: by default a person decides everything
     before = len(g)
     out = review.propose(g, unit(centres[[6]] + 0.1 * rng.normal(size=(1, D)) / np.sqrt(D)),
                          photo(coat(706), 99), species="zebra", images=[photo(coat(706), 99)])
