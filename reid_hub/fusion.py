@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 #: the key of the calibration used for species without their own
 ANY_SPECIES = "*"
-DEFAULT_SHORTLIST = 20
 
 
 def shortlist(sim: np.ndarray, depth: int, groups: Optional[Sequence[Any]] = None) -> np.ndarray:
@@ -185,5 +184,5 @@ class CalibrationSet:
         return cls({s: FusionCalibration.from_dict(c) for s, c in d.items()})
 
 
-__all__ = ["ANY_SPECIES", "DEFAULT_SHORTLIST", "shortlist", "FusionCalibration", "labelled_pairs", "fit_fusion",
+__all__ = ["ANY_SPECIES", "shortlist", "FusionCalibration", "labelled_pairs", "fit_fusion",
            "CalibrationSet"]

@@ -220,10 +220,10 @@ def decide(gallery: "Gallery", proposal_id: int, action: str, individual_id: Opt
         if same:
             return get(gallery, proposal_id).to_dict()
         raise ConflictError(f"proposal {proposal_id} was already decided ({p.status}: {o.get('action')})")
-    emb = np.frombuffer(gallery.db.execute("SELECT embeddings FROM proposals WHERE id=?", (p.id,)).fetchone()[0],
-                        dtype=np.float32).reshape(p.n, -1)
-    frames = json.loads(gallery.db.execute("SELECT frames FROM proposals WHERE id=?", (p.id,)).fetchone()[0] or "null")
-    boxes = json.loads(gallery.db.execute("SELECT boxes FROM proposals WHERE id=?", (p.id,)).fetchone()[0] or "null")
+    blob, frames, boxes = gallery.db.execute("SELECT embeddings, frames, boxes FROM proposals WHERE id=?",
+                                             (p.id,)).fetchone()
+    emb = np.frombuffer(blob, dtype=np.float32).reshape(p.n, -1)
+    frames, boxes = json.loads(frames or "null"), json.loads(boxes or "null")
     images = _member_images(gallery, p.id, p.n)
     if images is None and p.n == 1:
         try:

@@ -467,15 +467,8 @@ class Gallery:
             raise GalleryError(f"gallery {self.folder} is empty: enroll individuals first")
         q = self._check(embeddings)
         img_ids, owner, inds = self._owners()
-        allowed = self.species_image_ids(species) if species else None
-        if allowed is not None and not len(allowed):
-            raise GalleryError(f"gallery {self.folder} has no images of species {species!r}")
-        pool = len(self) if allowed is None else len(allowed)
-        depth = min(pool, max(50, k * images_per_match * 4))
-        searcher = self._searcher() if allowed is None else self.index  # GPU copies take no id selector
-        scores, ids = faiss_search(searcher, q, depth, ids=allowed)
-        if self._current_base_kind() == "ivfpq":
-            scores, ids = self._rerank_exact(q, ids)
+        allowed, pool = self._species_pool(species)
+        scores, ids = self._nearest(q, min(pool, max(50, k * images_per_match * 4)), allowed)
         plans: list[dict[int, list[tuple[float, int]]]] = []
         for srow, irow in zip(scores, ids):
             # hits come best first, so an individual's first hit is its score and only the first k
@@ -506,6 +499,21 @@ class Gallery:
             is_new = bool(thr is not None and (not ranked or ranked[0].score < thr))
             out.append(SearchResult(ranked, is_new, thr))
         return out
+
+    def _species_pool(self, species: Optional[str]) -> tuple[Optional[np.ndarray], int]:
+        """The image ids a search may return (None: all) and how many there are; GalleryError when none."""
+        allowed = self.species_image_ids(species) if species else None
+        if allowed is not None and not len(allowed):
+            raise GalleryError(f"gallery {self.folder} has no images of species {species!r}")
+        return allowed, len(self) if allowed is None else len(allowed)
+
+    def _nearest(self, q: np.ndarray, depth: int, allowed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The `depth` best images per query (only `allowed` ids when given), with exact scores."""
+        searcher = self._searcher() if allowed is None else self.index  # GPU copies take no id selector
+        scores, ids = faiss_search(searcher, q, depth, ids=allowed)
+        if self._current_base_kind() == "ivfpq":
+            scores, ids = self._rerank_exact(q, ids)
+        return scores, ids
 
     def _rerank_exact(self, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact inner products of each query's shortlist (vectors from the database), best first."""

@@ -20,7 +20,6 @@ from ..errors import ConfigError, DataError, GalleryError
 from ..fusion import CalibrationSet
 from ..matching import (DEFAULT_MATCHER, MATCHERS, LocalFeatures, LocalMatcher, PairMatch, create_matcher,
                         default_shortlist, draw_matches)
-from .index import faiss_search
 
 if TYPE_CHECKING:
     from .store import Gallery
@@ -161,16 +160,11 @@ def identify(gallery: "Gallery", embedding: np.ndarray, image: Optional[Image.Im
     if len(q) != 1:
         raise DataError(f"identify takes one query embedding, got {len(q)}")
     meta = gallery._meta()
-    allowed = gallery.species_image_ids(species) if species else None
-    if allowed is not None and not len(allowed):
-        raise GalleryError(f"gallery {gallery.folder} has no images of species {species!r}")
-    pool = len(gallery) if allowed is None else len(allowed)
+    allowed, pool = gallery._species_pool(species)
     depth = int(shortlist or meta.get("shortlist") or default_shortlist(matcher_name(gallery, species), pool))
     if depth < 1:
         raise ConfigError("the shortlist needs at least one candidate")
-    scores, ids = faiss_search(gallery.index, q, min(pool, depth), ids=allowed)
-    if gallery._current_base_kind() == "ivfpq":
-        scores, ids = gallery._rerank_exact(q, ids)
+    scores, ids = gallery._nearest(q, min(pool, depth), allowed)
     img_ids, owner, inds = gallery._owners()
     keep = ids[0] >= 0
     cand, gscore = ids[0][keep], scores[0][keep].astype(float)
