@@ -324,7 +324,8 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
         raise ConfigError("--min-score lies in [0, 1]")
     head = HeadConfig(epochs=args.epochs, temporal=args.temporal, pseudo_labels=args.pseudo_labels,
                       confidence_weighting=not args.no_confidence_weighting)
-    config = ClusterConfig(k=args.k, k_max=args.k_max, use_head=not args.no_head, tracklets=args.tracklets, head=head)
+    config = ClusterConfig(k=args.k, k_max=args.k_max, use_head=not args.no_head, tracklets=args.tracklets, head=head,
+                           color_weight=args.color_weight)
     model = from_pretrained(args.model)
     if torch.cuda.is_available():
         model = model.cuda()
@@ -347,8 +348,8 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
                                "conflicts": int(result.detections["conflict"].sum()),
                                "timings_s": {k: round(v, 3) if isinstance(v, float) else v
                                              for k, v in result.timings.items()}}
-    if result.k_scores:
-        summary["k_silhouette"] = result.k_scores
+    if result.k_estimate is not None:
+        summary["k_estimate"] = result.k_estimate.to_dict()
     if args.gallery:
         from .gallery import open_gallery
 
@@ -524,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--temporal", action="store_true", help="add IoU temporal positives between nearby frames")
     v.add_argument("--tracklets", action="store_true", help="smooth labels along unambiguous IoU tracklets")
     v.add_argument("--no-head", action="store_true", help="plain constrained k-means on the descriptors")
+    v.add_argument("--color-weight", type=float, default=0.5,
+                   help="weight of the crops' colour histograms beside the model's descriptors (0: off)")
     v.add_argument("--no-confidence-weighting", action="store_true")
     v.add_argument("--cache-dir", help="descriptor cache (default ~/.cache/reid-hub/descriptors)")
     v.add_argument("--gallery", help="gallery folder: give the clusters persistent IDs")

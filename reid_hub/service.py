@@ -453,7 +453,8 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                                               actor=actor)
         labels = result.detections
         out: dict[str, Any] = {
-            "video": video_name or name, "k": result.k, "k_silhouette": result.k_scores,
+            "video": video_name or name, "k": result.k,
+            "k_estimate": result.k_estimate.to_dict() if result.k_estimate else None,
             "detections": [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1), int(r.label)]
                            for r in labels.itertuples()],
             "cluster_sizes": result.cluster_sizes(),

@@ -101,3 +101,38 @@ def test_shared_fish_crop_video_reads(shared_data):
     table = read_crop_table(SHARED_VIDEO / "fish_fs48_seq049" / "tracks.csv")
     assert set(table["camera"]) == {"C1", "C2", "C3"} and table["input_row"].is_monotonic_increasing
     assert all(Path(p).is_file() for p in table["path"][:5])
+
+
+def test_colour_histograms_separate_animals_a_colour_blind_descriptor_mixes(tmp_path):
+    """The colour descriptor carries identity where the model's descriptor does not (here: pure noise)."""
+    table = read_crop_table(write_crop_video(tmp_path / "rec", k=3, frames=12, cameras=("C1",)))
+
+    class NoiseModel:  # a descriptor blind to identity
+        config = create_model("tiny-test").config
+
+        def fingerprint(self):
+            return "noise"
+
+        def describe(self, x, raw_features=False):
+            return torch.nn.functional.normalize(torch.randn(len(x), 32), dim=1).numpy()
+
+    torch.manual_seed(0)
+    accs = {}
+    for weight in (0.0, 1.0):
+        res = cluster_crops(table, NoiseModel(), ClusterConfig(k=3, use_head=False, color_weight=weight),
+                            cache_dir=tmp_path / "c")
+        accs[weight] = cluster_accuracy(res.detections["identity"], res.detections["label"])
+        assert res.embeddings.shape[1] == 32  # the gallery keeps the model's embeddings, never the colours
+    assert accs[1.0] == 1.0 and accs[0.0] < 0.8
+
+
+def test_colour_histogram_is_a_unit_distribution_that_tells_hues_apart():
+    from reid_hub.video import color_histogram, color_histograms
+
+    red, green = Image.new("RGB", (40, 30), (200, 30, 30)), Image.new("RGB", (40, 30), (30, 200, 30))
+    grey = Image.new("L", (40, 30), 128)
+    h = color_histograms([red, green, grey])
+    assert h.shape == (3, 192) and np.allclose(np.linalg.norm(h, axis=1), 1, atol=1e-5)
+    assert h[0] @ h[1] < 0.01 and h[0] @ color_histogram(red.resize((80, 60))) > 0.99
+    # a grey crop lands in the zero-saturation bins only: a brightness histogram, not noise
+    assert np.flatnonzero(h[2]).tolist() == [2]

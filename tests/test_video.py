@@ -18,7 +18,7 @@ from reid_hub.model import create_model
 from reid_hub.video import (ClusterConfig, HeadConfig, box_iou, cluster_descriptors, cluster_video,
                             compute_descriptors, constrained_assign, frame_groups, hungarian_pair_labels,
                             iou_links, iou_tracklets, load_video_detections, make_pseudo_video, open_frames,
-                            read_detections)
+                            read_detections, train_head)
 from reid_hub.video.head import prototype_labels
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,7 +155,8 @@ def test_k_is_estimated_when_unknown_even_with_animals_missing_from_frames():
     keep = rng.random(len(det)) < 0.7  # animals often out of view: per-frame counts underestimate k
     det, x = det[keep].reset_index(drop=True), x[keep]
     res = cluster_descriptors(x, det, ClusterConfig(k=None))
-    assert res.k == 4 and res.k_scores
+    assert res.k == 4 and res.k_estimate.method == "co-occurrence"
+    assert res.k_estimate.runner_up == 5 and 0 < res.k_estimate.confidence <= 1 and 4 in res.k_estimate.scores
     assert cluster_accuracy(det["identity"].to_numpy(), res.labels) > 0.95
 
 
@@ -365,3 +366,21 @@ def test_self_supervised_head_identifies_the_two_flies_of_the_real_clip(tmp_path
     acc_plain, acc_head = cluster_accuracy(truth, plain.labels), cluster_accuracy(truth, head.labels)
     assert acc_head > 0.95 and acc_head > acc_plain + 0.2, (acc_plain, acc_head)
     assert len(frame_groups(det)) == det["frame"].nunique()
+
+
+def test_cooccurrence_score_flags_one_animal_split_in_two():
+    from reid_hub.video import cooccurrence_score
+
+    frames, k = 60, 3
+    groups = [np.arange(f * k, f * k + k) for f in range(frames)]
+    truth = np.tile(np.arange(k), frames)
+    assert cooccurrence_score(truth, groups, k) > 0.5  # three animals seen together every frame
+    split = truth.copy()
+    split[(truth == 0) & (np.repeat(np.arange(frames), k) % 2 == 1)] = 3  # animal 0 in two clusters
+    assert cooccurrence_score(split, groups, 4) < 1e-6
+
+
+def test_head_trains_at_least_min_steps_on_a_short_video():
+    x, det = synthetic_descriptors(k=3, frames=12)
+    _, info = train_head(x, frame_groups(det), HeadConfig(epochs=1, min_steps=40, hidden_dim=16, out_dim=8), k=3)
+    assert info["steps"] == 40

@@ -1,7 +1,8 @@
 """Per-video identification: frames and detections in, an identity per detection out (seed 000
 self-supervised head, seed 001 IoU temporal positives), ready for the gallery's cross-video IDs."""
 from .assignment import constrained_assign, kmeans
-from .cluster import ClusterConfig, VideoClustering, cluster_descriptors, estimate_k
+from .cluster import ClusterConfig, KEstimate, VideoClustering, cluster_descriptors, cooccurrence_score, estimate_k
+from .color import color_histogram, color_histograms, with_color
 from .crops import cluster_crops, is_crop_table, read_crop_table
 from .descriptors import compute_crop_descriptors, compute_descriptors, default_cache_dir, descriptor_key
 from .detections import (FORMATS, box_iou, clean_detections, frame_groups, iou_links, iou_tracklets, read_detections,
@@ -12,7 +13,8 @@ from .pipeline import assign_video, cluster_video, load_video_detections, propos
 from .pseudo import augment, make_pseudo_video
 
 __all__ = [
-    "ClusterConfig", "VideoClustering", "cluster_descriptors", "constrained_assign", "estimate_k", "kmeans",
+    "ClusterConfig", "KEstimate", "VideoClustering", "cluster_descriptors", "constrained_assign", "cooccurrence_score",
+    "estimate_k", "kmeans", "color_histogram", "color_histograms", "with_color",
     "compute_descriptors", "compute_crop_descriptors", "default_cache_dir", "descriptor_key",
     "cluster_crops", "is_crop_table", "read_crop_table",
     "FORMATS", "box_iou", "clean_detections", "frame_groups", "iou_links", "iou_tracklets", "read_detections",

@@ -26,13 +26,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class ClusterConfig:
     """One clustering run. k=None estimates the number of animals (between the per-frame detection
-    count and k_max). `tracklets` smooths labels along unambiguous IoU tracklets."""
+    count and k_max). `color_weight` sets the weight of the crops' colour histograms beside the model's
+    descriptors (video.color; 0 turns them off). `tracklets` smooths labels along unambiguous IoU tracklets."""
 
     k: Optional[int] = None
     k_max: Optional[int] = None
     use_head: bool = True
     constrained: bool = True
     tracklets: bool = False
+    color_weight: float = 0.5
     n_init: int = 10
     refine_iters: int = 5
     seed: int = 0
@@ -45,37 +47,92 @@ class ClusterConfig:
             raise ConfigError("k (the number of animals) must be at least 1")
         if self.k_max is not None and self.k_max < 1:
             raise ConfigError("k_max must be at least 1")
+        if not 0 <= self.color_weight <= 10:
+            raise ConfigError("color_weight lies in [0, 10] (0: the model's descriptors alone)")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def estimate_k(z: np.ndarray, groups: Sequence[np.ndarray], k_max: Optional[int] = None, seed: int = 0,
-               sample: int = 4000) -> tuple[int, dict[int, float]]:
-    """Estimated number of animals and the score of each candidate k.
+@dataclass
+class KEstimate:
+    """An estimated number of animals: the chosen k, the runner-up, how sure (0..1), the method and the
+    score of every candidate tried (co-occurrence p-value, or silhouette for the fallback)."""
 
-    Candidates run from the 95th percentile of detections per frame (a lower bound when animals are
-    mostly visible) to k_max (default twice that, plus 4); each is scored by the cosine silhouette of
-    its constrained clustering on a sample, and the best one wins.
-    """
+    k: int
+    runner_up: Optional[int]
+    confidence: float
+    method: str
+    scores: dict[int, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"k": self.k, "runner_up": self.runner_up, "confidence": round(self.confidence, 4),
+                "method": self.method, "scores": {int(a): round(float(b), 6) for a, b in self.scores.items()}}
+
+
+def cooccurrence_score(labels: np.ndarray, groups: Sequence[np.ndarray], k: int) -> float:
+    """How well k clusters look like k different animals: the smallest p-value, over pairs of clusters,
+    of sharing so few frames by chance if each is present independently at its own rate (binomial).
+    Two clusters that split one animal never share a frame; two animals share frames."""
+    from scipy.stats import binom
+
+    occ = np.zeros((len(groups), k), dtype=np.float64)
+    for fi, g in enumerate(groups):
+        occ[fi, labels[g]] = 1.0
+    rate = occ.mean(axis=0)
+    shared = occ.T @ occ
+    a, b = np.triu_indices(k, 1)
+    if not len(a):
+        return 1.0
+    return float(binom.cdf(shared[a, b], len(groups), rate[a] * rate[b]).min())
+
+
+def _silhouette_k(z: np.ndarray, groups: Sequence[np.ndarray], low: int, high: int, seed: int,
+                  sample: int) -> KEstimate:
     from sklearn.metrics import silhouette_score
 
-    counts = np.array([len(g) for g in groups])
-    low = max(2, int(np.ceil(np.percentile(counts, 95))))
-    high = min(len(z) - 1, k_max if k_max is not None else 2 * low + 4)
-    if high < low:
-        return max(1, min(low, len(z))), {}
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(z), min(sample, len(z)), replace=False))
     scores = {}
     for k in range(low, high + 1):
         labels, _ = constrained_assign(z, groups, kmeans(z, k, n_init=3, seed=seed), iters=2)
-        if len(np.unique(labels[idx])) < 2:
-            continue
-        scores[k] = float(silhouette_score(z[idx], labels[idx], metric="cosine"))
+        if len(np.unique(labels[idx])) >= 2:
+            scores[k] = float(silhouette_score(z[idx], labels[idx], metric="cosine"))
     if not scores:
-        return low, scores
-    return max(scores, key=scores.get), scores
+        return KEstimate(low, None, 0.0, "lower bound", scores)
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    runner = ranked[1] if len(ranked) > 1 else None
+    gap = scores[ranked[0]] - (scores[runner] if runner is not None else -1.0)
+    return KEstimate(ranked[0], runner, float(min(1.0, max(0.0, gap) / 0.05)), "silhouette", scores)
+
+
+def estimate_k(z: np.ndarray, groups: Sequence[np.ndarray], k_max: Optional[int] = None, seed: int = 0,
+               evidence: float = 0.3, sample: int = 4000) -> KEstimate:
+    """The number of animals in a video from its (unit) descriptors and its frames' detections.
+
+    The lower bound is the 95th percentile of detections per frame (animals seen together); k_max
+    defaults to twice that plus 4. From the lower bound, one more animal is accepted while the
+    clustering with it still looks like distinct animals (`cooccurrence_score` >= `evidence`): a split
+    animal shows as two clusters that avoid each other. Confidence is 1 minus the score of the first
+    rejected k (the runner-up). Videos with mostly one detection per frame carry no co-occurrence
+    evidence: there the cosine silhouette decides.
+    """
+    counts = np.array([len(g) for g in groups])
+    low = max(2, int(np.ceil(np.percentile(counts, 95))))
+    high = min(len(z) - 1, k_max if k_max is not None else 2 * low + 4)
+    if high < low:
+        return KEstimate(max(1, min(low, len(z))), None, 0.0, "lower bound", {})
+    if np.median(counts) < 2:
+        return _silhouette_k(z, groups, low, high, seed, sample)
+    scores: dict[int, float] = {}
+    k = low
+    for cand in range(low, high + 1):
+        labels, _ = constrained_assign(z, groups, kmeans(z, cand, n_init=3, seed=seed), iters=5)
+        scores[cand] = cooccurrence_score(labels, groups, cand)
+        if cand > low and scores[cand] < evidence:
+            return KEstimate(k, cand, 1.0 - scores[cand], "co-occurrence", scores)
+        k = cand
+    return KEstimate(k, None, 0.0, "co-occurrence (reached k_max)", scores)
 
 
 @dataclass
@@ -87,7 +144,7 @@ class VideoClustering:
     centres: np.ndarray
     projected: np.ndarray
     embeddings: Optional[np.ndarray] = None
-    k_scores: dict[int, float] = field(default_factory=dict)
+    k_estimate: Optional[KEstimate] = None
     head_info: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -163,7 +220,8 @@ class VideoClustering:
                 with open(p, "wb") as fh:
                     np.savez(fh, **{f"cluster_{k}": v for k, v in protos.items()})
             atomic("prototypes.npz", save_npz)
-        summary = {"k": self.k, "detections": len(self.detections), "k_scores": self.k_scores,
+        summary = {"k": self.k, "detections": len(self.detections),
+                   "k_estimate": self.k_estimate.to_dict() if self.k_estimate else None,
                    "cluster_sizes": self.cluster_sizes(),
                    "conflicts": int(self.detections["conflict"].sum()), "timings_s": self.timings,
                    "head": {k: v for k, v in self.head_info.items() if k not in ("log", "prototypes")}}
@@ -215,13 +273,15 @@ def cluster_descriptors(descriptors: np.ndarray, detections: pd.DataFrame, confi
     links = None
     if config.head.temporal or config.tracklets:
         links = iou_links(detections, config.head.iou_threshold, config.head.temporal_gap)
-    k_scores: dict[int, float] = {}
+    k_estimate = None
     k = config.k
     if k is None:  # estimated on the frozen descriptors, before the head (which needs k)
         base = np.asarray(descriptors, dtype=np.float32)
         base = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-12)
-        k, k_scores = estimate_k(base, groups, config.k_max, seed=config.seed)
-        log.info("estimated k=%d animals (silhouette by k: %s)", k, k_scores)
+        k_estimate = estimate_k(base, groups, config.k_max, seed=config.seed)
+        k = k_estimate.k
+        log.info("estimated k=%d animals (runner-up %s, confidence %.2f, %s)", k, k_estimate.runner_up,
+                 k_estimate.confidence, k_estimate.method)
     if config.use_head and len(groups) >= 2:
         head, head_info = train_head(descriptors, groups, config.head, k=k, scores=detections["score"].to_numpy(),
                                      links=links, identities=identities, progress=progress)
@@ -246,4 +306,4 @@ def cluster_descriptors(descriptors: np.ndarray, detections: pd.DataFrame, confi
     out["label"] = labels
     out["similarity"] = (z * centres[labels]).sum(axis=1)
     out["conflict"] = conflict
-    return VideoClustering(out, k, centres, z, embeddings, k_scores, head_info, t)
+    return VideoClustering(out, k, centres, z, embeddings, k_estimate, head_info, t)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..errors import ConfigError, DataError
 from .cluster import ClusterConfig, VideoClustering, cluster_descriptors
+from .color import with_color
 from .descriptors import compute_crop_descriptors
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,19 @@ def cluster_crops(table: str | Path | pd.DataFrame, model: Any, config: ClusterC
     det = crop_detections(crops)
     t_read = time.perf_counter() - t0
     timings: dict = {}
-    desc = compute_crop_descriptors(list(det["path"]), model, kind=descriptor, cache_dir=cache_dir,
+    paths = list(det["path"])
+    desc = compute_crop_descriptors(paths, model, kind=descriptor, cache_dir=cache_dir,
                                     batch_size=batch_size, progress=progress, timings=timings)
-    result = cluster_descriptors(desc, det, config, embeddings=desc if descriptor == "embedding" else None,
+    features, color_s = desc, 0.0
+    if config.color_weight > 0:
+        t0 = time.perf_counter()
+        features = with_color(desc, compute_crop_descriptors(paths, model, kind="color", cache_dir=cache_dir,
+                                                             batch_size=256), config.color_weight)
+        color_s = time.perf_counter() - t0
+    result = cluster_descriptors(features, det, config, embeddings=desc if descriptor == "embedding" else None,
                                  progress=progress)
     result.timings = {"read_detections_s": t_read, "decode_s": timings["decode_s"], "embed_s": timings["embed_s"],
-                      **result.timings, "descriptors_cached": timings["cached"]}
+                      "color_s": color_s, **result.timings, "descriptors_cached": timings["cached"]}
     return result
 
 

@@ -22,11 +22,13 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from ..imaging import crop_box, load_image, preprocess
+from .color import COLOR_DIM, color_histogram
+from .color import VERSION as COLOR_VERSION
 from .frames import FrameSource
 
 log = logging.getLogger(__name__)
 
-KINDS = ("embedding", "backbone")
+KINDS = ("embedding", "backbone", "color")
 
 
 def default_cache_dir() -> Path:
@@ -71,11 +73,12 @@ def compute_descriptors(source: FrameSource, detections: pd.DataFrame, model, ki
                         progress: bool = False, timings: Optional[dict] = None) -> np.ndarray:
     """Descriptors (N, D) float32 of every detection row, as a read-only memory map of the cache file.
 
-    `kind` is "embedding" (the re-ID model's output) or "backbone" (its pooled backbone features).
+    `kind` is "embedding" (the re-ID model's output), "backbone" (its pooled backbone features) or
+    "color" (the crop's colour histogram, see video.color; the model is not used).
     `timings`, when given, receives decode_s (decoding and cropping) and embed_s (the model).
     """
     _check_kind(kind)
-    key = descriptor_key(source, detections, model.fingerprint(), kind, padding)
+    key = descriptor_key(source, detections, _fingerprint(model, kind), kind, padding)
     frames = detections["frame"].to_numpy()
     boxes = detections[["x", "y", "w", "h"]].to_numpy()
 
@@ -95,7 +98,7 @@ def compute_crop_descriptors(paths: Sequence[str | Path], model, kind: str = "em
     """Descriptors (N, D) float32 of detection crops stored as image files (a crop-video), cached like
     `compute_descriptors`; the key covers each file's path, size and modification time."""
     _check_kind(kind)
-    h = hashlib.sha256(f"crops:{model.fingerprint()}:{kind}".encode())
+    h = hashlib.sha256(f"crops:{_fingerprint(model, kind)}:{kind}".encode())
     for p in paths:
         st = Path(p).stat()
         h.update(f"{p}:{st.st_size}:{int(st.st_mtime)}".encode())
@@ -113,6 +116,22 @@ def _check_kind(kind: str) -> None:
         raise ConfigError(f"descriptor kind must be one of {KINDS}, got {kind!r}")
 
 
+def _fingerprint(model, kind: str) -> str:
+    return COLOR_VERSION if kind == "color" else model.fingerprint()
+
+
+def _describer(model, kind: str) -> tuple[Callable[[Image.Image], object], Callable[[list], np.ndarray], int]:
+    """One descriptor kind as (prepare: crop -> item, run: items -> (n, D) array, D); `run` is the timed part."""
+    if kind == "color":
+        return color_histogram, lambda items: np.stack(items), COLOR_DIM
+    cfg = model.config.preprocess
+    raw = kind == "backbone"
+    with torch.inference_mode():
+        dim = model.describe(torch.zeros(1, 3, cfg.size, cfg.size), raw_features=raw).shape[1]
+    return (lambda crop: preprocess(crop, cfg),
+            lambda items: np.asarray(model.describe(torch.stack(items), raw_features=raw)), dim)
+
+
 def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Image]], model, kind: str,
                      cache_dir: Optional[str | Path], batch_size: int, progress: bool,
                      timings: Optional[dict]) -> np.ndarray:
@@ -128,9 +147,7 @@ def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Ima
         if timings is not None:
             timings.update(decode_s=0.0, embed_s=0.0, cached=True)
         return np.load(final, mmap_mode="r")
-    with torch.inference_mode():
-        dim = model.describe(torch.zeros(1, 3, model.config.preprocess.size, model.config.preprocess.size),
-                             raw_features=kind == "backbone").shape[1]
+    prepare, describe, dim = _describer(model, kind)
     done = 0
     if partial.is_file() and progress_file.is_file():
         state = json.loads(progress_file.read_text())
@@ -141,8 +158,7 @@ def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Ima
         log.info("resuming descriptors at %d / %d", done, n)
     else:
         out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, dim))
-    cfg = model.config.preprocess
-    batch: list[torch.Tensor] = []
+    batch: list = []
     start = done
     bar = tqdm(total=n, initial=done, disable=not progress, desc="descriptors", unit="crop")
 
@@ -150,7 +166,7 @@ def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Ima
         nonlocal start, batch, t_model
         if batch:
             t = time.perf_counter()
-            d = model.describe(torch.stack(batch), raw_features=kind == "backbone")
+            d = describe(batch)
             t_model += time.perf_counter() - t
             out[start:start + len(d)] = d
             start += len(d)
@@ -161,7 +177,7 @@ def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Ima
 
     if done < n:
         for crop in crops(done):
-            batch.append(preprocess(crop, cfg))
+            batch.append(prepare(crop))
             if len(batch) >= batch_size:
                 flush()
         flush()

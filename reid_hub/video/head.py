@@ -29,11 +29,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class HeadConfig:
     """How the head is built and trained. `epochs` passes over the frames (each frame once as the
-    first of a pair per epoch), capped at `max_steps` batches."""
+    first of a pair per epoch), at least `min_steps` batches (short or sparse videos have few frames,
+    but many frame pairs) and at most `max_steps`."""
 
     hidden_dim: int = 512
     out_dim: int = 128
     epochs: int = 20
+    min_steps: int = 200
     max_steps: int = 2000
     pairs_per_batch: int = 32
     lr: float = 1e-3
@@ -52,8 +54,8 @@ class HeadConfig:
     def __post_init__(self) -> None:
         if self.out_dim < 2 or self.hidden_dim < 1:
             raise ConfigError("head dimensions must be positive (out_dim >= 2)")
-        if self.epochs < 1 or self.max_steps < 1 or self.pairs_per_batch < 1:
-            raise ConfigError("epochs, max_steps and pairs_per_batch must be at least 1")
+        if self.epochs < 1 or self.max_steps < 1 or self.pairs_per_batch < 1 or self.min_steps < 0:
+            raise ConfigError("epochs, max_steps and pairs_per_batch must be at least 1, min_steps at least 0")
         if not (self.hungarian or self.temporal):
             raise ConfigError("the head needs a training signal: hungarian and/or temporal")
         if self.pseudo_labels not in ("prototypes", "pairwise"):
@@ -193,7 +195,7 @@ def train_head(descriptors: np.ndarray, groups: Sequence[np.ndarray], config: He
         proto_loss = SigmoidPairLoss().to(dev)
         params += [protos] + list(proto_loss.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps = min(config.max_steps, config.epochs * max(1, len(groups) // config.pairs_per_batch))
+    steps = min(config.max_steps, max(config.min_steps, config.epochs * max(1, len(groups) // config.pairs_per_batch)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.1)
     frame_of_row = np.empty(len(descriptors), dtype=np.int64)
     for gi, g in enumerate(groups):

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .cluster import ClusterConfig, VideoClustering, cluster_descriptors
+from .color import with_color
 from .descriptors import compute_descriptors
 from .detections import clean_detections, read_detections
 from .frames import FrameSource, open_frames
@@ -43,10 +44,16 @@ def cluster_video(video: str | Path, detections: str | Path | pd.DataFrame, mode
     timings: dict = {}
     desc = compute_descriptors(source, det, model, kind=descriptor, padding=padding, cache_dir=cache_dir,
                                batch_size=batch_size, progress=progress, timings=timings)
-    result = cluster_descriptors(desc, det, config, embeddings=desc if descriptor == "embedding" else None,
+    features, color_s = desc, 0.0
+    if config.color_weight > 0:  # a second pass over the frames, cached like the descriptors
+        t0 = time.perf_counter()
+        features = with_color(desc, compute_descriptors(source, det, model, kind="color", padding=padding,
+                                                        cache_dir=cache_dir, batch_size=256), config.color_weight)
+        color_s = time.perf_counter() - t0
+    result = cluster_descriptors(features, det, config, embeddings=desc if descriptor == "embedding" else None,
                                  progress=progress)
     result.timings = {"read_detections_s": t_read, "decode_s": timings["decode_s"], "embed_s": timings["embed_s"],
-                      **result.timings, "descriptors_cached": timings["cached"]}
+                      "color_s": color_s, **result.timings, "descriptors_cached": timings["cached"]}
     return result, source
 
 
