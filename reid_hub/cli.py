@@ -356,7 +356,8 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
         gallery = open_gallery(args.gallery, model)
         try:
             res = assign_video(gallery, result, video_name=args.video_name or Path(args.video).name,
-                               enroll=not args.match_only, species=args.species or "", threshold=args.threshold)
+                               enroll=not args.match_only, species=args.species or "", threshold=args.threshold,
+                               encounter=args.encounter)
         finally:
             gallery.close()
         summary["assignments"] = [a.__dict__ for a in res]
@@ -533,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--match-only", action="store_true", help="with --gallery: match but do not enroll")
     v.add_argument("--threshold", type=float, help="open-set threshold (default: the gallery's calibrated one)")
     v.add_argument("--video-name", help="name of the video in the gallery (default: file name)")
+    v.add_argument("--encounter", help="videos sharing this name show the same animals at the same time (the "
+                   "synchronized cameras of one recording): matched to each other's individuals, closed-set")
     v.add_argument("--species", help="species of new individuals")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=_cmd_video_cluster)

@@ -416,7 +416,8 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                      k: Optional[int] = Form(default=None, ge=1, le=1000), video_name: str = Form(default=""),
                      assign: bool = Form(default=True), min_score: float = Form(default=0.5, ge=0.0, le=1.0),
                      detections_format: str = Form(default="auto"), review: bool = Form(default=False),
-                     species: str = Form(default="", max_length=100), actor: str = Depends(require_token)
+                     species: str = Form(default="", max_length=100),
+                     encounter: str = Form(default="", max_length=200), actor: str = Depends(require_token)
                      ) -> dict[str, Any]:
         """Identify every animal of an uploaded clip without labels (self-supervised head; k estimated
         when not given) and, with `assign`, give each cluster a persistent gallery ID (with `review`, each
@@ -463,8 +464,47 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             out["proposals"] = proposals
         elif assign:
             with svc.lock:
-                res = assign_video(svc.gallery, result, video_name=video_name or name, species=species)
+                res = assign_video(svc.gallery, result, video_name=video_name or name, species=species,
+                                   encounter=encounter or None)
             out["assignments"] = [a.__dict__ for a in res]
+        return out
+
+    @app.post("/clips/crops", dependencies=[Depends(heavy)])
+    def clip_crops(archive: UploadFile = File(...), k: Optional[int] = Form(default=None, ge=1, le=1000),
+                   video_name: str = Form(default=""), assign: bool = Form(default=True),
+                   species: str = Form(default="", max_length=100), encounter: str = Form(default="", max_length=200),
+                   actor: str = Depends(require_token)) -> dict[str, Any]:
+        """Identify every animal of an uploaded crop-video: a zip holding one crop table (CSV/Parquet with
+        frame and path columns, optional camera: cameras are clustered jointly) and its crop images. Returns
+        one label per input crop, in input order, and with `assign` each cluster's persistent gallery ID."""
+        import tempfile
+
+        from .video import ClusterConfig, assign_video, cluster_crops, read_crop_archive
+
+        name = Path(archive.filename or "crops.zip").name
+        with tempfile.TemporaryDirectory() as tmp:
+            zpath = Path(tmp) / "crops.zip"
+            data = archive.file.read(cfg.max_video_bytes + 1)
+            if len(data) > cfg.max_video_bytes:
+                raise TooLargeError(f"archive larger than {cfg.max_video_bytes} bytes")
+            zpath.write_bytes(data)
+            root = (Path(tmp) / "crops").resolve()
+            crops = read_crop_archive(zpath, root, max_bytes=4 * cfg.max_video_bytes)
+            result = cluster_crops(crops, svc.model, ClusterConfig(k=k), cache_dir=Path(tmp) / "cache")
+            det = result.detections.sort_values("input_row", kind="stable")
+            out: dict[str, Any] = {
+                "video": video_name or name, "k": result.k,
+                "k_estimate": result.k_estimate.to_dict() if result.k_estimate else None,
+                "labels": [{"row": int(r.input_row), "frame": int(r.source_frame), "camera": str(r.camera),
+                            "path": Path(r.path).resolve().relative_to(root).as_posix(), "label": int(r.label)}
+                           for r in det.itertuples()],
+                "cluster_sizes": result.cluster_sizes(),
+                "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
+            if assign:
+                with svc.lock:
+                    res = assign_video(svc.gallery, result, video_name=video_name or name, species=species,
+                                       encounter=encounter or None)
+                out["assignments"] = [a.__dict__ for a in res]
         return out
 
     return app

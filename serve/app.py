@@ -84,37 +84,60 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             return f"**Error:** {exc}"
         return f"Enrolled **{name}** as `{iid}` (image {image_id})."
 
-    def clip(video_file: Any, detections_file: Any, k: float, video_name: str, token: str,
-             request: gr.Request = None):
-        from reid_hub.video import ClusterConfig, assign_video, cluster_video
+    def clip(video_file: Any, detections_file: Any, crops_zip: Any, k: float, video_name: str, encounter: str,
+             token: str, request: gr.Request = None):
+        import tempfile
 
-        if video_file is None or detections_file is None:
-            return pd.DataFrame(), None, "Upload a video and its detections (MegaDetector JSON, MOT, COCO or CSV)."
+        from reid_hub.imaging import load_image
+        from reid_hub.video import ClusterConfig, assign_video, cluster_crops, cluster_video, read_crop_archive
+
+        if crops_zip is None and (video_file is None or detections_file is None):
+            return pd.DataFrame(), None, ("Upload a video and its detections (MegaDetector JSON, MOT, COCO or CSV), "
+                                          "or a crop-video: a zip of a crop table (frame, path[, camera]) and its crops.")
         try:
             svc.authorize(token)
             svc.limiter.check(client(request))
             kk = int(k) if k and k > 0 else None
-            result, source = cluster_video(video_file, detections_file, svc.model, ClusterConfig(k=kk))
-            name = video_name.strip() or Path(str(video_file)).name
-            with svc.lock:
-                res = assign_video(svc.gallery, result, video_name=name)
+            with tempfile.TemporaryDirectory() as tmp:
+                if crops_zip is not None:
+                    crops = read_crop_archive(crops_zip, Path(tmp) / "crops")
+                    result, source = cluster_crops(crops, svc.model, ClusterConfig(k=kk), cache_dir=Path(tmp) / "c"), None
+                    name = video_name.strip() or Path(str(crops_zip)).name
+                else:
+                    result, source = cluster_video(video_file, detections_file, svc.model, ClusterConfig(k=kk))
+                    name = video_name.strip() or Path(str(video_file)).name
+                with svc.lock:
+                    res = assign_video(svc.gallery, result, video_name=name, encounter=encounter.strip() or None)
+                det = result.detections
+                names = {int(a.cluster): a.display_name for a in res}
+                if source is None:  # crops: one representative crop per animal, named
+                    reps = result.representatives(1)
+                    img = Image.new("RGB", (160 * max(1, len(reps)), 140), (30, 30, 30))
+                    draw = ImageDraw.Draw(img)
+                    for i, (c, rows) in enumerate(sorted(reps.items())):
+                        crop = load_image(det.at[int(rows[0]), "path"]).convert("RGB")
+                        crop.thumbnail((150, 110))
+                        img.paste(crop, (160 * i + 5, 5))
+                        draw.text((160 * i + 5, 120), names.get(int(c), "?"), fill=(255, 255, 0))
+                    where = "one crop per animal"
+                else:
+                    busiest = int(det.groupby("frame").size().idxmax())
+                    _, img = next(source.iter_frames([busiest]))
+                    draw = ImageDraw.Draw(img)
+                    for r in det[det["frame"] == busiest].itertuples():
+                        draw.rectangle([r.x, r.y, r.x + r.w, r.y + r.h], outline=(255, 64, 64), width=4)
+                        draw.text((r.x + 4, r.y + 4), names.get(int(r.label), "?"), fill=(255, 255, 0))
+                    where = f"frame {busiest}"
         except ReidHubError as exc:
             return pd.DataFrame(), None, f"**Error:** {exc}"
-        det = result.detections
         table = pd.DataFrame([{"cluster": a.cluster, "detections": int((det["label"] == int(a.cluster)).sum()),
                                "persistent id": a.individual_id, "name": a.display_name, "new": a.is_new,
                                "score": None if a.score is None else round(a.score, 3),
                                "images added": a.images_added} for a in res])
-        names = {int(a.cluster): a.display_name for a in res}
-        busiest = int(det.groupby("frame").size().idxmax())
-        _, img = next(source.iter_frames([busiest]))
-        draw = ImageDraw.Draw(img)
-        for r in det[det["frame"] == busiest].itertuples():
-            draw.rectangle([r.x, r.y, r.x + r.w, r.y + r.h], outline=(255, 64, 64), width=4)
-            draw.text((r.x + 4, r.y + 4), names.get(int(r.label), "?"), fill=(255, 255, 0))
-        k_note = "" if kk else f" (k={result.k} estimated)"
+        est = result.k_estimate
+        k_note = "" if est is None else f" (k={result.k} estimated, runner-up {est.runner_up}, confidence {est.confidence:.2f})"
         return table, img, (f"{len(det)} detections in {det['frame'].nunique()} frames, {result.k} animals{k_note}; "
-                            f"{sum(a.is_new for a in res)} new individual(s). Preview: frame {busiest}.")
+                            f"{sum(a.is_new for a in res)} new individual(s). Preview: {where}.")
 
     def review_show(pid: Optional[int]):
         """The proposal `pid` (or the oldest pending one): query, current candidate, evidence, text."""
@@ -251,14 +274,18 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             c_video = gr.File(label="Video (mp4/avi/mov)", type="filepath")
             c_det = gr.File(label="Detections: MegaDetector JSON, MOT txt, COCO JSON or CSV (frame,x,y,w,h)",
                             type="filepath")
+            c_crops = gr.File(label="... or a crop-video: zip of a crop table (frame, path[, camera]) and its crops",
+                              type="filepath")
             c_k = gr.Number(value=0, precision=0, label="Number of animals (0: estimate)")
             c_name = gr.Textbox(label="Clip name (default: file name)")
+            c_enc = gr.Textbox(label="Encounter (clips that show the same animals at the same time, e.g. the cameras "
+                                     "of one recording)")
             c_token = gr.Textbox(label="Token (required when the service has one)", type="password")
             c_btn = gr.Button("Identify and assign persistent IDs", variant="primary")
             c_msg = gr.Markdown()
             c_table = gr.Dataframe(label="Clusters -> persistent IDs")
             c_prev = gr.Image(label="Annotated preview")
-            c_btn.click(clip, [c_video, c_det, c_k, c_name, c_token], [c_table, c_prev, c_msg])
+            c_btn.click(clip, [c_video, c_det, c_crops, c_k, c_name, c_enc, c_token], [c_table, c_prev, c_msg])
         with gr.Tab("Review"):
             r_pid = gr.State(None)
             with gr.Row():

@@ -20,17 +20,20 @@ from reid_hub.video import ClusterConfig, cluster_crops, is_crop_table, read_cro
 SHARED_VIDEO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"
 
 
-def write_crop_video(folder: Path, k=3, frames=10, cameras=("C1", "C2"), seed=0) -> Path:
-    """Crops of k textured animals per frame and camera, rows shuffled within each frame (as exported)."""
+def write_crop_video(folder: Path, k=3, frames=10, cameras=("C1", "C2"), seed=0, noise_seed=None, gain=1.0) -> Path:
+    """Crops of k textured animals per frame and camera, rows shuffled within each frame (as exported);
+    the animals' textures come from `seed`, the noise from `noise_seed`, `gain` scales the brightness."""
     rng = np.random.default_rng(seed)
     textures = [rng.integers(0, 256, (4, 4, 3)).astype(np.uint8) for _ in range(k)]
+    if noise_seed is not None:
+        rng = np.random.default_rng(noise_seed)
     rows = []
     for cam in cameras:
         (folder / "crops" / cam).mkdir(parents=True, exist_ok=True)
         for f in range(frames):
             for n, i in enumerate(rng.permutation(k)):
                 img = np.asarray(Image.fromarray(textures[i]).resize((40, 30), Image.NEAREST)).astype(np.int16)
-                img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+                img = np.clip(gain * img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
                 rel = f"crops/{cam}/{f:05d}_{n}.jpg"
                 Image.fromarray(img).save(folder / rel)
                 rows.append((cam, f * 80, f"fish_{'ABC'[i]}", rel))
@@ -136,3 +139,36 @@ def test_colour_histogram_is_a_unit_distribution_that_tells_hues_apart():
     assert h[0] @ h[1] < 0.01 and h[0] @ color_histogram(red.resize((80, 60))) > 0.99
     # a grey crop lands in the zero-saturation bins only: a brightness histogram, not noise
     assert np.flatnonzero(h[2]).tolist() == [2]
+
+
+def _zip_crop_video(folder: Path, table: Path, extra: dict | None = None) -> Path:
+    import zipfile
+
+    zpath = folder / "crops.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for p in table.parent.rglob("*"):
+            if p.is_file():
+                zf.write(p, p.relative_to(table.parent).as_posix())
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return zpath
+
+
+def test_crop_archive_is_read_safely(tmp_path):
+    from reid_hub.video import read_crop_archive
+
+    table = write_crop_video(tmp_path / "rec", k=3, frames=3, cameras=("C1",))
+    crops = read_crop_archive(_zip_crop_video(tmp_path, table), tmp_path / "x1")
+    assert len(crops) == 9 and all(Path(p).is_relative_to((tmp_path / "x1").resolve()) for p in crops["path"])
+    escape = _zip_crop_video(tmp_path, table, {"../evil.txt": "x"})
+    with pytest.raises(DataError, match="outside"):
+        read_crop_archive(escape, tmp_path / "x2")
+    (tmp_path / "secret.jpg").write_bytes((tmp_path / "rec" / "crops" / "C1" / "00000_0.jpg").read_bytes())
+    src = pd.read_csv(table)
+    src.loc[0, "path"] = str(tmp_path / "secret.jpg")  # a table pointing the server at its own files
+    src.to_csv(table, index=False)
+    with pytest.raises(DataError, match="inside the archive"):
+        read_crop_archive(_zip_crop_video(tmp_path, table), tmp_path / "x3")
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="zip"):
+        read_crop_archive(tmp_path / "bad.zip", tmp_path / "x4")

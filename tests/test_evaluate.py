@@ -5,8 +5,7 @@ from sklearn.metrics import roc_auc_score
 
 from reid_hub import data as rdata
 from reid_hub.errors import DataError
-from reid_hub.evaluate import (auroc, calibrate_threshold, evaluate_model, open_set_metrics, plot_results,
-                               retrieval_metrics, sift_similarity, write_results)
+from reid_hub.evaluate import (auroc, calibrate_threshold, evaluate_model, open_set_metrics, retrieval_metrics, sift_similarity, write_results)
 from reid_hub.model import create_model
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -265,6 +266,36 @@ def test_clip_cluster_over_http_identifies_and_assigns(server, tmp_path):
     assert corrupt.status_code == 422 and corrupt.json()["error"] == "DataError"
     no_token = httpx.post(server + "/clips/cluster", files=files, timeout=60)
     assert no_token.status_code == 401
+
+
+def test_crop_video_over_http_keeps_input_order_and_one_id_per_animal_across_cameras(server, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_crops import _zip_crop_video, write_crop_video
+
+    c = httpx.Client(base_url=server, timeout=120, headers=AUTH)
+    ids = {}
+    for cam, noise, gain in (("C1", 1, 1.0), ("C2", 2, 0.8)):  # the same animals, another camera's light
+        table = write_crop_video(tmp_path / cam, k=3, frames=6, cameras=(cam,), seed=7, noise_seed=noise, gain=gain)
+        z = _zip_crop_video(tmp_path / cam, table)
+        r = c.post("/clips/crops", data={"k": "3", "video_name": f"tank-{cam}", "encounter": "tank-rec1"},
+                   files=[("archive", ("crops.zip", z.read_bytes(), "application/zip"))])
+        assert r.status_code == 200, r.text
+        body = r.json()
+        src = pd.read_csv(table)
+        assert [x["path"] for x in body["labels"]] == src["path"].tolist()  # one row per input crop, in order
+        assert len(body["assignments"]) == 3
+        label_of = {x["path"]: x["label"] for x in body["labels"]}
+        owner = {a["cluster"]: a["individual_id"] for a in body["assignments"]}
+        for fish, rows in src.groupby("identity"):
+            ids.setdefault(fish, set()).update(owner[str(label_of[p])] for p in rows["path"])
+    # the second camera of the encounter is matched to the first camera's animals: one ID per fish
+    assert all(len(v) == 1 for v in ids.values()) and len(set.union(*ids.values())) == 3
+    bad = c.post("/clips/crops", files=[("archive", ("x.zip", b"not a zip", "application/zip"))])
+    assert bad.status_code == 422 and bad.json()["error"] == "DataError"
+    assert httpx.post(server + "/clips/crops", files=[("archive", ("x.zip", b"x", "application/zip"))],
+                      timeout=60).status_code == 401
 
 
 def test_identify_verifies_calibrates_and_draws_evidence(server):

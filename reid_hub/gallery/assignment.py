@@ -29,8 +29,15 @@ class ClusterAssignment:
 
 def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
                 frames: Optional[dict[str, Sequence[int]]] = None, boxes: Optional[dict[str, Sequence[Any]]] = None,
-                species: str = "", threshold: Optional[float] = None, enroll: bool = True) -> list[ClusterAssignment]:
+                species: str = "", threshold: Optional[float] = None, enroll: bool = True,
+                encounter: Optional[str] = None) -> list[ClusterAssignment]:
     """Match the clusters of one clip to persistent individuals and record the sightings.
+
+    `encounter` names clips that show the same animals at the same time (the synchronized cameras of
+    one recording): a clip's clusters are first matched one-to-one to the individuals already sighted in
+    its encounter, closed-set (no threshold: they are the same animals), by the mean similarity of the
+    cluster's prototype to those individuals' images from the encounter; only clusters left over go on
+    to the open-set matching below, against the other individuals.
 
     Each cluster's prototype (mean of its unit embeddings) is scored against every individual
     (best image score); clusters and individuals are matched one-to-one by the Hungarian
@@ -66,11 +73,29 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
             if mask.any():
                 score[:, j] = sims[:, mask].max(axis=1)
     assigned: dict[int, tuple[int, float]] = {}
-    if inds and np.isfinite(score).any():
-        cost = np.where(np.isfinite(score), -score, 1e6)
+    taken: set[int] = set()
+    if encounter and inds:
+        col = {d["id"]: j for j, d in enumerate(inds)}
+        mine = gallery.db.execute(
+            "SELECT m.individual_id, m.embedding FROM images m JOIN sightings s ON s.individual_id = m.individual_id "
+            "AND s.video = m.video WHERE s.encounter=? AND s.video<>?", (encounter, video)).fetchall()
+        members: dict[int, list[np.ndarray]] = {}
+        for iid, blob in mine:
+            members.setdefault(col[iid], []).append(np.frombuffer(blob, dtype=np.float32))
+        cols = sorted(members)
+        if cols:
+            enc = np.stack([(protos @ np.stack(members[j]).T).mean(axis=1) for j in cols], axis=1)
+            for r, c in zip(*linear_sum_assignment(-enc)):
+                assigned[r] = (cols[c], float(enc[r, c]))
+            taken = set(cols)
+    rest = [r for r in range(len(keys)) if r not in assigned]
+    free = [j for j in range(len(inds)) if j not in taken]
+    sub = score[np.ix_(rest, free)] if rest and free else np.zeros((0, 0))
+    if sub.size and np.isfinite(sub).any():
+        cost = np.where(np.isfinite(sub), -sub, 1e6)
         for r, c in zip(*linear_sum_assignment(cost)):
-            if np.isfinite(score[r, c]) and score[r, c] >= thr:
-                assigned[r] = (c, float(score[r, c]))
+            if np.isfinite(sub[r, c]) and sub[r, c] >= thr:
+                assigned[rest[r]] = (free[c], float(sub[r, c]))
     out = []
     for r, key in enumerate(keys):
         if r in assigned:
@@ -93,10 +118,11 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
                                frames=fr)
                 added = len(fresh)
         with gallery._tx() as db:
-            db.execute("INSERT OR REPLACE INTO sightings (individual_id, video, frames, boxes, score, created_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT OR REPLACE INTO sightings (individual_id, video, frames, boxes, score, created_at, "
+                       "encounter) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (iid, video, json.dumps([int(f) for f in (frames or {}).get(key, [])]),
-                        json.dumps([list(map(float, b)) for b in (boxes or {}).get(key, [])]), sc, time.time()))
+                        json.dumps([list(map(float, b)) for b in (boxes or {}).get(key, [])]), sc, time.time(),
+                        encounter))
         out.append(ClusterAssignment(key, iid, name, sc, new, added))
     if enroll and gallery.threshold is None and len(gallery.individuals()) >= 2:
         log.info("open-set threshold calibrated after the first clip: %s", gallery.calibrate())

@@ -42,6 +42,7 @@ CREATE INDEX IF NOT EXISTS images_individual ON images(individual_id);
 CREATE TABLE IF NOT EXISTS sightings (
     id INTEGER PRIMARY KEY AUTOINCREMENT, individual_id TEXT NOT NULL REFERENCES individuals(id),
     video TEXT NOT NULL, frames TEXT NOT NULL, boxes TEXT NOT NULL, score REAL, created_at REAL NOT NULL,
+    encounter TEXT,
     UNIQUE(video, individual_id));
 CREATE TABLE IF NOT EXISTS local_features (
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, matcher TEXT NOT NULL, data BLOB NOT NULL,
@@ -92,6 +93,8 @@ class Gallery:
             for statement in (_SCHEMA + REVIEW_SCHEMA).split(";"):  # executescript would commit outside the tx
                 if statement.strip():
                     self.db.execute(statement)
+            if "encounter" not in {r[1] for r in self.db.execute("PRAGMA table_info(sightings)")}:
+                self.db.execute("ALTER TABLE sightings ADD COLUMN encounter TEXT")  # galleries before encounters
             meta = self._meta()
             if not meta:
                 for k, v in {"schema_version": SCHEMA_VERSION, "model_name": model_name,

@@ -3,7 +3,7 @@ self-supervised head, seed 001 IoU temporal positives), ready for the gallery's 
 from .assignment import constrained_assign, kmeans
 from .cluster import ClusterConfig, KEstimate, VideoClustering, cluster_descriptors, cooccurrence_score, estimate_k
 from .color import color_histogram, color_histograms, with_color
-from .crops import cluster_crops, is_crop_table, read_crop_table
+from .crops import cluster_crops, extract_crop_archive, is_crop_table, read_crop_archive, read_crop_table
 from .descriptors import compute_crop_descriptors, compute_descriptors, default_cache_dir, descriptor_key
 from .detections import (FORMATS, box_iou, clean_detections, frame_groups, iou_links, iou_tracklets, read_detections,
                          read_tracks_csv)
@@ -16,7 +16,7 @@ __all__ = [
     "ClusterConfig", "KEstimate", "VideoClustering", "cluster_descriptors", "constrained_assign", "cooccurrence_score",
     "estimate_k", "kmeans", "color_histogram", "color_histograms", "with_color",
     "compute_descriptors", "compute_crop_descriptors", "default_cache_dir", "descriptor_key",
-    "cluster_crops", "is_crop_table", "read_crop_table",
+    "cluster_crops", "extract_crop_archive", "is_crop_table", "read_crop_archive", "read_crop_table",
     "FORMATS", "box_iou", "clean_detections", "frame_groups", "iou_links", "iou_tracklets", "read_detections",
     "FrameSource", "iter_frames", "open_frames",
     "HeadConfig", "ProjectionHead", "hungarian_pair_labels", "train_head",

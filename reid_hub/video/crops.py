@@ -98,6 +98,47 @@ def crop_detections(table: pd.DataFrame) -> pd.DataFrame:
     return det.sort_values(["frame", "input_row"], kind="stable").reset_index(drop=True)
 
 
+def extract_crop_archive(archive: str | Path, dest: str | Path, max_files: int = 50000,
+                         max_bytes: int = 2 << 30) -> Path:
+    """Unpack a zip of a crop-video (its table and the crop images, paths relative to the table) into
+    `dest` and return the table's path. Refuses entries outside `dest`, more than `max_files` entries or
+    `max_bytes` unpacked, and archives with no table or with several."""
+    import zipfile
+
+    dest = Path(dest).resolve()
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            if len(infos) > max_files:
+                raise DataError(f"the archive has {len(infos)} files; at most {max_files}")
+            if sum(i.file_size for i in infos) > max_bytes:
+                raise DataError(f"the archive unpacks to more than {max_bytes} bytes")
+            for info in infos:
+                target = (dest / info.filename).resolve()
+                if dest not in target.parents:
+                    raise DataError(f"archive entry {info.filename!r} points outside the archive")
+            zf.extractall(dest)
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"not a zip archive of crops ({exc})") from exc
+    tables = [p for p in dest.rglob("*") if p.suffix.lower() in TABLE_SUFFIXES and is_crop_table(p)]
+    if len(tables) != 1:
+        raise DataError(f"the archive must hold exactly one crop table (CSV/Parquet with frame and path columns); "
+                        f"found {len(tables)}")
+    return tables[0]
+
+
+def read_crop_archive(archive: str | Path, dest: str | Path, max_files: int = 50000,
+                      max_bytes: int = 2 << 30) -> pd.DataFrame:
+    """The validated crop table of an uploaded zip (see extract_crop_archive), refusing tables whose
+    paths point outside the archive (an upload may not make the server read its own files)."""
+    root = Path(dest).resolve()
+    crops = read_crop_table(extract_crop_archive(archive, root, max_files, max_bytes))
+    outside = [p for p in crops["path"] if root not in Path(p).resolve().parents]
+    if outside:
+        raise DataError(f"crop paths must lie inside the archive; {len(outside)} do not, e.g. {outside[0]!r}")
+    return crops
+
+
 def cluster_crops(table: str | Path | pd.DataFrame, model: Any, config: ClusterConfig = ClusterConfig(),
                   min_score: float = 0.0, descriptor: str = "embedding", cache_dir: Optional[str | Path] = None,
                   batch_size: int = 16, progress: bool = False) -> VideoClustering:
@@ -126,4 +167,5 @@ def cluster_crops(table: str | Path | pd.DataFrame, model: Any, config: ClusterC
     return result
 
 
-__all__ = ["is_crop_table", "read_crop_table", "crop_detections", "cluster_crops", "CROP_TABLE_COLUMNS"]
+__all__ = ["is_crop_table", "read_crop_table", "crop_detections", "cluster_crops", "extract_crop_archive",
+           "read_crop_archive", "CROP_TABLE_COLUMNS"]

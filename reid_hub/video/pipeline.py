@@ -58,14 +58,15 @@ def cluster_video(video: str | Path, detections: str | Path | pd.DataFrame, mode
 
 
 def assign_video(gallery: Any, result: VideoClustering, video_name: str, enroll: bool = True,
-                 species: str = "", threshold: Optional[float] = None) -> list:
+                 species: str = "", threshold: Optional[float] = None, encounter: Optional[str] = None) -> list:
     """Match (and with `enroll`, add) every cluster of a clustered video to the gallery's persistent
-    individuals; see gallery.assign_clip."""
+    individuals; videos of one `encounter` (e.g. the synchronized cameras of one recording) show the same
+    animals. See gallery.assign_clip."""
     from ..gallery import assign_clip
 
     frames, boxes = result.frames_and_boxes()
     return assign_clip(gallery, result.clusters(), video=video_name, frames=frames, boxes=boxes, species=species,
-                       threshold=threshold, enroll=enroll)
+                       threshold=threshold, enroll=enroll, encounter=encounter)
 
 
 def propose_video(gallery: Any, result: VideoClustering, source: FrameSource, video_name: str, species: str = "",
