@@ -1,6 +1,7 @@
 """The default demo: identify the two animals of the shipped video without labels, with the default model."""
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, ReidHubError
 from .evaluate import cluster_accuracy, clustering_metrics, retrieval_metrics
 from .hub import DEFAULT_MODEL, from_pretrained
 from .imaging import crop_box
@@ -17,6 +18,7 @@ from .video import ClusterConfig, cluster_descriptors, cluster_video, iter_frame
 if TYPE_CHECKING:
     from .gallery import Gallery
 
+log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = REPO / "gallery" / "demo" / "fly_pair_clip_gt"
 DEMO_DEFINITION = REPO / "gallery" / "demo.json"
@@ -56,13 +58,15 @@ def run_demo(model_name: str = DEFAULT_MODEL, frames: int = 1500, video_dir: Pat
 
 
 def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINITION) -> "Gallery":
-    """Create (once) the demo gallery of `definition` for `model`, calibrate it and return it open."""
+    """Create (once) the demo gallery of `definition` for `model`, with its example queries (see
+    demo_examples), calibrate it and return it open."""
     import json
 
     import pandas as pd
 
     from .gallery import open_gallery
     from .imaging import load_image
+    from .synthetic import coat, photo
 
     spec = json.loads(definition.read_text())
     gallery = open_gallery(folder, model)
@@ -83,6 +87,34 @@ def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINI
         gallery.enroll(iid, model.embed(imgs), sources=[f"{spec['video']}#frame{m[0]}" for m in meta[identity]],
                        boxes=[m[1] for m in meta[identity]], video=spec["video"], frames=[m[0] for m in meta[identity]],
                        images=imgs)
+    examples = Path(folder) / "examples"
+    examples.mkdir(parents=True, exist_ok=True)
+    ex = spec["example_frames"]
+    for frame, img in iter_frames(video_dir / "video.mp4", [ex["frame"]]):
+        r = tracks[(tracks["frame"] == frame) & (tracks["identity"] == ex["identity"])].iloc[0]
+        crop_box(img, (r.x, r.y, r.w, r.h)).save(examples / f"1_fly_{ex['identity']}_later_frame.jpg", quality=92)
+    for entry in spec.get("crop_tables", []):
+        table = REPO / entry["table"]
+        df = pd.read_csv(table)
+        for identity, rows in df.groupby("identity", sort=True):
+            held = entry["held_out_per_identity"]
+            keep, out = rows.iloc[:-held], rows.iloc[-held:]
+            imgs = [load_image(table.parent / p) for p in keep["path"]]
+            iid = gallery.add_individual(entry["name"].format(identity=identity), species=entry["species"])
+            gallery.enroll(iid, model.embed(imgs), sources=[f"{entry['table']}#{p}" for p in keep["path"]],
+                           images=imgs)
+            if identity == df["identity"].iloc[-1]:
+                load_image(table.parent / out["path"].iloc[0]).save(examples / f"2_fly_{identity}_recording2.jpg")
+    syn = spec.get("synthetic")
+    if syn:
+        for i in range(syn["individuals"]):
+            base = coat(syn["first_seed"] + i)
+            imgs = [photo(base, seed=j) for j in range(syn["photos_per_individual"])]
+            iid = gallery.add_individual(f"spotted coat #{i + 1}", species=syn["species"])
+            gallery.enroll(iid, model.embed(imgs), sources=[f"synthetic:{syn['first_seed'] + i}#{j}"
+                                                            for j in range(len(imgs))], images=imgs)
+        photo(coat(syn["first_seed"]), seed=99).save(examples / "3_spotted_coat_1_new_photo.jpg", quality=92)
+        photo(coat(syn["unknown_seed"]), seed=7).save(examples / "4_spotted_coat_not_in_gallery.jpg", quality=92)
     shared = (REPO / spec["shared_data"]).resolve()
     for meta_csv in sorted(shared.glob("*/metadata.csv")) if shared.is_dir() else []:
         df = pd.read_csv(meta_csv)
@@ -94,4 +126,14 @@ def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINI
             gallery.enroll(iid, model.embed(imgs), sources=[str(meta_csv.parent / p) for p in rows["path"]],
                            images=imgs)
     gallery.calibrate()
+    try:
+        gallery.recalibrate()  # P(same individual) for the demo's queries
+    except ReidHubError as exc:
+        log.warning("demo gallery: no probability calibration (%s)", exc)
     return gallery
+
+
+def demo_examples(folder: str | Path) -> list[Path]:
+    """The example query images written beside the demo gallery in `folder` (one is an animal that is not
+    in the gallery)."""
+    return sorted((Path(folder) / "examples").glob("*.jpg"))

@@ -19,6 +19,7 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from reid_hub.demo import demo_examples  # noqa: E402
 from reid_hub.errors import ReidHubError  # noqa: E402
 from reid_hub.service import ReidService, ServiceConfig, create_api  # noqa: E402
 
@@ -249,6 +250,10 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             evidence = gr.Image(label="Evidence: verified keypoint matches with the best candidate",
                                 elem_id="search-evidence", interactive=False)
             go.click(search, [q, k, sp], [results, verdict, evidence])
+            examples = demo_examples(svc.cfg.gallery_dir)
+            if examples:
+                gr.Examples([[str(p)] for p in examples], inputs=[q], label="Examples: click one, then Search "
+                            "(the last animal is not in the gallery)", examples_per_page=8)
         with gr.Tab("My photos"):
             gr.Markdown("Your own private gallery for this browser session: enroll a few photos of an animal, "
                         "then search with another one. Nothing here reaches the shared gallery.")
@@ -286,7 +291,8 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             c_table = gr.Dataframe(label="Clusters -> persistent IDs")
             c_prev = gr.Image(label="Annotated preview")
             c_btn.click(clip, [c_video, c_det, c_crops, c_k, c_name, c_enc, c_token], [c_table, c_prev, c_msg])
-        with gr.Tab("Review"):
+        writable = svc.cfg.token is not None or not svc.cfg.public  # a public service without a token is read-only
+        with gr.Tab("Review", visible=writable, elem_id="review-tab"):
             r_pid = gr.State(None)
             with gr.Row():
                 r_token = gr.Textbox(label="Token (required when the service has one)", type="password",
