@@ -98,7 +98,8 @@ def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINI
         df = pd.read_csv(table)
         for identity, rows in df.groupby("identity", sort=True):
             held = entry["held_out_per_identity"]
-            keep, out = rows.iloc[:-held], rows.iloc[-held:]
+            mid = np.linspace(1, len(rows) - 2, held).round().astype(int)  # held out between enrolled crops
+            out, keep = rows.iloc[mid], rows.drop(rows.index[mid])
             imgs = [load_image(table.parent / p) for p in keep["path"]]
             iid = gallery.add_individual(entry["name"].format(identity=identity), species=entry["species"])
             gallery.enroll(iid, model.embed(imgs), sources=[f"{entry['table']}#{p}" for p in keep["path"]],

@@ -53,9 +53,13 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                 items.append((t, f"{m['display_name']} ({p}score {m['global_score']:.3f})"))
         top = res["matches"][0] if res["matches"] else None
         p_text = "" if res["probability"] is None else f" P(same individual) = **{res['probability']:.2f}**"
+        likely = res["decision"] == "review" and (res["probability"] or 0.0) >= 0.9
         verdict = {"accept": f"**Match:** {top['display_name']}.{p_text}" if top else "",
-                   "review": f"**Possible match, needs review:** {top['display_name']}.{p_text}" if top else "",
-                   "new": f"**New individual?** no candidate is likely enough.{p_text}"}[res["decision"]]
+                   "review": (f"**Likely match:** {top['display_name']}.{p_text} A person confirms it before the "
+                              "gallery changes." if likely else
+                              f"**Possible match, needs review:** {top['display_name']}.{p_text}") if top else "",
+                   "new": "**New individual?** No candidate is likely enough"
+                          + (f" (best: {top['display_name']})." if top else ".") + p_text}[res["decision"]]
         if not res["calibrated"]:
             verdict += " _(the gallery is not calibrated yet: global score only; recalibrate to get probabilities)_"
         table = "\n".join(
@@ -231,9 +235,12 @@ def build_ui(svc: ReidService) -> gr.Blocks:
 
     def header_text() -> str:
         with svc.lock:
-            n_ind, n_img = len(svc.gallery.individuals()), len(svc.gallery)
+            inds, n_img = svc.gallery.individuals(), len(svc.gallery)
+        species = sorted({i["species"] for i in inds if i["species"]})
+        of = f" of {len(species)} species ({', '.join(species)})" if species else ""
+        mode = " The shared gallery is read-only here." if svc.cfg.public and svc.cfg.token is None else ""
         return (f"# reid-hub\nModel `{svc.model.config.name}` ({svc.model.embedding_dim}-d) and a gallery of "
-                f"{n_ind} individuals ({n_img} images). Upload a photo to find who it is.")
+                f"{len(inds)} individuals{of}, {n_img} images. Upload a photo to find who it is.{mode}")
 
     with gr.Blocks(title="reid-hub: who is this animal?") as ui:
         header = gr.Markdown(header_text(), elem_id="header")
@@ -245,15 +252,15 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                     k = gr.Slider(1, 20, value=5, step=1, label="Individuals to show")
                     sp = gr.Textbox(label="Species (optional: search only this species)")
                     go = gr.Button("Search", variant="primary", elem_id="search-button")
+            examples = demo_examples(svc.cfg.gallery_dir)
+            if examples:
+                gr.Examples([[str(p)] for p in examples], inputs=[q], label="Examples: click one, then Search "
+                            "(the last animal is not in the gallery)", examples_per_page=8, elem_id="examples")
             verdict = gr.Markdown(elem_id="search-verdict")
             results = gr.Gallery(label="Top matches", columns=5, height="auto", elem_id="search-results")
             evidence = gr.Image(label="Evidence: verified keypoint matches with the best candidate",
                                 elem_id="search-evidence", interactive=False)
             go.click(search, [q, k, sp], [results, verdict, evidence])
-            examples = demo_examples(svc.cfg.gallery_dir)
-            if examples:
-                gr.Examples([[str(p)] for p in examples], inputs=[q], label="Examples: click one, then Search "
-                            "(the last animal is not in the gallery)", examples_per_page=8)
         with gr.Tab("My photos"):
             gr.Markdown("Your own private gallery for this browser session: enroll a few photos of an animal, "
                         "then search with another one. Nothing here reaches the shared gallery.")
@@ -268,12 +275,12 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             m_add.click(my_enroll, [m_img, m_name], m_out)
             m_find.click(my_search, [m_img], [m_out, m_evidence])
         with gr.Tab("Enroll"):
-            e_img = gr.Image(type="pil", label="Image of the individual")
-            e_name = gr.Textbox(label="Name")
+            e_img = gr.Image(type="pil", label="Image of the individual", elem_id="enroll-image")
+            e_name = gr.Textbox(label="Name", elem_id="enroll-name")
             e_species = gr.Textbox(label="Species")
             e_token = gr.Textbox(label="Token (required when the service has one)", type="password")
-            e_btn = gr.Button("Enroll", variant="primary")
-            e_out = gr.Markdown()
+            e_btn = gr.Button("Enroll", variant="primary", elem_id="enroll-button")
+            e_out = gr.Markdown(elem_id="enroll-result")
             e_btn.click(enroll, [e_img, e_name, e_species, e_token], e_out)
         with gr.Tab("Clip"):
             c_video = gr.File(label="Video (mp4/avi/mov)", type="filepath")
@@ -330,7 +337,8 @@ def create_app(cfg: ServiceConfig, model: Any = None):
     def root():
         return RedirectResponse("/ui")
 
-    return gr.mount_gradio_app(api, build_ui(svc), path="/ui")
+    examples = Path(cfg.gallery_dir) / "examples"  # the demo's example queries: the browser must be able to show them
+    return gr.mount_gradio_app(api, build_ui(svc), path="/ui", root_path="/ui", allowed_paths=[str(examples)] if examples.is_dir() else None)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

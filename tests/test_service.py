@@ -453,3 +453,55 @@ def test_session_gallery_flow_in_a_real_browser(server, tmp_path):
     assert "Okapi" in text and text.index("Okapi") < text.index("Zed"), text
     assert httpx.get(server + "/health").json()["gallery_images"] == shared_before
     assert rows
+
+
+def test_visitor_flow_on_a_public_demo_in_a_real_browser(tmp_path):
+    """A Space visitor: the demo gallery's examples give a known animal and a new one; the Review tab is
+    hidden and an anonymous enrollment is refused in the UI as in the API (no token configured)."""
+    import json
+
+    from reid_hub import from_pretrained
+    from reid_hub.demo import DEMO_DEFINITION, build_demo_gallery
+    from reid_hub.service import ServiceConfig
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    spec = json.loads(DEMO_DEFINITION.read_text())
+    spec["shared_data"] = str(tmp_path / "none")  # what ships, as in a Space: no ../shared data
+    (tmp_path / "demo.json").write_text(json.dumps(spec))
+    model = from_pretrained("multispecies-v2")
+    build_demo_gallery(model, tmp_path / "demo", definition=tmp_path / "demo.json").close()
+    cfg = ServiceConfig(model="multispecies-v2", gallery_dir=str(tmp_path / "demo"), public=True)
+    shots = _shots(tmp_path)
+    verdicts = {}
+    with _serve(cfg) as base, sync_api.sync_playwright() as p:
+        before = httpx.get(base + "/health").json()["gallery_images"]
+        browser = _launch(p, chromium)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        _open_ui(page, base)
+        assert page.get_by_role("tab", name="Review").count() == 0  # read-only: no review to do
+        for n, example, expect in ((3, "known coat", "spotted coat #1"), (4, "new animal", "New individual")):
+            page.locator("#examples img").nth(n - 1).click()
+            page.wait_for_timeout(800)
+            page.click("#search-button")
+            with contextlib.suppress(sync_api.TimeoutError):  # the assertions below say what came instead
+                page.wait_for_function("e => { const t = document.querySelector('#search-verdict').innerText;"
+                                       " return (t.includes(e) && t.includes('P(same')) || t.includes('Error'); }",
+                                       arg=expect, timeout=90_000)
+            verdicts[example] = page.inner_text("#search-verdict")
+            if example == "new animal":
+                page.screenshot(path=str(shots / "visitor_new_individual.png"), full_page=True)
+        page.get_by_role("tab", name="Enroll").click()
+        page.set_input_files("#enroll-image input[type=file]", str(next((tmp_path / "demo" / "examples").glob("4_*"))))
+        page.fill("#enroll-name textarea, #enroll-name input", "Intruder")
+        page.click("#enroll-button")
+        page.wait_for_function("() => /read-only|Enrolled|Error/.test(document.querySelector('#enroll-result').innerText)",
+                               timeout=60_000)
+        refused = page.inner_text("#enroll-result")
+        browser.close()
+        assert httpx.get(base + "/health").json()["gallery_images"] == before
+    assert "spotted coat #1" in verdicts["known coat"] and "New individual" not in verdicts["known coat"]
+    assert "New individual" in verdicts["new animal"], verdicts
+    assert "read-only" in refused, refused
