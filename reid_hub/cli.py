@@ -324,7 +324,7 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
         raise ConfigError("--min-score lies in [0, 1]")
     head = HeadConfig(epochs=args.epochs, temporal=args.temporal, pseudo_labels=args.pseudo_labels,
                       confidence_weighting=not args.no_confidence_weighting)
-    config = ClusterConfig(k=args.k, k_max=args.k_max, use_head=not args.no_head, tracklets=args.tracklets, head=head,
+    config = ClusterConfig(k=args.k, k_max=args.k_max, use_head=not args.no_head, tracklets=None if args.tracklets is None else args.tracklets == "on", head=head,
                            color_weight=args.color_weight)
     model = from_pretrained(args.model)
     if torch.cuda.is_available():
@@ -524,7 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--epochs", type=int, default=20)
     v.add_argument("--pseudo-labels", default="prototypes", choices=["prototypes", "pairwise"])
     v.add_argument("--temporal", action="store_true", help="add IoU temporal positives between nearby frames")
-    v.add_argument("--tracklets", action="store_true", help="smooth labels along unambiguous IoU tracklets")
+    v.add_argument("--tracklets", choices=("on", "off"), help="smooth labels along unambiguous IoU tracklets "
+                   "(default: on for a video, off for a crop table)")
     v.add_argument("--no-head", action="store_true", help="plain constrained k-means on the descriptors")
     v.add_argument("--color-weight", type=float, default=0.5,
                    help="weight of the crops' colour histograms beside the model's descriptors (0: off)")

@@ -18,7 +18,7 @@ from reid_hub.model import create_model
 from reid_hub.video import (ClusterConfig, HeadConfig, box_iou, cluster_descriptors, cluster_video,
                             compute_descriptors, constrained_assign, frame_groups, hungarian_pair_labels,
                             iou_links, iou_tracklets, load_video_detections, make_pseudo_video, open_frames,
-                            read_detections, train_head)
+                            read_detections, read_tracks_csv, train_head)
 from reid_hub.video.head import prototype_labels
 
 REPO = Path(__file__).resolve().parent.parent
@@ -384,3 +384,16 @@ def test_head_trains_at_least_min_steps_on_a_short_video():
     x, det = synthetic_descriptors(k=3, frames=12)
     _, info = train_head(x, frame_groups(det), HeadConfig(epochs=1, min_steps=40, hidden_dim=16, out_dim=8), k=3)
     assert info["steps"] == 40
+
+
+def test_default_path_identifies_the_flies_of_the_real_clip_and_their_number(tmp_path):
+    """The default path (default model, colour, head, IoU tracklets for a real video) on consecutive frames
+    of the shipped SLEAP clip: every detection right, and k=2 estimated when left out."""
+    from reid_hub.hub import DEFAULT_MODEL, from_pretrained
+
+    model = from_pretrained(DEFAULT_MODEL)
+    tracks = read_tracks_csv(DEMO / "tracks.csv")
+    tracks = tracks[tracks["frame"] < 300].reset_index(drop=True)
+    result, _ = cluster_video(DEMO / "video.mp4", tracks, model, ClusterConfig(), min_score=0.0, cache_dir=tmp_path)
+    assert result.k == 2 and result.k_estimate.runner_up == 3
+    assert cluster_accuracy(result.detections["identity"], result.labels) == 1.0

@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 class ClusterConfig:
     """One clustering run. k=None estimates the number of animals (between the per-frame detection
     count and k_max). `color_weight` sets the weight of the crops' colour histograms beside the model's
-    descriptors (video.color; 0 turns them off). `tracklets` smooths labels along unambiguous IoU tracklets."""
+    descriptors (video.color; 0 turns them off). `tracklets` smooths labels along unambiguous IoU tracklets
+    (None: on for a video's own frames, cluster_video; off for crop-videos and bare descriptors, whose
+    consecutive rows need not be consecutive frames of one camera)."""
 
     k: Optional[int] = None
     k_max: Optional[int] = None
     use_head: bool = True
     constrained: bool = True
-    tracklets: bool = False
+    tracklets: Optional[bool] = None
     color_weight: float = 0.5
     n_init: int = 10
     refine_iters: int = 5

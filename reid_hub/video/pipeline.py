@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -38,6 +39,8 @@ def cluster_video(video: str | Path, detections: str | Path | pd.DataFrame, mode
     frame source (for writing crops). Descriptors are cached (see compute_descriptors)."""
     if not 0 <= padding <= 1:
         raise ConfigError("padding is a share of the box side in [0, 1]")
+    if config.tracklets is None:  # a real video: boxes move smoothly from frame to frame
+        config = replace(config, tracklets=True)
     t0 = time.perf_counter()
     source, det = load_video_detections(video, detections, fmt, min_score)
     t_read = time.perf_counter() - t0
