@@ -411,6 +411,20 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                               boxes={k: m[1] for k, m in meta.items()})
         return {"video": video, "assignments": [a.__dict__ for a in res]}
 
+    def clip_summary(result: Any, video: str) -> dict[str, Any]:
+        """What every clip endpoint answers about its clustering."""
+        return {"video": video, "k": result.k,
+                "k_estimate": result.k_estimate.to_dict() if result.k_estimate else None,
+                "cluster_sizes": result.cluster_sizes(),
+                "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
+
+    def assign_clusters(result: Any, video: str, species: str, encounter: str) -> list[dict[str, Any]]:
+        from .video import assign_video
+
+        with svc.lock:
+            res = assign_video(svc.gallery, result, video_name=video, species=species, encounter=encounter or None)
+        return [a.__dict__ for a in res]
+
     @app.post("/clips/cluster", dependencies=[Depends(heavy)])
     def clip_cluster(video: UploadFile = File(...), detections: UploadFile = File(...),
                      k: Optional[int] = Form(default=None, ge=1, le=1000), video_name: str = Form(default=""),
@@ -425,7 +439,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         unless the gallery auto-accepts it). Detections: MegaDetector JSON, MOT txt, COCO JSON or CSV."""
         import tempfile
 
-        from .video import ClusterConfig, assign_video, cluster_video
+        from .video import ClusterConfig, cluster_video
 
         name = Path(video.filename or "clip.mp4").name
         suffix = Path(name).suffix.lower()
@@ -452,21 +466,13 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                 with svc.lock:
                     proposals = propose_video(svc.gallery, result, source, video_name or name, species=species,
                                               actor=actor)
-        labels = result.detections
-        out: dict[str, Any] = {
-            "video": video_name or name, "k": result.k,
-            "k_estimate": result.k_estimate.to_dict() if result.k_estimate else None,
-            "detections": [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1), int(r.label)]
-                           for r in labels.itertuples()],
-            "cluster_sizes": result.cluster_sizes(),
-            "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
+        out = clip_summary(result, video_name or name)
+        out["detections"] = [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1), int(r.label)]
+                             for r in result.detections.itertuples()]
         if proposals is not None:
             out["proposals"] = proposals
         elif assign:
-            with svc.lock:
-                res = assign_video(svc.gallery, result, video_name=video_name or name, species=species,
-                                   encounter=encounter or None)
-            out["assignments"] = [a.__dict__ for a in res]
+            out["assignments"] = assign_clusters(result, video_name or name, species, encounter)
         return out
 
     @app.post("/clips/crops", dependencies=[Depends(heavy)])
@@ -479,7 +485,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         one label per input crop, in input order, and with `assign` each cluster's persistent gallery ID."""
         import tempfile
 
-        from .video import ClusterConfig, assign_video, cluster_crops, read_crop_archive
+        from .video import ClusterConfig, cluster_crops, read_crop_archive
 
         name = Path(archive.filename or "crops.zip").name
         with tempfile.TemporaryDirectory() as tmp:
@@ -492,19 +498,12 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             crops = read_crop_archive(zpath, root, max_bytes=4 * cfg.max_video_bytes)
             result = cluster_crops(crops, svc.model, ClusterConfig(k=k), cache_dir=Path(tmp) / "cache")
             det = result.detections.sort_values("input_row", kind="stable")
-            out: dict[str, Any] = {
-                "video": video_name or name, "k": result.k,
-                "k_estimate": result.k_estimate.to_dict() if result.k_estimate else None,
-                "labels": [{"row": int(r.input_row), "frame": int(r.source_frame), "camera": str(r.camera),
-                            "path": Path(r.path).resolve().relative_to(root).as_posix(), "label": int(r.label)}
-                           for r in det.itertuples()],
-                "cluster_sizes": result.cluster_sizes(),
-                "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
+            out = clip_summary(result, video_name or name)
+            out["labels"] = [{"row": int(r.input_row), "frame": int(r.source_frame), "camera": str(r.camera),
+                              "path": Path(r.path).resolve().relative_to(root).as_posix(), "label": int(r.label)}
+                             for r in det.itertuples()]
             if assign:
-                with svc.lock:
-                    res = assign_video(svc.gallery, result, video_name=video_name or name, species=species,
-                                       encounter=encounter or None)
-                out["assignments"] = [a.__dict__ for a in res]
+                out["assignments"] = assign_clusters(result, video_name or name, species, encounter)
         return out
 
     return app
