@@ -284,3 +284,37 @@ def test_ivfpq_gallery_on_disk_keeps_exact_scores_and_stays_writable(tmp_path):
     assert reopened.index.ntotal == n and reopened.on_disk and reopened._current_base_kind() == "ivfpq"
     reopened.close()
     exact.close()
+
+
+def test_an_encounter_matches_its_clips_closed_set_where_the_threshold_would_split_them(tmp_path):
+    """Two synchronized cameras see the same animals from other sides: similar enough to match one-to-one,
+    too far apart for the open-set threshold. Declared one encounter, they keep one ID per animal;
+    an extra animal of the second camera still goes through the open-set step and becomes new."""
+    from reid_hub.gallery import assign_clip
+
+    rng = np.random.default_rng(5)
+    g = make(tmp_path)
+    g.set_threshold(0.9)
+    animals, side = unit(rng, 4), unit(rng, 4)
+
+    def view(a, other_side=False):
+        v = animals[a] + (0.9 * side[a] if other_side else 0) + 0.05 * unit(rng, 5)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    cam1 = assign_clip(g, {f"c{a}": view(a) for a in range(3)}, video="cam1", encounter="rec1")
+    cam2_open = assign_clip(g, {f"c{a}": view(a, True) for a in range(3)}, video="cam2-unrelated")
+    assert all(a.is_new for a in cam2_open)  # as unrelated clips the threshold splits every animal
+    cam2 = assign_clip(g, {f"c{a}": view(a, True) for a in (2, 0, 1, 3)}, video="cam2", encounter="rec1")
+    ids = {a.cluster: a.individual_id for a in cam1}
+    assert [a.individual_id for a in cam2[:3]] == [ids["c2"], ids["c0"], ids["c1"]]
+    assert cam2[3].is_new
+    rows = g.db.execute("SELECT DISTINCT encounter FROM sightings WHERE video LIKE 'cam2%'").fetchall()
+    assert sorted(r[0] or "" for r in rows) == ["", "rec1"]
+
+
+def test_galleries_from_before_encounters_are_migrated_on_open(tmp_path):
+    g = make(tmp_path)
+    g.db.execute("ALTER TABLE sightings DROP COLUMN encounter")
+    g.close()
+    g = make(tmp_path)
+    assert "encounter" in {r[1] for r in g.db.execute("PRAGMA table_info(sightings)")}
