@@ -10,13 +10,14 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
 from .assignment import constrained_assign, kmeans
+from .color import with_color
 from .detections import frame_groups, iou_links, iou_tracklets
 from .head import HeadConfig, train_head
 
@@ -248,6 +249,25 @@ class VideoClustering:
                     r = self.detections.loc[i]
                     crop_box(img, (r.x, r.y, r.w, r.h), pad=padding).save(d / f"frame{f:06d}_{i}.jpg", quality=90)
         return out
+
+
+def cluster_described(desc: np.ndarray, colors: Callable[[], np.ndarray], detections: pd.DataFrame,
+                      config: ClusterConfig, descriptor: str, timings: dict[str, Any],
+                      progress: bool = False) -> VideoClustering:
+    """Cluster detections from the model's descriptors `desc`, beside their colour descriptors (computed by
+    `colors()` only when config.color_weight > 0); `timings` (read_detections_s, decode_s, embed_s, cached)
+    are merged into the result's."""
+    features, color_s = desc, 0.0
+    if config.color_weight > 0:
+        t0 = time.perf_counter()
+        features = with_color(desc, colors(), config.color_weight)
+        color_s = time.perf_counter() - t0
+    result = cluster_descriptors(features, detections, config,
+                                 embeddings=desc if descriptor == "embedding" else None, progress=progress)
+    result.timings = {"read_detections_s": timings["read_detections_s"], "decode_s": timings["decode_s"],
+                      "embed_s": timings["embed_s"], "color_s": color_s, **result.timings,
+                      "descriptors_cached": timings["cached"]}
+    return result
 
 
 def cluster_descriptors(descriptors: np.ndarray, detections: pd.DataFrame, config: ClusterConfig = ClusterConfig(),

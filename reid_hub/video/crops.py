@@ -18,8 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import ConfigError, DataError
-from .cluster import ClusterConfig, VideoClustering, cluster_descriptors
-from .color import with_color
+from .cluster import ClusterConfig, VideoClustering, cluster_described
 from .descriptors import compute_crop_descriptors
 
 log = logging.getLogger(__name__)
@@ -149,22 +148,13 @@ def cluster_crops(table: str | Path | pd.DataFrame, model: Any, config: ClusterC
     if not {"frame", "path", "camera", "input_row"} <= set(crops.columns):
         raise ConfigError("a crop DataFrame must come from read_crop_table")
     det = crop_detections(crops)
-    t_read = time.perf_counter() - t0
-    timings: dict = {}
+    timings: dict = {"read_detections_s": time.perf_counter() - t0}
     paths = list(det["path"])
     desc = compute_crop_descriptors(paths, model, kind=descriptor, cache_dir=cache_dir,
                                     batch_size=batch_size, progress=progress, timings=timings)
-    features, color_s = desc, 0.0
-    if config.color_weight > 0:
-        t0 = time.perf_counter()
-        features = with_color(desc, compute_crop_descriptors(paths, model, kind="color", cache_dir=cache_dir,
-                                                             batch_size=256), config.color_weight)
-        color_s = time.perf_counter() - t0
-    result = cluster_descriptors(features, det, config, embeddings=desc if descriptor == "embedding" else None,
-                                 progress=progress)
-    result.timings = {"read_detections_s": t_read, "decode_s": timings["decode_s"], "embed_s": timings["embed_s"],
-                      "color_s": color_s, **result.timings, "descriptors_cached": timings["cached"]}
-    return result
+    return cluster_described(desc, lambda: compute_crop_descriptors(paths, model, kind="color", cache_dir=cache_dir,
+                                                                    batch_size=256),
+                             det, config, descriptor, timings, progress)
 
 
 __all__ = ["is_crop_table", "read_crop_table", "crop_detections", "cluster_crops", "extract_crop_archive",

@@ -10,8 +10,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from ..errors import ConfigError
-from .cluster import ClusterConfig, VideoClustering, cluster_descriptors
-from .color import with_color
+from .cluster import ClusterConfig, VideoClustering, cluster_described
 from .descriptors import compute_descriptors
 from .detections import clean_detections, read_detections
 from .frames import FrameSource, open_frames
@@ -43,20 +42,13 @@ def cluster_video(video: str | Path, detections: str | Path | pd.DataFrame, mode
         config = replace(config, tracklets=True)
     t0 = time.perf_counter()
     source, det = load_video_detections(video, detections, fmt, min_score)
-    t_read = time.perf_counter() - t0
-    timings: dict = {}
+    timings: dict = {"read_detections_s": time.perf_counter() - t0}
     desc = compute_descriptors(source, det, model, kind=descriptor, padding=padding, cache_dir=cache_dir,
                                batch_size=batch_size, progress=progress, timings=timings)
-    features, color_s = desc, 0.0
-    if config.color_weight > 0:  # a second pass over the frames, cached like the descriptors
-        t0 = time.perf_counter()
-        features = with_color(desc, compute_descriptors(source, det, model, kind="color", padding=padding,
-                                                        cache_dir=cache_dir, batch_size=256), config.color_weight)
-        color_s = time.perf_counter() - t0
-    result = cluster_descriptors(features, det, config, embeddings=desc if descriptor == "embedding" else None,
-                                 progress=progress)
-    result.timings = {"read_detections_s": t_read, "decode_s": timings["decode_s"], "embed_s": timings["embed_s"],
-                      "color_s": color_s, **result.timings, "descriptors_cached": timings["cached"]}
+    # colour: a second pass over the frames, cached like the descriptors
+    result = cluster_described(desc, lambda: compute_descriptors(source, det, model, kind="color", padding=padding,
+                                                                 cache_dir=cache_dir, batch_size=256),
+                               det, config, descriptor, timings, progress)
     return result, source
 
 
