@@ -126,11 +126,11 @@ def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINI
             iid = gallery.add_individual(str(identity), species=str(rows["species"].iloc[0]))
             gallery.enroll(iid, model.embed(imgs), sources=[str(meta_csv.parent / p) for p in rows["path"]],
                            images=imgs)
-    gallery.calibrate()
     try:
-        gallery.recalibrate()  # P(same individual) for the demo's queries
+        gallery.recalibrate()  # P(same individual) for the demo's queries, and the open-set threshold
     except ReidHubError as exc:
         log.warning("demo gallery: no probability calibration (%s)", exc)
+        gallery.calibrate()
     return gallery
 
 
