@@ -8,8 +8,11 @@ Then it scores, in the same run and on the same images:
 - zero-shot: every image of species S with the model that never saw S;
 - baselines: ImageNet EfficientNet-Lite0 pooled features at 224 px (and Lite2 at 260 px) and the released
   multispecies-v1; WiSE-FT mixes (alpha < 1) of each trained model, computed after training.
+With --per-species it also trains the recipe on each species alone (`only-<dataset>/`, the same epochs over
+that species' training images, so the five runs together cost one multi-species run) and scores each on its own
+species' unseen identities: the MiewID question, does one multi-species model beat per-species models here?
 Results go to benchmarks/results/generalization.json (re-run to continue).
-Usage: python benchmarks/generalization.py [--only CAND ...] [--skip-loso] [--data DIR ...]
+Usage: python benchmarks/generalization.py [--only CAND ...] [--skip-loso] [--per-species] [--data DIR ...]
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ from reid_hub.evaluate import embed_table, evaluate_methods, imagenet_baseline, 
 from reid_hub.model import ReIDModel, create_model
 from reid_hub.train import TrainConfig, interpolate_backbone, train
 from reid_hub.trunk_cache import TrunkCache, load_clean_views
+
+from release_model import dataset_license  # a sibling script (benchmarks/ is on sys.path when run)
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
@@ -56,52 +61,45 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                                     distill_weight=5.0, subcenters=2, margin_a=0.3, scale=20.0),
 }
 WISE_ALPHAS = (0.5, 0.75)
-GENERAL_WEIGHTS = (0.7, 1.0, 1.5)
+GENERAL_WEIGHTS = (0.7, 1.0, 1.5, 2.0, 3.0)
 VARIANTS = ["model"] + [f"wise{a}" for a in WISE_ALPHAS] + [f"general{w}" for w in GENERAL_WEIGHTS]
 
 
-def _embed(model: ReIDModel, df: pd.DataFrame, cache: Path) -> dict[str, np.ndarray]:
-    """image_id -> embedding, cached as .npz beside the run (keyed by the model's fingerprint)."""
-    fp = model.fingerprint()
-    f = cache / f"emb-{fp}.npz"
+def _embed(model: ReIDModel, df: pd.DataFrame, cache: Path, raw_tag: str | None = None) -> dict[str, np.ndarray]:
+    """image_id -> embedding (with `raw_tag`: the pooled backbone features), cached as .npz beside the run
+    (keyed by the model's fingerprint, or by the tag)."""
+    f = cache / (f"raw-{raw_tag}.npz" if raw_tag else f"emb-{model.fingerprint()}.npz")
     if f.is_file():
         z = np.load(f, allow_pickle=True)
         return dict(zip(z["ids"], z["emb"]))
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    emb = embed_table(model, df, batch_size=16)
+    emb = embed_table(model, df, batch_size=16, raw_features=raw_tag is not None)
     logging.info("embedded %d images with %s in %.0f s", len(df), model.config.name, time.time() - t0)
     np.savez(f, ids=np.asarray(df["image_id"]), emb=emb)
     return dict(zip(df["image_id"], emb))
 
 
 @torch.inference_mode()
-def _embed_cached(model: ReIDModel, paths: list[Path], ids: list[str], frozen: int,
-                  general: tuple[ReIDModel, float] | None = None) -> dict[str, np.ndarray]:
-    """Embeddings from the cached clean trunk maps: exact for a model whose first `frozen` stages are the
-    ones the cache was built with (every candidate here keeps them frozen). `general` = (ImageNet model,
-    weight) appends its pooled upper-stage features, as `ReIDModel.attach_general_branch` does."""
+def _embed_cached(model: ReIDModel, paths: list[Path], ids: list[str], frozen: int, raw: bool = False) -> np.ndarray:
+    """Embeddings (`raw`: the pooled backbone features, before projection and neck) from the cached clean trunk maps:
+    exact for a model whose first `frozen` stages are the ones the cache was built with (every candidate here
+    keeps them frozen)."""
     model.eval()
     out = []
     for start in range(0, len(paths), 64):
         h = load_clean_views(paths[start:start + 64]).contiguous(memory_format=torch.channels_last)
-        e = model.head(model.pooled_from_trunk(h, frozen))
-        if general is not None:
-            g = general[0].eval().pooled_from_trunk(h, frozen)
-            e = F.normalize(torch.cat([F.normalize(e, dim=1), general[1] * F.normalize(g, dim=1)], dim=1), dim=1)
-        out.append(e.float().numpy())
-    return dict(zip(ids, np.concatenate(out)))
+        pooled = model.pooled_from_trunk(h, frozen)
+        out.append((pooled if raw else model.head(pooled)).float().numpy())
+    return np.concatenate(out)
 
 
-def _raw(model: ReIDModel, df: pd.DataFrame, cache: Path, tag: str) -> dict[str, np.ndarray]:
-    f = cache / f"raw-{tag}.npz"
-    if f.is_file():
-        z = np.load(f, allow_pickle=True)
-        return dict(zip(z["ids"], z["emb"]))
-    cache.mkdir(parents=True, exist_ok=True)
-    emb = embed_table(model, df, batch_size=16, raw_features=True)
-    np.savez(f, ids=np.asarray(df["image_id"]), emb=emb)
-    return dict(zip(df["image_id"], emb))
+def _with_general(reid: np.ndarray, general: np.ndarray, weight: float) -> np.ndarray:
+    """The re-ID embeddings joined with the general branch's features at `weight`, as
+    `ReIDModel.with_general` does."""
+    e = F.normalize(torch.cat([F.normalize(torch.from_numpy(reid), dim=1),
+                               weight * F.normalize(torch.from_numpy(general), dim=1)], dim=1), dim=1)
+    return e.numpy()
 
 
 def _scorer(table: dict[str, np.ndarray]):
@@ -166,6 +164,26 @@ def candidate_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def per_species_rows(results: dict[str, Any], cand: str) -> list[dict[str, Any]]:
+    """One row per species with a per-species run (`only-<dataset>`): its unseen-identity top-1/mAP beside the
+    multi-species model's (the re-ID branch alone, so only the training data differs)."""
+    entry = results["candidates"].get(cand, {})
+    rows = []
+    for tag, e in sorted(entry.items()):
+        if not tag.startswith("only-") or "model" not in e:
+            continue
+        for sp, v in e["model"].items():
+            multi = entry["all"]["model"][sp]
+            rows.append({"species": sp, "per-species top-1": v["top1"], "multi-species top-1": multi["top1"],
+                         "per-species mAP": v["mAP"], "multi-species mAP": multi["mAP"],
+                         "top-1 gain of multi-species": round(multi["top1"] - v["top1"], 4),
+                         "per-species train min": round(e["train_elapsed_s"] / 60, 1)})
+    if rows:
+        rows.append({"species": "mean", **{k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]
+                                             if k != "species"}})
+    return rows
+
+
 def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: str) -> Path:
     """Save the chosen candidate as model_cards/<name>/ (fp16) with its card."""
     from reid_hub import ModelCard, save_pretrained
@@ -179,13 +197,13 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
                                 + (", with a frozen ImageNet general branch." if variant.startswith("general") else "."))
     entry = results["candidates"][cand]
     base_un, base_zs = results["baselines"]["unseen"], results["baselines"]["zero_shot"]
-    per_species = []
+    species_rows = []
     for sp, v in entry["all"][variant].items():
         for label, r in ((name, v), ("multispecies-v1", base_un["multispecies-v1"][sp]),
                          ("ImageNet Lite0 224", base_un["imagenet-lite0"][sp]),
                          ("ImageNet Lite2 260", base_un["imagenet-lite2"][sp])):
             o = r.get("open_set", {})
-            per_species.append({"species": sp, "method": label, "top-1": r["top1"], "top-5": r["top5"], "mAP": r["mAP"],
+            species_rows.append({"species": sp, "method": label, "top-1": r["top1"], "top-5": r["top5"], "mAP": r["mAP"],
                                 "open-set AUROC": o.get("auroc", ""), "open-set bal. acc.": o.get("balanced_accuracy", "")})
     zero_shot = []
     for tag, e in entry.items():
@@ -196,10 +214,11 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
                                   "ImageNet Lite0 top-1": base_zs["imagenet-lite0"][sp]["top1"],
                                   "ImageNet Lite0 mAP": base_zs["imagenet-lite0"][sp]["mAP"]})
     cands = candidate_rows(results)
+    alone = per_species_rows(results, cand)
     split = pd.read_csv(runs / "split.csv")
     data_rows = [{"name": ds, "species": part["species"].iloc[0], "images": len(part),
                   "identities": f"{part['identity'].nunique()} ({part[part.split == 'unseen']['identity'].nunique()} "
-                                "held out, unseen)", "license": _license(ds),
+                                "held out, unseen)", "license": dataset_license(ds),
                   "source": f"../shared/data/{ds} (see its SOURCE.md)"} for ds, part in split.groupby("dataset")]
     spec = CANDIDATES[cand]
     text = (f"Recipe `{cand}`, variant `{variant}`: {json.dumps(spec)}. The stem and the first "
@@ -219,10 +238,7 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
         summary=model.config.description + " Chosen by generalization: leave-one-species-out zero-shot accuracy "
                 "and unseen identities of every staged species.",
         training_data=data_rows,
-        metrics=per_species + [{}] + [{"species": "(candidate table)", "method": r["candidate"],
-                                       "top-1": r["unseen top-1"], "mAP": r["unseen mAP"],
-                                       "open-set AUROC": f"zero-shot top-1 {r['zero-shot top-1']}" if r["zero-shot top-1"] != "" else ""}
-                                      for r in cands],
+        metrics=species_rows,
         metrics_note=("Unseen identities (30% of identities per species, seed 0; the four species of multispecies-v1 "
                       "keep v1's own split so v1 is scored on identities it never saw): every image queries all other "
                       "unseen images of its species; fish queries only match other cameras. Open set: half of the unseen "
@@ -230,7 +246,10 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
                       "Zero-shot (leave-one-species-out): the same recipe trained without the species, evaluated on "
                       "every image of it.\n\n" + _md(zero_shot) + "\n\nCandidates (same split, same data; means "
                       "over the five species; worst zero-shot margin = min over species of zero-shot top-1 minus "
-                      "ImageNet Lite0's; train min = all six runs of the candidate):\n\n" + _md(cands)),
+                      "ImageNet Lite0's; train min = all six runs of the candidate):\n\n" + _md(cands)
+                      + ("\n\nOne model per species vs one multi-species model, same recipe and the same epochs over "
+                         "each species' training images (the per-species runs together cost one multi-species run); "
+                         "unseen identities, re-ID branch alone:\n\n" + _md(alone) if alone else "")),
         training=text,
         limitations=("Trained on about 3,500 images of five species on CPU. Lion (small, low-resolution crops of body "
                      "parts) and nyala (flank photos from either side) stay hard for any global embedding: pair it with "
@@ -250,18 +269,9 @@ def _md(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     cols = list(rows[0])
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
     return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
                      + ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows])
-
-
-def _license(dataset: str) -> str:
-    src = SHARED / dataset / "SOURCE.md"
-    if src.is_file():
-        for line in src.read_text().splitlines():
-            if "license" in line.lower():
-                return line.split(":", 1)[-1].strip().split(". ")[0].replace("|", "/")[:80]
-    return "see the dataset's SOURCE.md"
 
 
 def main() -> None:
@@ -269,6 +279,7 @@ def main() -> None:
     ap.add_argument("--data", nargs="*", default=[str(p.parent) for p in sorted(SHARED.glob("*/metadata.csv"))])
     ap.add_argument("--only", nargs="*", default=list(CANDIDATES))
     ap.add_argument("--skip-loso", action="store_true")
+    ap.add_argument("--per-species", action="store_true", help="also train one model per species (same epochs)")
     ap.add_argument("--runs", default="runs/generalization")
     ap.add_argument("--out", default=str(HERE / "results" / "generalization.json"))
     ap.add_argument("--release", help="CANDIDATE:VARIANT to release (variant: model or wiseA), with --name")
@@ -326,8 +337,8 @@ def main() -> None:
         results["split_version"] = 2
     results.setdefault("candidates", {})
     if "baselines" not in results:
-        base = {"imagenet-lite0": _raw(imagenet_baseline("lite0"), df, cache, "imagenet-lite0-224"),
-                "imagenet-lite2": _raw(imagenet_baseline("lite2"), df, cache, "imagenet-lite2-260"),
+        base = {"imagenet-lite0": _embed(imagenet_baseline("lite0"), df, cache, "imagenet-lite0-224"),
+                "imagenet-lite2": _embed(imagenet_baseline("lite2"), df, cache, "imagenet-lite2-260"),
                 "multispecies-v1": _embed(from_pretrained("multispecies-v1"), df, cache)}
         results["baselines"] = {"unseen": evaluate(base, unseen), "zero_shot": evaluate(base, df)}
         save()
@@ -340,7 +351,10 @@ def main() -> None:
         frozen = spec["frozen_blocks"]
         paths = TrunkCache(init, frozen, views=spec.get("views", 4), seed=0).build(df, progress=True)
         ids = list(df["image_id"])
+        general: np.ndarray | None = None
         todo = [("all", [])] + ([] if args.skip_loso else [(f"without-{d}", [species_of[d]]) for d in species_of])
+        if args.per_species:  # trained on one species alone: every other species excluded
+            todo += [(f"only-{d}", sorted({species_of[o] for o in species_of} - {species_of[d]})) for d in species_of]
         for tag, excluded in todo:
             if tag in entry and all(v in entry[tag] for v in VARIANTS):
                 continue
@@ -356,13 +370,17 @@ def main() -> None:
             wall = entry[tag]["train_wall_s_this_session"] if done_before else time.time() - t0
             metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
             model = from_pretrained(model_dir)
-            tables = {"model": _embed_cached(model, paths, ids, frozen)}
+            reid = _embed_cached(model, paths, ids, frozen)
+            tables = {"model": dict(zip(ids, reid))}
             for a in WISE_ALPHAS:
                 mixed = interpolate_backbone(from_pretrained(model_dir), init, a)
-                tables[f"wise{a}"] = _embed_cached(mixed, paths, ids, frozen)
-            for w in GENERAL_WEIGHTS:  # + the frozen ImageNet upper stages (the general branch), weight w
-                tables[f"general{w}"] = _embed_cached(model, paths, ids, frozen, general=(init, w))
-            target = unseen if tag == "all" else df[df["species"].isin(excluded)]
+                tables[f"wise{a}"] = dict(zip(ids, _embed_cached(mixed, paths, ids, frozen)))
+            if general is None:  # the frozen ImageNet upper stages (the general branch), the same for every run
+                general = _embed_cached(init, paths, ids, frozen, raw=True)
+            for w in GENERAL_WEIGHTS:
+                tables[f"general{w}"] = dict(zip(ids, _with_general(reid, general, w)))
+            target = (unseen if tag == "all" else df[df["species"].isin(excluded)] if tag.startswith("without-")
+                      else unseen[~unseen["species"].isin(excluded)])
             entry[tag] = {**evaluate(tables, target), "train_steps": metrics[-1]["step"],
                           "train_wall_s_this_session": round(wall), "train_elapsed_s": metrics[-1]["elapsed_s"]}
             logging.info("%s/%s: %s", name, tag, json.dumps({k: {s: v["top1"] for s, v in entry[tag][k].items()}

@@ -31,10 +31,12 @@ KNOWN_LICENSES = {  # from each dataset's SOURCE.md; the images are never redist
     "nyala": "none stated by the source (research use here)",
     "chimpanzee": "non-commercial (C-Tai / chimpanzee_faces terms)",
     "cat_faces": "MIT repository, no separate data license",
+    "fish_fs48": "none stated by the source (research use here)",
 }
 
 
-def _license(dataset: str) -> str:
+def dataset_license(dataset: str) -> str:
+    """The license line of a staged dataset, from the table above or its SOURCE.md."""
     if dataset in KNOWN_LICENSES:
         return KNOWN_LICENSES[dataset]
     src = SHARED / dataset / "SOURCE.md"
@@ -98,7 +100,7 @@ def main() -> None:
         unseen = part[part["split"] == "unseen"]
         data_rows.append({"name": ds, "species": part["species"].iloc[0], "images": len(part),
                           "identities": f"{part['identity'].nunique()} ({unseen['identity'].nunique()} held out, unseen)",
-                          "license": _license(ds), "source": f"../shared/data/{ds} (see its SOURCE.md)"})
+                          "license": dataset_license(ds), "source": f"../shared/data/{ds} (see its SOURCE.md)"})
     card = ModelCard(
         title=f"reid-hub {args.name}",
         summary=model.config.description + " Trained on CPU on every staged species; identities held out per "
