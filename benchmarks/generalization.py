@@ -179,8 +179,10 @@ def per_species_rows(results: dict[str, Any], cand: str) -> list[dict[str, Any]]
                          "top-1 gain of multi-species": round(multi["top1"] - v["top1"], 4),
                          "per-species train min": round(e["train_elapsed_s"] / 60, 1)})
     if rows:
-        rows.append({"species": "mean", **{k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]
-                                             if k != "species"}})
+        total = round(sum(r["per-species train min"] for r in rows), 1)
+        rows.append({"species": "mean (train min: sum)", **{k: round(float(np.mean([r[k] for r in rows])), 4)
+                                                          for k in rows[0] if k != "species"},
+                     "per-species train min": total})
     return rows
 
 
@@ -369,18 +371,20 @@ def main() -> None:
             model_dir = run / "model" if done_before else train(cfg, progress=False)
             wall = entry[tag]["train_wall_s_this_session"] if done_before else time.time() - t0
             metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+            target = (unseen if tag == "all" else df[df["species"].isin(excluded)] if tag.startswith("without-")
+                      else unseen[~unseen["species"].isin(excluded)])
+            rows = df.index.get_indexer(target.index)  # only the evaluated images are embedded
+            tids, tpaths = [ids[i] for i in rows], [paths[i] for i in rows]
             model = from_pretrained(model_dir)
-            reid = _embed_cached(model, paths, ids, frozen)
-            tables = {"model": dict(zip(ids, reid))}
+            reid = _embed_cached(model, tpaths, tids, frozen)
+            tables = {"model": dict(zip(tids, reid))}
             for a in WISE_ALPHAS:
                 mixed = interpolate_backbone(from_pretrained(model_dir), init, a)
-                tables[f"wise{a}"] = dict(zip(ids, _embed_cached(mixed, paths, ids, frozen)))
+                tables[f"wise{a}"] = dict(zip(tids, _embed_cached(mixed, tpaths, tids, frozen)))
             if general is None:  # the frozen ImageNet upper stages (the general branch), the same for every run
                 general = _embed_cached(init, paths, ids, frozen, raw=True)
             for w in GENERAL_WEIGHTS:
-                tables[f"general{w}"] = dict(zip(ids, _with_general(reid, general, w)))
-            target = (unseen if tag == "all" else df[df["species"].isin(excluded)] if tag.startswith("without-")
-                      else unseen[~unseen["species"].isin(excluded)])
+                tables[f"general{w}"] = dict(zip(tids, _with_general(reid, general[rows], w)))
             entry[tag] = {**evaluate(tables, target), "train_steps": metrics[-1]["step"],
                           "train_wall_s_this_session": round(wall), "train_elapsed_s": metrics[-1]["elapsed_s"]}
             logging.info("%s/%s: %s", name, tag, json.dumps({k: {s: v["top1"] for s, v in entry[tag][k].items()}
