@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from reid_hub import data as rdata
 from reid_hub import from_pretrained
 from reid_hub.evaluate import embed_table, evaluate_methods, imagenet_baseline, machine_info
-from reid_hub.model import ReIDModel, create_model
+from reid_hub.model import ReIDModel, create_model, join_general
 from reid_hub.train import TrainConfig, interpolate_backbone, train
 from reid_hub.trunk_cache import TrunkCache, load_clean_views
 
@@ -81,7 +80,7 @@ def _embed(model: ReIDModel, df: pd.DataFrame, cache: Path, raw_tag: str | None 
 
 
 @torch.inference_mode()
-def _embed_cached(model: ReIDModel, paths: list[Path], ids: list[str], frozen: int, raw: bool = False) -> np.ndarray:
+def _embed_cached(model: ReIDModel, paths: list[Path], frozen: int, raw: bool = False) -> np.ndarray:
     """Embeddings (`raw`: the pooled backbone features, before projection and neck) from the cached clean trunk maps:
     exact for a model whose first `frozen` stages are the ones the cache was built with (every candidate here
     keeps them frozen)."""
@@ -92,14 +91,6 @@ def _embed_cached(model: ReIDModel, paths: list[Path], ids: list[str], frozen: i
         pooled = model.pooled_from_trunk(h, frozen)
         out.append((pooled if raw else model.head(pooled)).float().numpy())
     return np.concatenate(out)
-
-
-def _with_general(reid: np.ndarray, general: np.ndarray, weight: float) -> np.ndarray:
-    """The re-ID embeddings joined with the general branch's features at `weight`, as
-    `ReIDModel.with_general` does."""
-    e = F.normalize(torch.cat([F.normalize(torch.from_numpy(reid), dim=1),
-                               weight * F.normalize(torch.from_numpy(general), dim=1)], dim=1), dim=1)
-    return e.numpy()
 
 
 def _scorer(table: dict[str, np.ndarray]):
@@ -376,15 +367,16 @@ def main() -> None:
             rows = df.index.get_indexer(target.index)  # only the evaluated images are embedded
             tids, tpaths = [ids[i] for i in rows], [paths[i] for i in rows]
             model = from_pretrained(model_dir)
-            reid = _embed_cached(model, tpaths, tids, frozen)
+            reid = _embed_cached(model, tpaths, frozen)
             tables = {"model": dict(zip(tids, reid))}
             for a in WISE_ALPHAS:
                 mixed = interpolate_backbone(from_pretrained(model_dir), init, a)
-                tables[f"wise{a}"] = dict(zip(tids, _embed_cached(mixed, tpaths, tids, frozen)))
+                tables[f"wise{a}"] = dict(zip(tids, _embed_cached(mixed, tpaths, frozen)))
             if general is None:  # the frozen ImageNet upper stages (the general branch), the same for every run
-                general = _embed_cached(init, paths, ids, frozen, raw=True)
+                general = _embed_cached(init, paths, frozen, raw=True)
             for w in GENERAL_WEIGHTS:
-                tables[f"general{w}"] = dict(zip(tids, _with_general(reid, general[rows], w)))
+                joined = join_general(torch.from_numpy(reid), torch.from_numpy(general[rows]), w)
+                tables[f"general{w}"] = dict(zip(tids, joined.numpy()))
             entry[tag] = {**evaluate(tables, target), "train_steps": metrics[-1]["step"],
                           "train_wall_s_this_session": round(wall), "train_elapsed_s": metrics[-1]["elapsed_s"]}
             logging.info("%s/%s: %s", name, tag, json.dumps({k: {s: v["top1"] for s, v in entry[tag][k].items()}

@@ -152,6 +152,12 @@ class GeM(nn.Module):
         return x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1)).pow(1.0 / self.p)
 
 
+def join_general(emb: torch.Tensor, general: torch.Tensor, weight: float) -> torch.Tensor:
+    """Re-ID embeddings joined with general features (both unit length, the general part times `weight`),
+    then L2-normalized."""
+    return F.normalize(torch.cat([F.normalize(emb, dim=1), weight * F.normalize(general, dim=1)], dim=1), dim=1)
+
+
 class GeneralBranch(nn.Module):
     """Frozen copy of an EfficientNet-style backbone's stages from `blocks` on, its head conv and a fixed
     GeM (p = 3): the general (ImageNet) features of a trunk output."""
@@ -259,10 +265,8 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         return self.with_general(self.head(self.pooled_from_trunk(h, self.general.blocks)), self.general(h))
 
     def with_general(self, emb: torch.Tensor, general: torch.Tensor) -> torch.Tensor:
-        """The re-ID embedding joined with the general branch's features (both unit length, the general
-        part weighted), then L2-normalized."""
-        e = F.normalize(emb, dim=1)
-        return F.normalize(torch.cat([e, self.config.general_weight * F.normalize(general, dim=1)], dim=1), dim=1)
+        """The re-ID embedding joined with the general branch's features at the configured weight."""
+        return join_general(emb, general, self.config.general_weight)
 
     # -- inference -------------------------------------------------------------------------
     @property
