@@ -239,7 +239,8 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
                       "Zero-shot (leave-one-species-out): the same recipe trained without the species, evaluated on "
                       "every image of it.\n\n" + _md(zero_shot) + "\n\nCandidates (same split, same data; means "
                       "over the five species; worst zero-shot margin = min over species of zero-shot top-1 minus "
-                      "ImageNet Lite0's; train min = all six runs of the candidate):\n\n" + _md(cands)
+                      "ImageNet Lite0's; train min = the candidate's runs, all species plus the "
+                      "leave-one-species-out runs done):\n\n" + _md(cands)
                       + ("\n\nOne model per species vs one multi-species model, same recipe and the same epochs over "
                          "each species' training images (the per-species runs together cost one multi-species run); "
                          "unseen identities, re-ID branch alone:\n\n" + _md(alone) if alone else "")),
