@@ -12,7 +12,8 @@ With --per-species it also trains the recipe on each species alone (`only-<datas
 that species' training images, so the five runs together cost one multi-species run) and scores each on its own
 species' unseen identities: the MiewID question, does one multi-species model beat per-species models here?
 Results go to benchmarks/results/generalization.json (re-run to continue).
-Usage: python benchmarks/generalization.py [--only CAND ...] [--skip-loso] [--per-species] [--data DIR ...]
+Usage: python benchmarks/generalization.py [--only CAND ...] [--skip-loso | --loso DATASET ...] [--per-species]
+       [--data DIR ...]
 """
 from __future__ import annotations
 
@@ -273,6 +274,7 @@ def main() -> None:
     ap.add_argument("--data", nargs="*", default=[str(p.parent) for p in sorted(SHARED.glob("*/metadata.csv"))])
     ap.add_argument("--only", nargs="*", default=list(CANDIDATES))
     ap.add_argument("--skip-loso", action="store_true")
+    ap.add_argument("--loso", nargs="*", help="leave out only these datasets (default: each in turn)")
     ap.add_argument("--per-species", action="store_true", help="also train one model per species (same epochs)")
     ap.add_argument("--runs", default="runs/generalization")
     ap.add_argument("--out", default=str(HERE / "results" / "generalization.json"))
@@ -346,7 +348,8 @@ def main() -> None:
         paths = TrunkCache(init, frozen, views=spec.get("views", 4), seed=0).build(df, progress=True)
         ids = list(df["image_id"])
         general: np.ndarray | None = None
-        todo = [("all", [])] + ([] if args.skip_loso else [(f"without-{d}", [species_of[d]]) for d in species_of])
+        held_out = [] if args.skip_loso else [d for d in species_of if args.loso is None or d in args.loso]
+        todo = [("all", [])] + [(f"without-{d}", [species_of[d]]) for d in held_out]
         if args.per_species:  # trained on one species alone: every other species excluded
             todo += [(f"only-{d}", sorted({species_of[o] for o in species_of} - {species_of[d]})) for d in species_of]
         for tag, excluded in todo:
