@@ -347,7 +347,6 @@ def main() -> None:
         frozen = spec["frozen_blocks"]
         paths = TrunkCache(init, frozen, views=spec.get("views", 4), seed=0).build(df, progress=True)
         ids = list(df["image_id"])
-        general: np.ndarray | None = None
         held_out = [] if args.skip_loso else [d for d in species_of if args.loso is None or d in args.loso]
         todo = [("all", [])] + [(f"without-{d}", [species_of[d]]) for d in held_out]
         if args.per_species:  # trained on one species alone: every other species excluded
@@ -376,10 +375,9 @@ def main() -> None:
             for a in WISE_ALPHAS:
                 mixed = interpolate_backbone(from_pretrained(model_dir), init, a)
                 tables[f"wise{a}"] = dict(zip(tids, _embed_cached(mixed, tpaths, frozen)))
-            if general is None:  # the frozen ImageNet upper stages (the general branch), the same for every run
-                general = _embed_cached(init, paths, frozen, raw=True)
+            general = _embed_cached(init, tpaths, frozen, raw=True)  # the frozen ImageNet upper stages
             for w in GENERAL_WEIGHTS:
-                joined = join_general(torch.from_numpy(reid), torch.from_numpy(general[rows]), w)
+                joined = join_general(torch.from_numpy(reid), torch.from_numpy(general), w)
                 tables[f"general{w}"] = dict(zip(tids, joined.numpy()))
             entry[tag] = {**evaluate(tables, target), "train_steps": metrics[-1]["step"],
                           "train_wall_s_this_session": round(wall), "train_elapsed_s": metrics[-1]["elapsed_s"]}
