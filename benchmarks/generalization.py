@@ -65,6 +65,18 @@ GENERAL_WEIGHTS = (0.7, 1.0, 1.5, 2.0, 3.0)
 VARIANTS = ["model"] + [f"wise{a}" for a in WISE_ALPHAS] + [f"general{w}" for w in GENERAL_WEIGHTS]
 
 
+def staged_split(data: list[str]) -> pd.DataFrame:
+    """The data table with the benchmark's identity split (seed 0, 30% unseen per species). The species
+    multispecies-v1 was trained on keep its exact split (its unseen identities stay unseen, so v1 is scored only
+    on identities it never saw); new species take the seeded per-species draw."""
+    df = rdata.split_by_identity(rdata.load_sources(data), 0.3, 0)
+    v1_split = json.loads((HERE / "results" / "candidates.json").read_text())["split"]
+    for sp, entry in v1_split.items():
+        rows = df["species"] == sp
+        df.loc[rows, "split"] = np.where(df.loc[rows, "identity"].isin(entry["unseen_identities"]), "unseen", "train")
+    return df
+
+
 def _embed(model: ReIDModel, df: pd.DataFrame, cache: Path, raw_tag: str | None = None) -> dict[str, np.ndarray]:
     """image_id -> embedding (with `raw_tag`: the pooled backbone features), cached as .npz beside the run
     (keyed by the model's fingerprint, or by the tag)."""
@@ -286,13 +298,7 @@ def main() -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
-    df = rdata.split_by_identity(rdata.load_sources(args.data), 0.3, 0)
-    # the species multispecies-v1 was trained on keep its exact split (its unseen identities stay unseen, so v1
-    # is scored only on identities it never saw); new species take the seeded per-species draw
-    v1_split = json.loads((HERE / "results" / "candidates.json").read_text())["split"]
-    for sp, entry in v1_split.items():
-        rows = df["species"] == sp
-        df.loc[rows, "split"] = np.where(df.loc[rows, "identity"].isin(entry["unseen_identities"]), "unseen", "train")
+    df = staged_split(args.data)
     split_file = runs / "split.csv"
     df[["image_id", "dataset", "species", "identity", "split"]].to_csv(split_file, index=False)
     unseen = df[df["split"] == "unseen"]

@@ -1,0 +1,122 @@
+"""Training-free test-time variants on the generalization protocol: input size and gallery centring.
+
+Scores, on the split of benchmarks/generalization.py (seed 0; fish queries only match other cameras):
+- ImageNet EfficientNet-Lite0 pooled features at input sizes 224 (its native size, the baseline), 256, 288, 320,
+  zero-shot (every image of each species) and on the unseen identities;
+- the released multispecies-v2 at 224 (its size), 256, 288 on the unseen identities (it saw the other identities,
+  so it has no zero-shot row here: the leave-one-species-out models are benchmarks/generalization.py's);
+- each of them "centred": every embedding minus the mean embedding of the gallery it is searched in (all images
+  of the species being evaluated), then re-normalised. This uses the gallery's own unlabeled images, as a
+  deployed gallery could, and nothing else.
+Results: benchmarks/results/test_time.json. Usage: python benchmarks/test_time.py [--data DIR ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from reid_hub import from_pretrained
+from reid_hub.evaluate import evaluate_methods, machine_info
+from reid_hub.model import ReIDModel, create_model
+from reid_hub.scorers import embed_table
+
+from generalization import CROSS, SHARED, staged_split  # a sibling script (benchmarks/ is on sys.path when run)
+
+HERE = Path(__file__).resolve().parent
+IMAGENET_SIZES = (224, 256, 288, 320)
+V2_SIZES = (224, 256, 288)
+
+
+def _at_size(model: ReIDModel, size: int) -> ReIDModel:
+    model.config.preprocess.size = int(size)
+    return model
+
+
+def _embeddings(model: ReIDModel, df: pd.DataFrame, cache: Path, tag: str, raw: bool) -> dict[str, np.ndarray]:
+    """image_id -> embedding of every row of `df`, cached as runs/test_time/<tag>.npz."""
+    f = cache / f"{tag}.npz"
+    if f.is_file():
+        z = np.load(f, allow_pickle=True)
+        table = dict(zip(z["ids"], z["emb"]))
+        if all(i in table for i in df["image_id"]):
+            return table
+    t0 = time.time()
+    emb = embed_table(model, df, batch_size=16, raw_features=raw)
+    logging.info("%s: %d images in %.0f s", tag, len(df), time.time() - t0)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(f, ids=np.asarray(df["image_id"]), emb=emb)
+    return dict(zip(df["image_id"], emb))
+
+
+def _scorer(table: dict[str, np.ndarray], centred: bool) -> Callable[[pd.DataFrame], np.ndarray]:
+    def score(part: pd.DataFrame) -> np.ndarray:
+        e = np.stack([table[i] for i in part["image_id"]]).astype(np.float64)
+        e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
+        if centred:
+            e -= e.mean(axis=0, keepdims=True)
+            e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
+        return (e @ e.T).astype(np.float32)
+    return score
+
+
+def _table(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name in res["methods"]:
+        per = {sp: {"top1": round(e[name]["top1"], 4), "mAP": round(e[name]["mAP"], 4), "queries": e[name]["queries"]}
+               for sp, e in res["species"].items()}
+        out[name] = {"species": per, "mean_top1": round(float(np.mean([v["top1"] for v in per.values()])), 4)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", nargs="*", default=[str(p.parent) for p in sorted(SHARED.glob("*/metadata.csv"))])
+    ap.add_argument("--cache", default="runs/test_time")
+    ap.add_argument("--out", default=str(HERE / "results" / "test_time.json"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    df = staged_split(args.data)
+    unseen = df[df["split"] == "unseen"]
+    cache = Path(args.cache)
+    imagenet = {s: _embeddings(_at_size(create_model("lite0", pretrained=True, preprocess={
+        "size": 224, "mean": (0.5,) * 3, "std": (0.5,) * 3}), s), df, cache, f"imagenet-lite0-{s}", True)
+        for s in IMAGENET_SIZES}
+    v2 = {s: _embeddings(_at_size(from_pretrained("multispecies-v2"), s), unseen, cache, f"multispecies-v2-{s}", False)
+          for s in V2_SIZES}
+
+    def methods(tables: dict[int, dict[str, np.ndarray]], name: str) -> dict[str, Callable]:
+        return {f"{name} {s} px{' centred' if c else ''}": _scorer(t, c) for s, t in tables.items() for c in (False, True)}
+
+    results = {
+        "protocol": {"split": "benchmarks/generalization.py (seed 0, 30% unseen identities per species)",
+                     "zero_shot": "every image of each species; ImageNet features never saw re-ID labels",
+                     "cross_column": CROSS,
+                     "centred": "embeddings minus the mean of the gallery searched (the species' evaluated images), "
+                                "re-normalised"},
+        "zero_shot": _table(evaluate_methods(df, methods(imagenet, "imagenet-lite0"), cross_column=CROSS)),
+        "unseen": _table(evaluate_methods(unseen, {**methods(imagenet, "imagenet-lite0"), **methods(v2, "multispecies-v2")},
+                                          cross_column=CROSS)),
+        "machine": machine_info(),
+    }
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, out)
+    for part in ("zero_shot", "unseen"):
+        for name, r in results[part].items():
+            logging.info("%s %-36s mean %.3f %s", part, name, r["mean_top1"],
+                         {sp: v["top1"] for sp, v in r["species"].items()})
+
+
+if __name__ == "__main__":
+    main()
