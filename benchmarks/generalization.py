@@ -13,7 +13,7 @@ that species' training images, so the five runs together cost one multi-species 
 species' unseen identities: the MiewID question, does one multi-species model beat per-species models here?
 Results go to benchmarks/results/generalization.json (re-run to continue).
 Usage: python benchmarks/generalization.py [--only CAND ...] [--skip-loso | --loso DATASET ...] [--per-species]
-       [--data DIR ...]
+       [--data DIR ...]; python benchmarks/generalization.py --release CAND:VARIANT [--name NAME] [--keep-weights]
 """
 from __future__ import annotations
 
@@ -190,12 +190,16 @@ def per_species_rows(results: dict[str, Any], cand: str) -> list[dict[str, Any]]
     return rows
 
 
-def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: str) -> Path:
-    """Save the chosen candidate as model_cards/<name>/ (fp16) with its card."""
+def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: str,
+            keep_weights: bool = False) -> Path:
+    """Save the chosen candidate as model_cards/<name>/ (fp16) with its card. `keep_weights`: the weights of the
+    model already released as <name> (the same candidate and variant) are kept and only the card's tables are
+    refreshed from `results`, for when the run folder is gone."""
     from reid_hub import ModelCard, save_pretrained
     from reid_hub.hub import MODEL_CARDS_DIR
 
-    model = _variant_model(runs, cand, variant)
+    model = from_pretrained(MODEL_CARDS_DIR / name) if keep_weights else _variant_model(runs, cand, variant)
+    before = model.fingerprint()
     model.config.name = name
     model.config.description = (f"reid-hub multi-species re-ID model ({model.config.backbone}, {model.embedding_dim}-d, "
                                 f"{model.config.preprocess.size} px), sub-center ArcFace with dynamic margins on top of "
@@ -268,6 +272,8 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
                   "gpriamo/Cat-Faces-Identification (cats); Fan et al., Front. Mar. Sci. 2024 (FS48 fish)."),
     )
     out = save_pretrained(model, MODEL_CARDS_DIR / name, card=card, dtype="float16")
+    if keep_weights and from_pretrained(out).fingerprint() != before:
+        raise RuntimeError(f"{name}: refreshing the card changed the weights' fingerprint")
     logging.info("released %s (%.1f MB)", out, (out / "model.safetensors").stat().st_size / 1e6)
     return out
 
@@ -292,6 +298,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "generalization.json"))
     ap.add_argument("--release", help="CANDIDATE:VARIANT to release (variant: model or wiseA), with --name")
     ap.add_argument("--name", default="multispecies-v2")
+    ap.add_argument("--keep-weights", action="store_true",
+                    help="with --release: keep the weights already released as --name, refresh only its card")
     ap.add_argument("--table", action="store_true", help="print the candidate table of the results and stop")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -310,7 +318,7 @@ def main() -> None:
         return
     if args.release:
         cand, variant = args.release.split(":")
-        release(results, runs, cand, variant, args.name)
+        release(results, runs, cand, variant, args.name, keep_weights=args.keep_weights)
         return
     results.update({"protocol": {
         "unseen": "30% of identities per species held out (split seed 0; the four species of multispecies-v1 keep "
