@@ -77,7 +77,7 @@ def staged_split(data: list[str]) -> pd.DataFrame:
     return df
 
 
-def _embed(model: ReIDModel, df: pd.DataFrame, cache: Path, raw_tag: str | None = None) -> dict[str, np.ndarray]:
+def embed_table_cached(model: ReIDModel, df: pd.DataFrame, cache: Path, raw_tag: str | None = None) -> dict[str, np.ndarray]:
     """image_id -> embedding (with `raw_tag`: the pooled backbone features), cached as .npz beside the run
     (keyed by the model's fingerprint, or by the tag)."""
     f = cache / (f"raw-{raw_tag}.npz" if raw_tag else f"emb-{model.fingerprint()}.npz")
@@ -106,10 +106,15 @@ def _embed_cached(model: ReIDModel, paths: list[Path], frozen: int, raw: bool = 
     return np.concatenate(out)
 
 
-def _scorer(table: dict[str, np.ndarray]):
+def cosine_scorer(table: dict[str, np.ndarray], centred: bool = False):
+    """Cosine similarities of the embeddings in `table` of a data table's images; `centred`: after subtracting the
+    mean embedding of those images (the gallery being searched), then re-normalising."""
     def score(part: pd.DataFrame) -> np.ndarray:
         e = np.stack([table[i] for i in part["image_id"]]).astype(np.float32)
         e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
+        if centred:
+            e -= e.mean(axis=0, keepdims=True)
+            e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
         return e @ e.T
     return score
 
@@ -341,7 +346,7 @@ def main() -> None:
         os.replace(tmp, out)
 
     def evaluate(tables: dict[str, dict[str, np.ndarray]], target: pd.DataFrame) -> dict[str, Any]:
-        res = evaluate_methods(target, {k: _scorer(v) for k, v in tables.items()}, cross_column=CROSS)
+        res = evaluate_methods(target, {k: cosine_scorer(v) for k, v in tables.items()}, cross_column=CROSS)
         return {k: _summ(res, k) for k in tables}
 
     # baselines once
@@ -350,9 +355,9 @@ def main() -> None:
         results["split_version"] = 2
     results.setdefault("candidates", {})
     if "baselines" not in results:
-        base = {"imagenet-lite0": _embed(imagenet_baseline("lite0"), df, cache, "imagenet-lite0-224"),
-                "imagenet-lite2": _embed(imagenet_baseline("lite2"), df, cache, "imagenet-lite2-260"),
-                "multispecies-v1": _embed(from_pretrained("multispecies-v1"), df, cache)}
+        base = {"imagenet-lite0": embed_table_cached(imagenet_baseline("lite0"), df, cache, "imagenet-lite0-224"),
+                "imagenet-lite2": embed_table_cached(imagenet_baseline("lite2"), df, cache, "imagenet-lite2-260"),
+                "multispecies-v1": embed_table_cached(from_pretrained("multispecies-v1"), df, cache)}
         results["baselines"] = {"unseen": evaluate(base, unseen), "zero_shot": evaluate(base, df)}
         save()
 

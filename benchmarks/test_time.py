@@ -16,20 +16,18 @@ import argparse
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 
 from reid_hub import from_pretrained
-from reid_hub.evaluate import evaluate_methods, machine_info
-from reid_hub.model import ReIDModel, create_model
-from reid_hub.scorers import embed_table
+from reid_hub.evaluate import evaluate_methods, imagenet_baseline, machine_info
+from reid_hub.model import ReIDModel
 
-from generalization import CROSS, SHARED, staged_split  # a sibling script (benchmarks/ is on sys.path when run)
+# a sibling script (benchmarks/ is on sys.path when run)
+from generalization import CROSS, SHARED, cosine_scorer, embed_table_cached, staged_split
 
 HERE = Path(__file__).resolve().parent
 IMAGENET_SIZES = (224, 256, 288, 320)
@@ -39,33 +37,6 @@ V2_SIZES = (224, 256, 288)
 def _at_size(model: ReIDModel, size: int) -> ReIDModel:
     model.config.preprocess.size = int(size)
     return model
-
-
-def _embeddings(model: ReIDModel, df: pd.DataFrame, cache: Path, tag: str, raw: bool) -> dict[str, np.ndarray]:
-    """image_id -> embedding of every row of `df`, cached as runs/test_time/<tag>.npz."""
-    f = cache / f"{tag}.npz"
-    if f.is_file():
-        z = np.load(f, allow_pickle=True)
-        table = dict(zip(z["ids"], z["emb"]))
-        if all(i in table for i in df["image_id"]):
-            return table
-    t0 = time.time()
-    emb = embed_table(model, df, batch_size=16, raw_features=raw)
-    logging.info("%s: %d images in %.0f s", tag, len(df), time.time() - t0)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(f, ids=np.asarray(df["image_id"]), emb=emb)
-    return dict(zip(df["image_id"], emb))
-
-
-def _scorer(table: dict[str, np.ndarray], centred: bool) -> Callable[[pd.DataFrame], np.ndarray]:
-    def score(part: pd.DataFrame) -> np.ndarray:
-        e = np.stack([table[i] for i in part["image_id"]]).astype(np.float64)
-        e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
-        if centred:
-            e -= e.mean(axis=0, keepdims=True)
-            e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
-        return (e @ e.T).astype(np.float32)
-    return score
 
 
 def _table(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -88,14 +59,13 @@ def main() -> None:
     df = staged_split(args.data)
     unseen = df[df["split"] == "unseen"]
     cache = Path(args.cache)
-    imagenet = {s: _embeddings(_at_size(create_model("lite0", pretrained=True, preprocess={
-        "size": 224, "mean": (0.5,) * 3, "std": (0.5,) * 3}), s), df, cache, f"imagenet-lite0-{s}", True)
-        for s in IMAGENET_SIZES}
-    v2 = {s: _embeddings(_at_size(from_pretrained("multispecies-v2"), s), unseen, cache, f"multispecies-v2-{s}", False)
-          for s in V2_SIZES}
+    imagenet = {s: embed_table_cached(_at_size(imagenet_baseline("lite0"), s), df, cache, f"imagenet-lite0-{s}")
+                for s in IMAGENET_SIZES}
+    v2 = {s: embed_table_cached(_at_size(from_pretrained("multispecies-v2"), s), unseen, cache) for s in V2_SIZES}
 
     def methods(tables: dict[int, dict[str, np.ndarray]], name: str) -> dict[str, Callable]:
-        return {f"{name} {s} px{' centred' if c else ''}": _scorer(t, c) for s, t in tables.items() for c in (False, True)}
+        return {f"{name} {s} px{' centred' if c else ''}": cosine_scorer(t, c)
+                for s, t in tables.items() for c in (False, True)}
 
     results = {
         "protocol": {"split": "benchmarks/generalization.py (seed 0, 30% unseen identities per species)",
