@@ -146,9 +146,13 @@ def test_frozen_trunk_training_uses_the_cache_and_keeps_the_trunk(toy_data, tmp_
     folder = rtrain.train(cfg, progress=False)
     files = list((tmp_path / "cache" / "trunk").rglob("*.npy"))
     assert len(files) == len(rdata.load_sources(toy_data))  # one file per training image
-    arr = np.load(files[0])
-    assert arr.shape[0] == 3 and arr.dtype == np.float16  # clean view + 2 augmented views
-    assert not np.array_equal(arr[0], arr[1])
+    arrs = [np.load(f) for f in files]
+    assert all(a.shape[0] == 3 and a.dtype == np.float16 for a in arrs)  # clean view + 2 augmented views
+    # each transform of the recipe is applied at random, so about 4% of views are the clean image itself;
+    # most must differ from it and from each other (a recipe that never augments gives 100% equal)
+    same_as_clean = np.mean([np.array_equal(a[0], a[v]) for a in arrs for v in (1, 2)])
+    assert same_as_clean < 0.25, same_as_clean
+    assert np.mean([np.array_equal(a[1], a[2]) for a in arrs]) < 0.25
     torch.manual_seed(0)  # the seed train() builds its model under
     init = create_model("tiny-test")
     trained = from_pretrained(folder)
