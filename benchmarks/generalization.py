@@ -119,7 +119,9 @@ def cosine_scorer(table: dict[str, np.ndarray], centred: bool = False):
     return score
 
 
-def _summ(res: dict[str, Any], method: str) -> dict[str, Any]:
+def species_summary(res: dict[str, Any], method: str) -> dict[str, Any]:
+    """Per-species top-1, top-5, mAP and query count (and open-set scores, when evaluated) of one method of an
+    `evaluate_methods` result, rounded for the results JSON."""
     out = {}
     for sp, entry in res["species"].items():
         m = entry[method]
@@ -276,6 +278,7 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
                   "gpriamo/Cat-Faces-Identification (cats); Fan et al., Front. Mar. Sci. 2024 (FS48 fish)."),
     )
     if keep_weights:  # config.json and model.safetensors stay byte for byte; only README.md is rewritten
+        # (save_pretrained would write the same tensors, but safetensors orders its metadata differently per process)
         out = MODEL_CARDS_DIR / name
         tmp = out / ".README.md.tmp"
         tmp.write_text(render_card(model, card))
@@ -347,7 +350,7 @@ def main() -> None:
 
     def evaluate(tables: dict[str, dict[str, np.ndarray]], target: pd.DataFrame) -> dict[str, Any]:
         res = evaluate_methods(target, {k: cosine_scorer(v) for k, v in tables.items()}, cross_column=CROSS)
-        return {k: _summ(res, k) for k in tables}
+        return {k: species_summary(res, k) for k in tables}
 
     # baselines once
     if results.get("split_version") != 2:  # baselines of an earlier split are stale

@@ -27,7 +27,7 @@ from reid_hub.evaluate import evaluate_methods, imagenet_baseline, machine_info
 from reid_hub.model import ReIDModel
 
 # a sibling script (benchmarks/ is on sys.path when run)
-from generalization import CROSS, SHARED, cosine_scorer, embed_table_cached, staged_split
+from generalization import CROSS, SHARED, cosine_scorer, embed_table_cached, species_summary, staged_split
 
 HERE = Path(__file__).resolve().parent
 IMAGENET_SIZES = (224, 256, 288, 320)
@@ -42,8 +42,7 @@ def _at_size(model: ReIDModel, size: int) -> ReIDModel:
 def _table(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
     for name in res["methods"]:
-        per = {sp: {"top1": round(e[name]["top1"], 4), "mAP": round(e[name]["mAP"], 4), "queries": e[name]["queries"]}
-               for sp, e in res["species"].items()}
+        per = species_summary(res, name)
         out[name] = {"species": per, "mean_top1": round(float(np.mean([v["top1"] for v in per.values()])), 4)}
     return out
 
