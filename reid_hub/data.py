@@ -34,7 +34,8 @@ CONTEXT_COLUMNS = ("camera", "sequence", "frame", "video", "viewpoint", "date")
 UNKNOWN_IDENTITIES = {"unknown", "", "nan", "none", "-1"}
 
 
-def _parse_bbox(value: Any) -> Optional[tuple[float, float, float, float]]:
+def parse_bbox(value: Any) -> Optional[tuple[float, float, float, float]]:
+    """A box as (x, y, w, h) from a list, JSON or "x,y,w,h" text; None for an empty cell."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, str):
@@ -74,7 +75,7 @@ def _finish(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
         raise DataError(f"{dataset}: image_id {dup!r} appears more than once")
     if "bbox" not in df:
         df["bbox"] = None
-    df["bbox"] = [_parse_bbox(b) for b in df["bbox"]]
+    df["bbox"] = [parse_bbox(b) for b in df["bbox"]]
     extra = [c for c in CONTEXT_COLUMNS if c in df.columns]
     for c in extra:
         df[c] = df[c].astype(str)

@@ -1,0 +1,137 @@
+"""A per-species adapter learnt from answered pairs and the collection's structure: a low-rank linear map on the
+frozen embeddings, x -> normalise(x (I + U V^T)), trained with a sigmoid loss on same / different pairs (as the
+video head learns from its pseudo-labels), while random unlabelled pairs keep their cosine (so identities nobody
+answered about stay where they were). It is kept only when it ranks held-out answered pairs at least as well as
+the embedding alone; otherwise the species falls back to no adapter."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..evaluate import auroc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Rank of the update, training steps, learning rate, weight of the keep-the-cosine term, and the fewest
+    pairs of each kind before an adapter is tried."""
+
+    rank: int = 16
+    steps: int = 150
+    lr: float = 0.01
+    keep_weight: float = 1.0
+    min_pairs: int = 8
+    max_pairs: int = 20000
+    seed: int = 0
+
+
+class PairAdapter:
+    """x -> normalise(x + (x U) V^T); the identity when `u` is None."""
+
+    def __init__(self, u: Optional[np.ndarray] = None, v: Optional[np.ndarray] = None,
+                 report: Optional[dict] = None) -> None:
+        self.u, self.v, self.report = u, v, dict(report or {})
+
+    @property
+    def is_identity(self) -> bool:
+        return self.u is None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if self.u is None:
+            return x
+        y = x + (x @ self.u) @ self.v.T
+        return (y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        """Write the adapter as .npz (atomically)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        if self.u is None:
+            np.savez(tmp, identity=np.array(True))
+        else:
+            np.savez(tmp, u=self.u, v=self.v)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PairAdapter":
+        z = np.load(path)
+        return cls() if "identity" in z.files else cls(z["u"], z["v"])
+
+
+def _pair_cosines(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                  dot: torch.Tensor) -> torch.Tensor:
+    """Cosine of rows a and b after x -> x + (x U) V^T, in the rank-r space only: with P = xU, Q = xV,
+    z_a.z_b = x_a.x_b + P_a.Q_b + P_b.Q_a + P_a (V^T V) P_b (and the same for the norms), so no d-sized
+    row is gathered per pair."""
+    p, q, vv = x @ u, x @ v, v.T @ v
+    pv = p @ vv
+    sq = (x * x).sum(1) + 2 * (p * q).sum(1) + (pv * p).sum(1)
+    inner = dot + (p[a] * q[b]).sum(1) + (p[b] * q[a]).sum(1) + (pv[a] * p[b]).sum(1)
+    return inner / (sq[a] * sq[b]).clamp_min(1e-12).sqrt()
+
+
+def _train(x: np.ndarray, a: np.ndarray, b: np.ndarray, y: np.ndarray, cfg: AdapterConfig) -> PairAdapter:
+    g = torch.Generator().manual_seed(cfg.seed)
+    xt = torch.from_numpy(np.asarray(x, np.float32))
+    d = xt.shape[1]
+    u = torch.nn.Parameter(torch.randn(d, cfg.rank, generator=g) / d ** 0.5)
+    v = torch.nn.Parameter(torch.zeros(d, cfg.rank))
+    at, bt, yt = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(y.astype(np.float32))
+    dot = (xt[at] * xt[bt]).sum(1)
+    scale = torch.nn.Parameter(torch.tensor(10.0))
+    bias = torch.nn.Parameter(-10.0 * dot.mean().detach())
+    ra = torch.randint(0, len(xt), (4096,), generator=g)
+    rb = torch.randint(0, len(xt), (4096,), generator=g)
+    keep0 = (xt[ra] * xt[rb]).sum(1)
+    pos_w = torch.tensor(float((1 - y).sum() / max(y.sum(), 1)))  # balance same and different answers
+    opt = torch.optim.Adam([u, v, scale, bias], lr=cfg.lr)
+    for _ in range(cfg.steps):
+        logit = scale * _pair_cosines(xt, u, v, at, bt, dot) + bias
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, yt, pos_weight=pos_w)
+        keep = (_pair_cosines(xt, u, v, ra, rb, keep0) - keep0).pow(2).mean()
+        opt.zero_grad()
+        (loss + cfg.keep_weight * 100 * keep).backward()
+        opt.step()
+    return PairAdapter(u.detach().numpy().copy(), v.detach().numpy().copy())
+
+
+def fit_adapter(x: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray, groups: np.ndarray,
+                cfg: AdapterConfig = AdapterConfig()) -> PairAdapter:
+    """An adapter for the embeddings `x` of one species from labelled pairs (a, b, same), or the identity when
+    there are too few pairs or the held-out check fails. `groups`: a group id per pair (its must-link component
+    pair) so that pairs of one group never straddle the check's folds."""
+    same = np.asarray(same, bool)
+    if same.sum() < cfg.min_pairs or (~same).sum() < cfg.min_pairs:
+        return PairAdapter(report={"used": False, "reason": "too few answered pairs"})
+    if len(a) > cfg.max_pairs:
+        keep = np.random.default_rng(cfg.seed).choice(len(a), cfg.max_pairs, replace=False)
+        a, b, same, groups = a[keep], b[keep], same[keep], groups[keep]
+    fold = (np.asarray([hash((int(g), cfg.seed)) for g in groups]) % 5) == 0
+    if fold.all() or not fold.any() or same[fold].all() or not same[fold].any():
+        fold = np.arange(len(a)) % 5 == 0
+    test, train = fold, ~fold
+    base = auroc(np.einsum("nd,nd->n", x[a[test]], x[b[test]])[same[test]],
+                 np.einsum("nd,nd->n", x[a[test]], x[b[test]])[~same[test]])
+    trial = _train(x, a[train], b[train], same[train], cfg)
+    z = trial(x)
+    s = np.einsum("nd,nd->n", z[a[test]], z[b[test]])
+    adapted = auroc(s[same[test]], s[~same[test]])
+    report = {"heldout_auroc_embedding": float(base), "heldout_auroc_adapter": float(adapted),
+              "pairs": int(len(a)), "same_pairs": int(same.sum())}
+    if not adapted >= base:
+        log.info("adapter rejected: held-out AUROC %.3f < %.3f without it", adapted, base)
+        return PairAdapter(report={**report, "used": False, "reason": "no better on held-out answers"})
+    final = _train(x, a, b, same, cfg)
+    final.report = {**report, "used": True}
+    return final
+
+
+__all__ = ["AdapterConfig", "PairAdapter", "fit_adapter"]

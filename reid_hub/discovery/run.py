@@ -1,0 +1,138 @@
+"""`reid-hub discover`: a collection folder's whole flow (read, embed once, group, ask, answer, simulate), with
+the state a later answer needs kept in the output folder (`state.json`, `embeddings.npz`, `answers.sqlite`)."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from ..scorers import embed_table
+from .answers import AnswerLog
+from .collection import load_collection
+from .constraints import Constraints
+from .session import Discovery, DiscoveryConfig, write_atomic
+from .simulate import simulate_reviewer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DiscoverRequest:
+    """What `reid-hub discover` was asked to do (validated by the CLI)."""
+
+    table: str
+    out: str
+    model: Optional[str] = None
+    species: Optional[str] = None
+    track_column: Optional[str] = None
+    frame_column: Optional[str] = None
+    answers: int = 0
+    answers_from: Optional[str] = None
+    batch: int = 10
+    config: DiscoveryConfig = DiscoveryConfig()
+
+
+def _embeddings(model: Any, table: pd.DataFrame, keys: list[str], out: Path) -> np.ndarray:
+    """The collection's embeddings, cached in `out/embeddings.npz` for this model and these rows."""
+    cache = out / "embeddings.npz"
+    fp = model.fingerprint()
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if str(z["fingerprint"]) == fp and list(z["keys"]) == keys:
+            return z["emb"]
+    emb = embed_table(model, table, progress=True)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    tmp = out / ".embeddings.tmp.npz"
+    np.savez(tmp, emb=emb, keys=np.array(keys), fingerprint=np.array(fp))
+    tmp.replace(cache)
+    return emb
+
+
+def _select(table: pd.DataFrame, req: DiscoverRequest) -> pd.DataFrame:
+    for col, flag in ((req.track_column, "--track-column"), (req.frame_column, "--frame-column"),
+                      (req.answers_from, "--answers-from")):
+        if col and col not in table.columns:
+            raise ConfigError(f"{flag} {col!r}: the table has no such column")
+    if req.species:
+        if (table["species"] != "").any():
+            table = table[table["species"] == req.species].reset_index(drop=True)
+            if table.empty:
+                raise DataError(f"no row of species {req.species!r}")
+        else:
+            table = table.assign(species=req.species)
+    return table
+
+
+def discover(req: DiscoverRequest) -> dict[str, Any]:
+    """Group the collection into individuals, write DIR/individuals.csv, questions.csv and summary.json (and with
+    `answers` > 0, DIR/curve.json from the simulated reviewer); returns the summary."""
+    from ..hub import from_pretrained
+
+    out = Path(req.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = _select(load_collection(req.table), req)
+    keys = table["path"].astype(str).tolist()
+    model = from_pretrained(req.model) if req.model else from_pretrained()
+    t0 = time.perf_counter()
+    emb = _embeddings(model, table, keys, out)
+    t_embed = time.perf_counter() - t0
+    structure = Constraints.from_columns(table, req.track_column, req.frame_column)
+    write_atomic(json.dumps({"table": str(Path(req.table).resolve()), "species": req.species,
+                             "track_column": req.track_column, "frame_column": req.frame_column,
+                             "model": req.model, "config": _config_dict(req.config)}, indent=2),
+                 out / "state.json")
+    answers = AnswerLog(out / "answers.sqlite")
+    t0 = time.perf_counter()
+    d = Discovery(table, emb, req.config, structure, answers, keys)
+    if answers.current():
+        d.learn()
+    t_group = time.perf_counter() - t0
+    extra: dict[str, Any] = {"model": {"name": model.config.name, "fingerprint": model.fingerprint()},
+                             "seconds": {"embed": round(t_embed, 2), "group": round(t_group, 2)}}
+    if req.answers > 0:
+        if not req.answers_from:
+            raise ConfigError("--answers needs --answers-from COLUMN (the column that holds the true identities)")
+        curve = simulate_reviewer(d, table[req.answers_from].tolist(), req.answers, req.batch,
+                                  actor=f"simulated:{req.answers_from}")
+        write_atomic(json.dumps(curve, indent=2), out / "curve.json")
+        extra["curve"] = str(out / "curve.json")
+    d.write(out, extra)
+    return {**d.summary(), **extra}
+
+
+def _config_dict(cfg: DiscoveryConfig) -> dict[str, Any]:
+    return {"threshold": cfg.threshold, "adapter": cfg.adapter, "strategy": cfg.strategy}
+
+
+def open_discovery(folder: str | Path) -> Discovery:
+    """The discovery kept in an output folder of `reid-hub discover`, with its answers applied."""
+    out = Path(folder)
+    state = out / "state.json"
+    if not state.is_file():
+        raise DataError(f"{folder}: not a discovery folder (no state.json); run reid-hub discover first")
+    s = json.loads(state.read_text())
+    req = DiscoverRequest(s["table"], str(out), s.get("model"), s.get("species"), s.get("track_column"),
+                          s.get("frame_column"))
+    table = _select(load_collection(s["table"]), req)
+    keys = table["path"].astype(str).tolist()
+    z = np.load(out / "embeddings.npz", allow_pickle=False)
+    if list(z["keys"]) != keys:
+        raise DataError(f"{folder}: the table changed since it was discovered; run reid-hub discover again")
+    cfg = replace(DiscoveryConfig(), **{k: v for k, v in s.get("config", {}).items()
+                                        if k in ("threshold", "adapter", "strategy")})
+    d = Discovery(table, z["emb"], cfg, Constraints.from_columns(table, s.get("track_column"),
+                                                                  s.get("frame_column")),
+                  AnswerLog(out / "answers.sqlite"), keys)
+    if d.answered():
+        d.learn()
+    return d
+
+
+__all__ = ["DiscoverRequest", "discover", "open_discovery"]

@@ -1,0 +1,326 @@
+"""Discovery of the individuals of an unlabelled collection, with people in the loop.
+
+A `Discovery` owns one collection's embeddings, its candidate graph (per species), the constraints that come from
+its structure (tracks, frames) and from people's answers, and the grouping that follows. `answer` records an
+answer and regroups at once; `learn` refits what the answers teach (the grouping threshold and, per species, an
+adapter on the embeddings) and rebuilds the graph.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+from .adapter import AdapterConfig, PairAdapter, fit_adapter
+from .answers import DIFFERENT, SAME, AnswerLog
+from .constraints import Constraints, UnionFind
+from .graph import CandidateGraph, GraphConfig, build_graph
+from .grouping import constrained_average_linkage
+from .questions import STRATEGIES, Question, rank_questions
+
+log = logging.getLogger(__name__)
+
+#: grouping threshold on the Jaccard similarity used before any answer: chosen on the staged species with
+#: leave-one-species-out (benchmarks/discovery.py), never on the collection at hand
+DEFAULT_THRESHOLD = 0.25
+#: width of the logistic that turns a Jaccard similarity into P(same) before answers refit it
+DEFAULT_SLOPE = 0.05
+#: the fewest answers of each kind before the threshold is refitted from them
+MIN_ANSWERS_TO_REFIT = 5
+THRESHOLD_RANGE = (0.02, 0.6)
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """How a collection is grouped and which questions are asked."""
+
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    threshold: float = DEFAULT_THRESHOLD
+    slope: float = DEFAULT_SLOPE
+    adapter: bool = True
+    adapter_config: AdapterConfig = field(default_factory=AdapterConfig)
+    strategy: str = "gain"
+    refit_threshold: bool = False
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"question strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold must lie in (0, 1), got {self.threshold}")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+class Discovery:
+    """The individuals of one collection: rows of `table` with their `embeddings` (L2-normalised)."""
+
+    def __init__(self, table: pd.DataFrame, embeddings: np.ndarray, config: DiscoveryConfig = DiscoveryConfig(),
+                 structure: Optional[Constraints] = None, answers: Optional[AnswerLog] = None,
+                 keys: Optional[Sequence[str]] = None) -> None:
+        if len(table) != len(embeddings):
+            raise ConfigError(f"{len(table)} rows but {len(embeddings)} embeddings")
+        self.table = table.reset_index(drop=True)
+        self.raw = np.asarray(embeddings, np.float32)
+        self.config = config
+        self.structure = structure or Constraints(len(table))
+        self.answers = answers
+        self.keys = [str(k) for k in (keys if keys is not None else self.table.get("path", self.table.index))]
+        if len(set(self.keys)) != len(self.keys):
+            raise ConfigError("every row needs a distinct key (its path); the table repeats one")
+        self.row_of = {k: r for r, k in enumerate(self.keys)}
+        species = self.table["species"].astype(str) if "species" in self.table else pd.Series([""] * len(table))
+        self.species_rows = {s: np.asarray(rows, np.int64) for s, rows in species.groupby(species).indices.items()}
+        self.adapters: dict[str, PairAdapter] = {s: PairAdapter() for s in self.species_rows}
+        self.threshold, self.slope, self.threshold_source = config.threshold, config.slope, "default"
+        self.emb = self.raw.copy()
+        self.graph = self._build_graph()
+        self.labels = self.regroup()
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def _build_graph(self) -> CandidateGraph:
+        """One candidate graph over all rows, edges only within a species."""
+        parts = []
+        for s, rows in self.species_rows.items():
+            self.emb[rows] = self.adapters[s](self.raw[rows])
+            if len(rows) >= 2:
+                g = build_graph(self.emb[rows], self.config.graph)
+                parts.append((rows, g))
+        n = len(self.raw)
+        if not parts:
+            return CandidateGraph(n, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
+                                  sp.csr_matrix((n, n)))
+        i = np.concatenate([rows[g.i] for rows, g in parts])
+        j = np.concatenate([rows[g.j] for rows, g in parts])
+        order = np.lexsort((j, i))
+        coos = [(rows, g.encoding.tocoo()) for rows, g in parts]
+        enc = sp.csr_matrix((np.concatenate([c.data for _, c in coos]),
+                             (np.concatenate([rows[c.row] for rows, c in coos]),
+                              np.concatenate([rows[c.col] for rows, c in coos]))), shape=(n, n))
+        return CandidateGraph(n, i[order], j[order], np.concatenate([g.cosine for _, g in parts])[order],
+                              np.concatenate([g.jaccard for _, g in parts])[order], enc)
+
+    def answered(self) -> list[tuple[int, int, bool]]:
+        """(row, row, same) of every answer in force (skips left out; rows not in this table ignored)."""
+        if self.answers is None:
+            return []
+        out = []
+        for (a, b), ans in self.answers.current().items():
+            if ans in (SAME, DIFFERENT) and a in self.row_of and b in self.row_of:
+                out.append((self.row_of[a], self.row_of[b], ans == SAME))
+        return out
+
+    def constraints(self) -> Constraints:
+        """Structure plus answers: "same" is a must-link, "different" a cannot-link (answers win)."""
+        c = self.structure.copy()
+        for a, b, same in self.answered():
+            (c.add_must if same else c.add_cannot)(a, b)
+        return c
+
+    def p_same(self, jaccard: np.ndarray) -> np.ndarray:
+        """P(same individual) of pairs from their Jaccard similarity."""
+        return _sigmoid((np.asarray(jaccard, float) - self.threshold) / self.slope)
+
+    # -- grouping ---------------------------------------------------------------------------------------------
+    def regroup(self) -> np.ndarray:
+        """Group every row under the current constraints; returns and keeps the labels (0..m-1)."""
+        answered = self.answered()
+        base = self.structure.copy()
+        for a, b, same in answered:
+            if not same:
+                base.add_cannot(a, b)
+        labels = constrained_average_linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.jaccard,
+                                             self.threshold, base)
+        # a "same" answer joins the two groups it links (unless the joined group would hold a cannot-link)
+        full = self.constraints()
+        comp = full.components()
+        cannot_groups: set[tuple[int, int]] = set()
+        for a, b in base.cannot:
+            cannot_groups.add((int(labels[a]), int(labels[b])))
+        uf = UnionFind(int(labels.max()) + 1 if len(labels) else 0)
+        members: dict[int, set[int]] = {g: {g} for g in range(len(uf.parent))}
+        for a, b, same in answered:
+            if not same:
+                continue
+            ra, rb = uf.find(int(labels[a])), uf.find(int(labels[b]))
+            if ra == rb:
+                continue
+            if any((x, y) in cannot_groups or (y, x) in cannot_groups for x in members[ra] for y in members[rb]):
+                continue
+            root = uf.union(ra, rb)
+            members[root] = members[ra] | members[rb]
+        merged = np.array([uf.find(int(g)) for g in labels], np.int64) if len(labels) else labels
+        # rows of one must-link component stay together: a component that the linkage left apart follows the
+        # group of its first row
+        first: dict[int, int] = {}
+        for r in range(len(merged)):
+            first.setdefault(int(comp[r]), int(merged[r]))
+            merged[r] = first[int(comp[r])]
+        self.labels = np.unique(merged, return_inverse=True)[1]
+        return self.labels
+
+    def confidence(self) -> np.ndarray:
+        """Per row: the mean P(same) to the members of its group among its candidate pairs; for a row alone in
+        its group, 1 - the largest P(same) to any other row."""
+        p = self.p_same(self.graph.jaccard)
+        n = len(self.raw)
+        tot, cnt, best_other = np.zeros(n), np.zeros(n), np.zeros(n)
+        same = self.labels[self.graph.i] == self.labels[self.graph.j]
+        for ends in (self.graph.i, self.graph.j):
+            np.add.at(tot, ends[same], p[same])
+            np.add.at(cnt, ends[same], 1)
+            np.maximum.at(best_other, ends[~same], p[~same])
+        return np.where(cnt > 0, tot / np.maximum(cnt, 1), 1 - best_other)
+
+    # -- questions and answers --------------------------------------------------------------------------------
+    def questions(self, limit: int = 50, strategy: Optional[str] = None, seed: int = 0) -> list[Question]:
+        """The best pair questions to ask next."""
+        c = self.constraints()
+        comp = c.components()
+        touched, settled = set(), set()
+        for a, b, _ in self.answered():
+            la, lb = int(self.labels[a]), int(self.labels[b])
+            touched.update((la, lb))
+            settled.add((min(la, lb), max(la, lb)))
+        asked = set()
+        if self.answers is not None:
+            for a, b in self.answers.current():
+                if a in self.row_of and b in self.row_of:
+                    ra, rb = self.row_of[a], self.row_of[b]
+                    asked.add((min(ra, rb), max(ra, rb)))
+        return rank_questions(self.graph.i, self.graph.j, self.p_same(self.graph.jaccard), self.labels, comp,
+                              c.cannot_between(comp), touched, asked, settled, self.confidence(), limit, strategy or self.config.strategy, seed)
+
+    def answer(self, a: int, b: int, value: str, actor: str = "local") -> np.ndarray:
+        """Record a person's answer about rows a and b, regroup at once, and return the new labels."""
+        if self.answers is None:
+            raise ConfigError("this discovery keeps no answers (open it with a folder)")
+        for r in (a, b):
+            if not 0 <= int(r) < len(self.keys):
+                raise ConfigError(f"row {r} is not in this collection of {len(self.keys)} rows")
+        self.answers.record(self.keys[int(a)], self.keys[int(b)], value, actor)
+        return self.regroup()
+
+    def undo(self, actor: str = "local") -> np.ndarray:
+        """Take back the latest answer and regroup."""
+        if self.answers is not None:
+            self.answers.undo(actor)
+        return self.regroup()
+
+    def learn(self) -> dict[str, Any]:
+        """Refit from the answers: the threshold (logistic fit of same/different on the Jaccard similarity) and,
+        per species, the adapter; rebuild the graph and regroup. Returns what was fitted."""
+        report: dict[str, Any] = {}
+        answered = self.answered()
+        if self.config.adapter:
+            report["adapters"] = self._fit_adapters(answered)
+            self.graph = self._build_graph()
+        if self.config.refit_threshold:
+            report["threshold"] = self._refit_threshold(answered)
+        self.regroup()
+        return report
+
+    def _refit_threshold(self, answered: list[tuple[int, int, bool]]) -> dict[str, Any]:
+        y = np.array([s for _, _, s in answered], bool)
+        if y.sum() < MIN_ANSWERS_TO_REFIT or (~y).sum() < MIN_ANSWERS_TO_REFIT:
+            return {"threshold": self.threshold, "source": self.threshold_source}
+        from sklearn.linear_model import LogisticRegression
+
+        x = self.graph.jaccard_of(np.array([a for a, _, _ in answered]), np.array([b for _, b, _ in answered]))
+        lr = LogisticRegression(C=10.0).fit(x[:, None] / self.config.slope, y)
+        w, c = float(lr.coef_[0, 0]) / self.config.slope, float(lr.intercept_[0])
+        if w > 0:
+            self.threshold = float(np.clip(-c / w, *THRESHOLD_RANGE))
+            self.slope = float(np.clip(1 / w, 0.01, 0.2))
+            self.threshold_source = f"fitted on {len(y)} answers"
+        return {"threshold": self.threshold, "slope": self.slope, "source": self.threshold_source}
+
+    def _fit_adapters(self, answered: list[tuple[int, int, bool]]) -> dict[str, Any]:
+        """Per species: training pairs are every pair within a must-link component and every pair across two
+        components that a cannot-link separates (structure and answers alike)."""
+        c = self.constraints()
+        comp = c.components()
+        out: dict[str, Any] = {}
+        for s, rows in self.species_rows.items():
+            local = {int(r): k for k, r in enumerate(rows)}
+            by_comp: dict[int, list[int]] = {}
+            for r in rows.tolist():
+                by_comp.setdefault(int(comp[r]), []).append(local[r])
+            a, b, y, grp = [], [], [], []
+            for cid, mem in by_comp.items():
+                for x in range(len(mem)):
+                    for z in range(x + 1, len(mem)):
+                        a.append(mem[x]); b.append(mem[z]); y.append(True); grp.append(cid)
+            for ca, cb in c.cannot_between(comp):
+                ma, mb = by_comp.get(ca), by_comp.get(cb)
+                if ma and mb:
+                    for x in ma:
+                        for z in mb:
+                            a.append(x); b.append(z); y.append(False); grp.append(ca * 1_000_003 + cb)
+            ad = fit_adapter(self.raw[rows], np.array(a, np.int64), np.array(b, np.int64), np.array(y, bool),
+                             np.array(grp, np.int64), self.config.adapter_config)
+            self.adapters[s] = ad
+            out[s] = ad.report
+        return out
+
+    # -- outputs ----------------------------------------------------------------------------------------------
+    def individuals(self) -> pd.DataFrame:
+        """One row per input row, in input order: path, individual, confidence."""
+        species = self.table["species"].astype(str) if "species" in self.table else pd.Series([""] * len(self.raw))
+        names = [f"{sp}-{g:04d}" if sp else f"ind-{g:04d}" for sp, g in zip(species, self.labels)]
+        return pd.DataFrame({"path": self.keys, "individual": names, "confidence": np.round(self.confidence(), 4)})
+
+    def question_table(self, limit: int = 50) -> pd.DataFrame:
+        """The next questions, best first, with the paths to show."""
+        qs = self.questions(limit)
+        return pd.DataFrame([{"question": k + 1, "a": self.keys[q.a], "b": self.keys[q.b], "a_row": q.a,
+                              "b_row": q.b, "p_same": round(q.p_same, 4), "gain": round(q.gain, 3), "kind": q.kind}
+                             for k, q in enumerate(qs)],
+                            columns=["question", "a", "b", "a_row", "b_row", "p_same", "gain", "kind"])
+
+    def summary(self) -> dict[str, Any]:
+        c = self.constraints()
+        ans = self.answered()
+        return {"images": int(len(self.raw)), "individuals": int(self.labels.max() + 1) if len(self.labels) else 0,
+                "species": {s: {"images": int(len(r)), "individuals": int(len(np.unique(self.labels[r]))),
+                                "adapter": self.adapters[s].report or {"used": False}}
+                            for s, r in self.species_rows.items()},
+                "threshold": self.threshold, "threshold_source": self.threshold_source,
+                "answers": {"same": int(sum(s for *_, s in ans)), "different": int(sum(not s for *_, s in ans))},
+                "constraints": {"must_link": len(c.must), "cannot_link": len(c.cannot)},
+                "candidate_pairs": int(len(self.graph)), "config": asdict(self.config)}
+
+    def write(self, out: str | Path, extra: Optional[dict[str, Any]] = None) -> dict[str, Path]:
+        """individuals.csv, questions.csv and summary.json in `out` (each written atomically)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {"individuals": out / "individuals.csv", "questions": out / "questions.csv",
+                 "summary": out / "summary.json"}
+        write_csv_atomic(self.individuals(), files["individuals"])
+        write_csv_atomic(self.question_table(), files["questions"])
+        write_atomic(json.dumps({**self.summary(), **(extra or {})}, indent=2, default=str), files["summary"])
+        return files
+
+
+def write_atomic(text: str, path: Path) -> None:
+    """Write a text file so that a reader sees the old or the new file, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
+    write_atomic(df.to_csv(index=False), path)
+
+
+__all__ = ["Discovery", "DiscoveryConfig", "DEFAULT_THRESHOLD", "write_atomic"]
