@@ -24,6 +24,7 @@ import pandas as pd
 
 from .boxes import box_iou
 from .calibration import calibrate_threshold, excluded_pairs
+from .discovery.session import Discovery, DiscoveryConfig
 from .errors import DataError
 from .model import ReIDModel, create_model
 from .matching import create_matcher
@@ -86,6 +87,22 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+#: the prediction that says "an individual not in the gallery" in open-set scores
+NEW_INDIVIDUAL = "new_individual"
+
+
+def animalclef_scores(y_true: Sequence[str], y_pred: Sequence[str], new_identities: Sequence[str]) -> dict[str, float]:
+    """AnimalCLEF 2025's open-set score: BAKS (balanced accuracy on known samples), BAUS (on unknown samples,
+    the right answer being `NEW_INDIVIDUAL`) and their geometric mean, from `wildlife_datasets.metrics`."""
+    from wildlife_datasets.metrics import BAKS, BAUS
+
+    baks = float(BAKS(list(y_true), list(y_pred), list(new_identities)))
+    baus = float(BAUS(list(y_true), list(y_pred), list(new_identities), NEW_INDIVIDUAL))
+    both = [v for v in (baks, baus) if not np.isnan(v)]
+    return {"baks": baks, "baus": baus,
+            "animalclef_score": float(np.sqrt(baks * baus)) if len(both) == 2 else float("nan")}
+
+
 def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: Optional[float], new_fraction: float = 0.5,
                      seed: int = 0, groups: Optional[Sequence[Any]] = None) -> dict[str, float]:
     """Open-set scores with a seeded share of identities removed from the gallery.
@@ -103,6 +120,7 @@ def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: Optional
         threshold = calibrate_threshold(sim[np.ix_(keep, keep)], labels[keep],
                                         None if groups is None else np.asarray(groups)[keep])
     known_q, new_q, correct_known, correct_new = [], [], 0, 0
+    y_true, y_pred = [], []
     for i in range(len(labels)):
         gallery = ~is_new & ~excluded[i]
         if not gallery.any():
@@ -110,6 +128,9 @@ def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: Optional
         g_idx = np.flatnonzero(gallery)
         best = g_idx[int(np.argmax(sim[i, g_idx]))]
         score = float(sim[i, best])
+        if is_new[i] or (labels[g_idx] == labels[i]).any():
+            y_true.append(str(labels[i]))
+            y_pred.append(str(labels[best]) if score >= threshold else NEW_INDIVIDUAL)
         if is_new[i]:
             new_q.append(score)
             correct_new += score < threshold
@@ -118,7 +139,8 @@ def open_set_metrics(sim: np.ndarray, labels: Sequence[str], threshold: Optional
             correct_known += score >= threshold and labels[best] == labels[i]
     acc_k = correct_known / max(1, len(known_q))
     acc_n = correct_new / max(1, len(new_q))
-    return {"auroc": auroc(np.array(known_q), np.array(new_q)), "balanced_accuracy": (acc_k + acc_n) / 2,
+    return {**animalclef_scores(y_true, y_pred, sorted(str(i) for i in new_ids)),
+            "auroc": auroc(np.array(known_q), np.array(new_q)), "balanced_accuracy": (acc_k + acc_n) / 2,
             "known_accuracy": acc_k, "new_accuracy": acc_n, "threshold": threshold,
             "known_queries": len(known_q), "new_queries": len(new_q), "new_identities": len(new_ids)}
 
@@ -297,6 +319,13 @@ def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] 
     calib_methods = {k: v for k, v in methods.items() if k == "model" or k.startswith("imagenet")}
     results = evaluate_methods(unseen, methods, calib_df=calib, calib_methods=calib_methods, seed=seed,
                                cross_column=cross_column)
+    for species, part in unseen.groupby("species"):
+        part = part.reset_index(drop=True)
+        if len(part) >= 2:  # discovery: the unseen identities grouped without labels (reid-hub discover's default)
+            grouped = Discovery(part, table_features(DEFAULT_MATCHER).embeddings(part), DiscoveryConfig(adapter=False),
+                                keys=part["image_id"].tolist())
+            results["species"][species]["model"]["discovery"] = {
+                **clustering_metrics(part["label"], grouped.labels), "individuals": int(grouped.labels.max() + 1)}
     results["model"] = {"name": model.config.name, "fingerprint": model.fingerprint()}
     results["split"] = {s: {"unseen_identities": sorted(p["identity"].unique().tolist()),
                             "train_identities": int(calib[calib["species"] == s]["label"].nunique())}
@@ -332,10 +361,12 @@ def cluster_accuracy(truth: Sequence[Any], pred: Sequence[Any]) -> float:
 
 
 def clustering_metrics(truth: Sequence[Any], pred: Sequence[Any]) -> dict[str, float]:
-    """Identification accuracy after optimal matching, adjusted Rand index and normalized mutual information."""
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    """Identification accuracy after optimal matching, adjusted Rand index, adjusted and normalized mutual
+    information."""
+    from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
 
     return {"accuracy": cluster_accuracy(truth, pred), "ari": float(adjusted_rand_score(truth, pred)),
+            "ami": float(adjusted_mutual_info_score(truth, pred)),
             "nmi": float(normalized_mutual_info_score(truth, pred))}
 
 
@@ -369,6 +400,6 @@ def idf1(gt: pd.DataFrame, pred: pd.DataFrame, gt_id: str = "identity", pred_id:
     return float(2 * idtp / (len(gt) + len(pred)))
 
 
-__all__ = ["imagenet_baseline", "excluded_pairs", "cluster_accuracy", "clustering_metrics", "idf1", "retrieval_metrics", "auroc", "calibrate_threshold", "open_set_metrics", "embed_table",
+__all__ = ["NEW_INDIVIDUAL", "animalclef_scores", "imagenet_baseline", "excluded_pairs", "cluster_accuracy", "clustering_metrics", "idf1", "retrieval_metrics", "auroc", "calibrate_threshold", "open_set_metrics", "embed_table",
            "sift_similarity", "method_names", "evaluate_methods", "evaluate_model", "embedding_scorer", "plot_results",
            "write_results", "machine_info", "RetrievalResult"]

@@ -59,8 +59,11 @@ def test_threshold_and_open_set_on_separable_scores():
     assert 0.3 <= thr <= 0.8
     m = open_set_metrics(sim, labels, thr, new_fraction=0.5, seed=0)
     assert m["auroc"] == 1.0 and m["balanced_accuracy"] == 1.0 and m["new_identities"] == 3
+    assert m["baks"] == 1.0 and m["baus"] == 1.0 and m["animalclef_score"] == 1.0
     wrong = open_set_metrics(sim, labels, threshold=0.95)
     assert wrong["known_accuracy"] == 0.0 and wrong["new_accuracy"] == 1.0
+    # every known animal called new: BAKS 0, BAUS 1, and their geometric mean 0
+    assert wrong["baks"] == 0.0 and wrong["baus"] == 1.0 and wrong["animalclef_score"] == 0.0
 
 
 def test_sift_scores_the_same_animal_above_a_different_one(tmp_path):
@@ -86,6 +89,8 @@ def test_evaluate_model_reports_every_species_and_method(toy_data, tmp_path):
         assert {"model", "sift"} <= set(entry)
         assert 0 <= entry["model"]["top1"] <= 1 and "open_set" in entry["model"]
         assert entry["identities"] == len(res["split"][sp]["unseen_identities"])
+        disc = entry["model"]["discovery"]
+        assert {"ari", "ami", "individuals"} <= set(disc) and -1 <= disc["ari"] <= 1 and disc["individuals"] >= 1
     js, png = write_results(res, tmp_path / "r.json")
     assert js.is_file() and png.stat().st_size > 1000
     with pytest.raises(DataError):
