@@ -24,8 +24,8 @@ from .adapter import AdapterConfig, PairAdapter, fit_adapter
 from .answers import DIFFERENT, SAME, AnswerLog
 from .constraints import Constraints, UnionFind
 from .graph import CandidateGraph, GraphConfig, build_graph
-from .grouping import constrained_average_linkage
-from .questions import STRATEGIES, Question, rank_questions
+from .grouping import by_first_row, linkage
+from .questions import STRATEGIES, Question, random_questions, rank_questions
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,8 @@ class Discovery:
         for a, b, same in answered:
             if not same:
                 base.add_cannot(a, b)
-        labels = constrained_average_linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.jaccard,
-                                             self.threshold, base)
+        self.link = linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.jaccard, self.threshold, base)
+        labels = self.link.labels
         # a "same" answer joins the two groups it links (unless the joined group would hold a cannot-link)
         full = self.constraints()
         comp = full.components()
@@ -166,7 +166,7 @@ class Discovery:
         for r in range(len(merged)):
             first.setdefault(int(comp[r]), int(merged[r]))
             merged[r] = first[int(comp[r])]
-        self.labels = np.unique(merged, return_inverse=True)[1]
+        self.labels = by_first_row(merged)
         return self.labels
 
     def confidence(self) -> np.ndarray:
@@ -184,22 +184,25 @@ class Discovery:
 
     # -- questions and answers --------------------------------------------------------------------------------
     def questions(self, limit: int = 50, strategy: Optional[str] = None, seed: int = 0) -> list[Question]:
-        """The best pair questions to ask next."""
+        """The best pair questions to ask next (`strategy` "random": the baseline)."""
         c = self.constraints()
         comp = c.components()
-        touched, settled = set(), set()
-        for a, b, _ in self.answered():
-            la, lb = int(self.labels[a]), int(self.labels[b])
-            touched.update((la, lb))
-            settled.add((min(la, lb), max(la, lb)))
+        blocked = c.cannot_between(comp)
+        answered = [(a, b) for a, b, _ in self.answered()]
         asked = set()
         if self.answers is not None:
             for a, b in self.answers.current():
                 if a in self.row_of and b in self.row_of:
                     ra, rb = self.row_of[a], self.row_of[b]
                     asked.add((min(ra, rb), max(ra, rb)))
-        return rank_questions(self.graph.i, self.graph.j, self.p_same(self.graph.jaccard), self.labels, comp,
-                              c.cannot_between(comp), touched, asked, settled, self.confidence(), limit, strategy or self.config.strategy, seed)
+        if (strategy or self.config.strategy) == "random":
+            return random_questions(self.graph.i, self.graph.j, self.p_same(self.graph.jaccard), self.labels, comp,
+                                    blocked, asked, limit, seed)
+        n = len(self.raw)
+        sim = sp.coo_matrix((np.concatenate([self.graph.jaccard, self.graph.jaccard]),
+                             (np.concatenate([self.graph.i, self.graph.j]),
+                              np.concatenate([self.graph.j, self.graph.i]))), shape=(n, n)).tocsr()
+        return rank_questions(self.link, self.labels, self.p_same, sim, comp, blocked, asked, answered, limit)
 
     def answer(self, a: int, b: int, value: str, actor: str = "local") -> np.ndarray:
         """Record a person's answer about rows a and b, regroup at once, and return the new labels."""
