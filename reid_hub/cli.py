@@ -173,6 +173,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         argv += ["--gallery", args.gallery]
     if args.token:
         argv += ["--token", args.token]
+    if args.discovery:
+        argv += ["--discovery", args.discovery]
     module = runpy.run_path(str(app))
     module["main"](argv)
     return 0
@@ -526,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
     s.add_argument("--token", help="bearer token required by write endpoints")
+    s.add_argument("--discovery", help="an output folder of reid-hub discover: serve its pair questions")
     s.set_defaults(func=_cmd_serve)
 
     s = sub.add_parser("gallery", help="manage a gallery: enroll, search, identify, list, calibrate, recalibrate, "

@@ -41,6 +41,7 @@ class ServiceConfig:
     max_pixels: int = 40_000_000
     max_video_bytes: int = 200 * 1024 * 1024
     heavy_per_minute: int = 30  # identify / evidence / video requests per client and minute (0: no limit)
+    discovery_dir: Optional[str] = None  # an output folder of `reid-hub discover`: its questions are served
 
     def validate(self) -> "ServiceConfig":
         if self.max_upload_bytes < 1024 or self.max_pixels < 1024 or self.max_video_bytes < 1024:
@@ -88,6 +89,42 @@ class ReidService:
         self.lock = threading.RLock()
         self.limiter = RateLimiter(cfg.heavy_per_minute)
         self._sessions: Any = None
+        self._discovery: Any = None
+
+    @property
+    def discovery(self) -> Any:
+        """The served discovery (opened on first use); GalleryError when the service has none."""
+        if self.cfg.discovery_dir is None:
+            raise GalleryError("this service serves no discovery folder (start it with --discovery DIR)")
+        if self._discovery is None:
+            from .discovery.run import open_discovery
+
+            self._discovery = open_discovery(self.cfg.discovery_dir)
+        return self._discovery
+
+    def discovery_questions(self, limit: int = 20) -> dict[str, Any]:
+        """The next pair questions of the served discovery, with what is known of the grouping."""
+        with self.lock:
+            d = self.discovery
+            table = d.question_table(limit)
+            return {"individuals": int(d.labels.max()) + 1 if len(d.labels) else 0,
+                    "answers": len(d.answered()), "questions": table.to_dict("records")}
+
+    def discovery_answer(self, a: int, b: int, answer: str, actor: str) -> dict[str, Any]:
+        """Record an answer (same / different / skip, or undo), regroup, and rewrite the folder's outputs."""
+        import time
+
+        with self.lock:
+            d = self.discovery
+            t0 = time.perf_counter()
+            if answer == "undo":
+                d.undo(actor)
+            else:
+                d.answer(a, b, answer, actor)
+            seconds = time.perf_counter() - t0
+            d.write(self.cfg.discovery_dir)
+            return {"individuals": int(d.labels.max()) + 1, "answers": len(d.answered()),
+                    "regroup_seconds": round(seconds, 4)}
 
     @property
     def sessions(self) -> Any:
@@ -505,6 +542,34 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             if assign:
                 out["assignments"] = assign_clusters(result, video_name or name, species, encounter)
         return out
+
+    class PairAnswer(BaseModel):
+        a: int = Field(ge=0, le=10_000_000)
+        b: int = Field(ge=0, le=10_000_000)
+        answer: str = Field(pattern="^(same|different|skip|undo)$")
+
+    @app.get("/discovery")
+    def discovery_summary() -> dict[str, Any]:
+        with svc.lock:
+            return svc.discovery.summary()
+
+    @app.get("/discovery/questions")
+    def discovery_questions(limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+        return svc.discovery_questions(limit)
+
+    @app.get("/discovery/evidence.png", dependencies=[Depends(heavy)])
+    def discovery_evidence(a: int = Query(..., ge=0, le=10_000_000), b: int = Query(..., ge=0, le=10_000_000)):
+        from fastapi.responses import Response
+
+        from .discovery.evidence import pair_evidence
+
+        with svc.lock:
+            d = svc.discovery
+        return Response(pair_evidence(d, a, b), media_type="image/png")
+
+    @app.post("/discovery/answers")
+    def discovery_answer(body: PairAnswer, actor: str = Depends(require_token)) -> dict[str, Any]:
+        return svc.discovery_answer(body.a, body.b, body.answer, actor)
 
     return app
 

@@ -6,6 +6,7 @@ In a Space (SPACE_ID set) it listens on 0.0.0.0:7860; elsewhere on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
@@ -191,6 +192,37 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         done = out.get("outcome") or {}
         return q, t, e, f"Proposal #{pid}: **{action}** -> `{done.get('individual_id', '')}`.  \n{text}", nxt
 
+    def question_show():
+        """The best question of the served discovery: both images with their matches, and what it asks."""
+        from reid_hub.discovery.evidence import pair_evidence
+
+        try:
+            got = svc.discovery_questions(1)
+        except ReidHubError as exc:
+            return None, f"**{type(exc).__name__}:** {exc}", None
+        head = f"{got['individuals']} individuals so far, {got['answers']} answers."
+        if not got["questions"]:
+            return None, f"No question left. {head}", None
+        q = got["questions"][0]
+        with svc.lock:
+            pic = Image.open(io.BytesIO(pair_evidence(svc.discovery, q["a_row"], q["b_row"])))
+        return pic, (f"**Same individual?** `{q['a']}` and `{q['b']}` (P(same) = {q['p_same']:.2f}, "
+                     f"{'two groups to merge' if q['kind'] == 'merge' else 'one group to confirm'}).  \n"
+                     f"Keys: **s** same, **d** different, **k** skip, **u** undo.  \n{head}"), (q["a_row"], q["b_row"])
+
+    def question_act(pair: Optional[tuple[int, int]], action: str, token: str):
+        if pair is None and action != "undo":
+            return question_show()
+        try:
+            actor = svc.authorize(token)
+            a, b = pair if pair is not None else (0, 0)
+            out = svc.discovery_answer(int(a), int(b), action, actor)
+        except ReidHubError as exc:
+            pic, text, cur = question_show()
+            return pic, f"**{type(exc).__name__}:** {exc}  \n{text}", cur
+        pic, text, cur = question_show()
+        return pic, f"Answered **{action}**: {out['individuals']} individuals now.  \n{text}", cur
+
     def session_of(request: Optional[gr.Request]) -> str:
         return str(getattr(request, "session_hash", "") or "")
 
@@ -323,7 +355,38 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             r_reject.click(lambda pid, n, t: review_act(pid, "reject", n, t), [r_pid, r_name, r_token], outs)
             r_new.click(lambda pid, n, t: review_act(pid, "new", n, t), [r_pid, r_name, r_token], outs)
             r_undo.click(lambda pid, n, t: review_act(pid, "undo", n, t), [r_pid, r_name, r_token], outs)
+        with gr.Tab("Questions", visible=writable and svc.cfg.discovery_dir is not None, elem_id="questions-tab"):
+            q_pair = gr.State(None)
+            with gr.Row():
+                q_token = gr.Textbox(label="Token (required when the service has one)", type="password",
+                                     elem_id="questions-token")
+                q_load = gr.Button("Next question", elem_id="q-load")
+            q_info = gr.Markdown(elem_id="questions-info")
+            q_pic = gr.Image(label="The two images with their verified keypoint matches", interactive=False,
+                             elem_id="questions-evidence")
+            with gr.Row():
+                q_buttons = {a: gr.Button(label, elem_id=f"q-{a}", variant="primary" if a == "same" else "secondary")
+                             for a, label in (("same", "Same (s)"), ("different", "Different (d)"),
+                                              ("skip", "Skip (k)"), ("undo", "Undo (u)"))}
+            q_outs = [q_pic, q_info, q_pair]
+            q_load.click(question_show, [], q_outs)
+            for action, btn in q_buttons.items():
+                btn.click(lambda pair, t, _a=action: question_act(pair, _a, t), [q_pair, q_token], q_outs)
     return ui
+
+
+#: answering pair questions from the keyboard: s same, d different, k skip, u undo (never while typing)
+KEYBOARD = """<script>
+document.addEventListener("keydown", (e) => {
+  const t = e.target;
+  if (e.ctrlKey || e.metaKey || e.altKey || (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable))) return;
+  const id = {s: "q-same", d: "q-different", k: "q-skip", u: "q-undo"}[e.key.toLowerCase()];
+  const btn = id && document.getElementById(id);
+  if (!btn || btn.offsetParent === null) return;
+  e.preventDefault();
+  btn.click();
+});
+</script>"""
 
 
 def create_app(cfg: ServiceConfig, model: Any = None):
@@ -338,7 +401,8 @@ def create_app(cfg: ServiceConfig, model: Any = None):
         return RedirectResponse("/ui")
 
     examples = Path(cfg.gallery_dir) / "examples"  # the demo's example queries: the browser must be able to show them
-    return gr.mount_gradio_app(api, build_ui(svc), path="/ui", root_path="/ui", allowed_paths=[str(examples)] if examples.is_dir() else None)
+    return gr.mount_gradio_app(api, build_ui(svc), path="/ui", root_path="/ui", head=KEYBOARD,
+                               allowed_paths=[str(examples)] if examples.is_dir() else None)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -353,6 +417,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--host", default="0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
     ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     ap.add_argument("--token", default=os.environ.get("REID_HUB_TOKEN"))
+    ap.add_argument("--discovery", default=os.environ.get("REID_HUB_DISCOVERY"),
+                    help="an output folder of reid-hub discover: its pair questions are served (Questions tab)")
     ap.add_argument("--public", action="store_true", help="exposed to anyone: without --token the shared gallery "
                     "is read-only (always so in a Space, where SPACE_ID is set)")
     args = ap.parse_args(argv)
@@ -361,7 +427,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     if Path(args.gallery).resolve() == demo_store:  # a user's own gallery starts empty: never seeded with demo data
         build_demo_gallery(model, args.gallery).close()
     public = bool(os.environ.get("SPACE_ID")) or args.public
-    app = create_app(ServiceConfig(model=args.model, gallery_dir=args.gallery, token=args.token, public=public), model)
+    app = create_app(ServiceConfig(model=args.model, gallery_dir=args.gallery, token=args.token, public=public,
+                                      discovery_dir=args.discovery), model)
     print(f"reid-hub serving on http://{args.host}:{args.port}/ui (API docs at /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

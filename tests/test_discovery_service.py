@@ -1,0 +1,104 @@
+"""Pair questions of a discovery folder over real HTTP and in a real browser, answered from the keyboard."""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("gradio")
+import httpx  # noqa: E402
+
+from conftest import make_identity_images  # noqa: E402
+from reid_hub import create_model, save_pretrained  # noqa: E402
+from reid_hub.discovery.run import DiscoverRequest, discover  # noqa: E402
+from test_service import _launch, _open_ui, _serve, _shots  # noqa: E402
+
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from reid_hub.service import ServiceConfig
+
+    root = tmp_path_factory.mktemp("disc-svc")
+    model_dir = save_pretrained(create_model("tiny-test"), root / "model")
+    data = make_identity_images(root / "birds", "bird", 8, 6, seed=5)
+    out = root / "found"
+    discover(DiscoverRequest(str(data / "metadata.csv"), str(out), model=str(model_dir)))
+    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(root / "gallery"), token="s3cret", heavy_per_minute=0,
+                        discovery_dir=str(out))
+    with _serve(cfg) as base:
+        yield base, out
+
+
+def _answers(out: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(out / "answers.sqlite") as db:
+        return db.execute("SELECT answer, actor FROM answers ORDER BY id").fetchall()
+
+
+def test_questions_and_answers_over_http(served):
+    base, out = served
+    c = httpx.Client(base_url=base, timeout=120)
+    got = c.get("/discovery/questions", params={"limit": 3}).json()
+    assert len(got["questions"]) == 3 and got["individuals"] >= 1
+    q = got["questions"][0]
+    ev = c.get("/discovery/evidence.png", params={"a": q["a_row"], "b": q["b_row"]})
+    assert ev.status_code == 200 and ev.headers["content-type"] == "image/png" and ev.content[:4] == b"\x89PNG"
+    body = {"a": q["a_row"], "b": q["b_row"], "answer": "different"}
+    assert c.post("/discovery/answers", json=body).status_code == 401  # no anonymous writes
+    before = len(_answers(out))
+    r = c.post("/discovery/answers", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["answers"] >= 1 and _answers(out)[before:] == [("different", "token")]
+    ind = pd.read_csv(out / "individuals.csv")  # the folder's outputs follow every answer
+    assert ind["individual"].iloc[q["a_row"]] != ind["individual"].iloc[q["b_row"]]
+    nxt = c.get("/discovery/questions", params={"limit": 50}).json()["questions"]
+    assert (q["a_row"], q["b_row"]) not in {(x["a_row"], x["b_row"]) for x in nxt}
+    assert c.post("/discovery/answers", json={**body, "answer": "maybe"}, headers=AUTH).status_code == 422
+    assert c.post("/discovery/answers", json={**body, "a": 100000}, headers=AUTH).status_code == 400
+    assert c.get("/discovery/questions", params={"limit": 0}).status_code == 422
+    assert c.get("/discovery/evidence.png", params={"a": 0, "b": 99999}).status_code == 400
+
+
+def test_answering_questions_with_the_keyboard_in_a_real_browser(served, tmp_path):
+    base, out = served
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+    def wait_for(page, text):
+        page.wait_for_function("t => document.querySelector('#questions-info').innerText.includes(t)", arg=text,
+                               timeout=60_000)
+        return page.inner_text("#questions-info")
+
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p, chromium)
+        page = browser.new_page()
+        _open_ui(page, base)
+        page.get_by_role("tab", name="Questions").click()
+        page.click("#q-load")
+        wait_for(page, "Same individual?")
+        start = len(_answers(out))
+        page.keyboard.press("s")  # no token yet: refused, the same rule as the API
+        assert "AuthError" in wait_for(page, "AuthError")
+        assert len(_answers(out)) == start
+        page.fill("#questions-token input", "s3cret")
+        page.click("#questions-info")  # leave the text box: keys typed there are text, not answers
+        page.keyboard.press("s")
+        wait_for(page, "Answered **same**".replace("**", ""))
+        page.keyboard.press("d")
+        wait_for(page, "Answered different")
+        page.keyboard.press("u")
+        wait_for(page, "Answered undo")
+        page.keyboard.press("k")
+        wait_for(page, "Answered skip")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(_shots(tmp_path) / "questions.png"), full_page=True)
+        browser.close()
+    assert [a for a, _ in _answers(out)[start:]] == ["same", "different", "undo", "skip"]
+    assert {actor for _, actor in _answers(out)[start:]} == {"token"}
