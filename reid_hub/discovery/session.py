@@ -259,19 +259,19 @@ class Discovery:
             by_comp: dict[int, list[int]] = {}
             for r in rows.tolist():
                 by_comp.setdefault(int(comp[r]), []).append(local[r])
-            a, b, y, grp = [], [], [], []
-            for cid, mem in by_comp.items():
+            a, b, y = [], [], []
+            for mem in by_comp.values():
                 for x in range(len(mem)):
                     for z in range(x + 1, len(mem)):
-                        a.append(mem[x]); b.append(mem[z]); y.append(True); grp.append(cid)
+                        a.append(mem[x]); b.append(mem[z]); y.append(True)
             for ca, cb in c.cannot_between(comp):
                 ma, mb = by_comp.get(ca), by_comp.get(cb)
                 if ma and mb:
                     for x in ma:
                         for z in mb:
-                            a.append(x); b.append(z); y.append(False); grp.append(ca * 1_000_003 + cb)
+                            a.append(x); b.append(z); y.append(False)
             ad = fit_adapter(self.raw[rows], np.array(a, np.int64), np.array(b, np.int64), np.array(y, bool),
-                             np.array(grp, np.int64), self.config.adapter_config)
+                             comp[rows], self.config.adapter_config)
             self.adapters[s] = ad
             out[s] = ad.report
         return out
