@@ -395,7 +395,8 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     cfg = DiscoveryConfig(adapter=args.adapter, strategy=args.questions,
                           **({"threshold": args.threshold} if args.threshold is not None else {}))
     summary = discover(DiscoverRequest(args.table, args.out, args.model, args.species, args.track_column,
-                                       args.frame_column, args.answers, args.answers_from, args.batch, cfg))
+                                       args.frame_column, args.answers, args.answers_from, args.batch, cfg,
+                                       args.gallery))
     print(f"{summary['images']} images -> {summary['individuals']} individuals "
           f"(threshold {summary['threshold']:.3f}, {summary['threshold_source']}); wrote {args.out}/individuals.csv, "
           f"questions.csv, summary.json" + (", curve.json" if args.answers else ""))
@@ -557,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder: individuals.csv, questions.csv, summary.json")
     s.add_argument("--model", default=None, help="model name or folder (default: the released default)")
     s.add_argument("--species", help="only rows of this species (or: the species of every row)")
+    s.add_argument("--gallery", help="a gallery folder: each discovered individual is matched to its known "
+                                     "individuals and sent to its review queue (DIR/gallery.csv)")
     s.add_argument("--track-column", help="rows sharing a value show one animal (must-links)")
     s.add_argument("--frame-column", help="rows sharing a value are different animals (cannot-links)")
     s.add_argument("--answers", type=_non_negative_int, default=0,

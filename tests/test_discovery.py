@@ -208,3 +208,30 @@ def test_discover_command_refuses_bad_input_with_one_line(tmp_path, toy_data, ti
     assert r.returncode == 3 and "path" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("questions", "list", tmp_path / "nowhere")
     assert r.returncode == 3 and "discover" in r.stderr
+
+
+def test_discover_with_a_gallery_sends_every_individual_to_review(tmp_path, toy_data, tiny_model):
+    from reid_hub import from_pretrained
+    from reid_hub.gallery import open_gallery, review
+
+    model = from_pretrained(str(tiny_model))
+    g = open_gallery(tmp_path / "g", model)
+    meta = pd.read_csv(toy_data[0] / "metadata.csv")
+    known = meta[meta["identity"] == "id0"]
+    iid = g.add_individual("Fox zero", species="toyfox")
+    g.enroll(iid, model.embed([str(toy_data[0] / p) for p in known["path"]]))
+    g.close()
+    out = tmp_path / "disc"
+    r = run_cli("discover", toy_data[0], "--out", out, "--model", tiny_model, "--gallery", tmp_path / "g")
+    assert r.returncode == 0, r.stderr
+    groups = pd.read_csv(out / "individuals.csv")["individual"].nunique()
+    sent = pd.read_csv(out / "gallery.csv")
+    assert len(sent) == groups and (sent["status"] == "pending").all()  # auto-accept is off: nothing enrolled
+    g = open_gallery(tmp_path / "g", model, create=False)
+    items, total = review.pending(g, 0, 100)
+    assert total == groups and {p.source.split("#")[1] for p in items} == set(sent["individual"])
+    assert all(p.current and p.current["individual_id"] == iid for p in items)  # the one known fox is offered
+    assert len(g) == len(known)
+    g.close()
+    r = run_cli("discover", toy_data[0], "--out", tmp_path / "d2", "--model", tiny_model, "--gallery", tmp_path / "nope")
+    assert r.returncode == 7 and "nope" in r.stderr and "Traceback" not in r.stderr  # GalleryError: no such gallery

@@ -17,7 +17,7 @@ from ..scorers import embed_table
 from .answers import AnswerLog
 from .collection import load_collection
 from .constraints import Constraints
-from .session import Discovery, DiscoveryConfig, write_atomic
+from .session import Discovery, DiscoveryConfig, write_atomic, write_csv_atomic
 from .simulate import simulate_reviewer
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class DiscoverRequest:
     answers_from: Optional[str] = None
     batch: int = 10
     config: DiscoveryConfig = DiscoveryConfig()
+    gallery: Optional[str] = None
 
 
 def _embeddings(model: Any, table: pd.DataFrame, keys: list[str], out: Path) -> np.ndarray:
@@ -103,8 +104,46 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
                                   actor=f"simulated:{req.answers_from}")
         write_atomic(json.dumps(curve, indent=2), out / "curve.json")
         extra["curve"] = str(out / "curve.json")
+    if req.gallery:
+        extra["gallery"] = propose_to_gallery(d, req.gallery, model, Path(req.table).name, out)
     d.write(out, extra)
     return {**d.summary(), **extra}
+
+
+def propose_to_gallery(d: Discovery, gallery_dir: str, model: Any, source: str, out: Path,
+                       max_members: int = 12) -> dict[str, Any]:
+    """Send every discovered individual to the gallery's review queue: one proposal per group (up to
+    `max_members` of its images, the one nearest the group's centre as its picture) with the gallery's ranked
+    candidates and P(same); the gallery enrolls only what it auto-accepts (auto-accept is off by default).
+    Writes out/gallery.csv (individual, proposal, decision, best candidate) and returns counts."""
+    from ..data import read_sample
+    from ..gallery import open_gallery, review
+
+    g = open_gallery(gallery_dir, model, create=False)
+    ind = d.individuals()
+    rows_out = []
+    try:
+        for name, members in ind.groupby("individual", sort=False).indices.items():
+            members = np.asarray(members)
+            pick = members[np.linspace(0, len(members) - 1, min(max_members, len(members))).round().astype(int)]
+            emb = d.raw[pick]
+            rep = int(np.argmax(emb @ emb.mean(axis=0)))
+            images = [read_sample(r) for r in d.table.iloc[pick].to_dict("records")]
+            species = str(d.table["species"].iloc[pick[0]]) if "species" in d.table else ""
+            res = review.propose(g, emb, images[rep], species=species, source=f"discover:{source}#{name}",
+                                 cluster=name, images=images)
+            best = review.get(g, res["proposal_id"]).current
+            rows_out.append({"individual": name, "proposal": res["proposal_id"], "status": res["status"],
+                             "decision": res["decision"], "candidate": (best or {}).get("individual_id", ""),
+                             "candidate_name": (best or {}).get("display_name", ""),
+                             "p_same": (best or {}).get("probability")})
+    finally:
+        g.close()
+    table = pd.DataFrame(rows_out)
+    write_csv_atomic(table, out / "gallery.csv")
+    return {"proposals": int((table["status"] == "pending").sum()) if len(table) else 0,
+            "auto_accepted": int((table["status"] != "pending").sum()) if len(table) else 0,
+            "decisions": table["decision"].value_counts().to_dict() if len(table) else {}}
 
 
 def _config_dict(cfg: DiscoveryConfig) -> dict[str, Any]:

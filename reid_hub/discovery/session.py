@@ -323,7 +323,8 @@ def write_atomic(text: str, path: Path) -> None:
 
 
 def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write a table as CSV atomically (see `write_atomic`)."""
     write_atomic(df.to_csv(index=False), path)
 
 
-__all__ = ["Discovery", "DiscoveryConfig", "DEFAULT_THRESHOLD", "write_atomic"]
+__all__ = ["Discovery", "DiscoveryConfig", "DEFAULT_THRESHOLD", "write_atomic", "write_csv_atomic"]
