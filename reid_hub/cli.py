@@ -180,24 +180,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _checked(cast: Any, ok: Any, rule: str) -> Any:
+    """An argparse type: `cast` the text, then refuse values for which `ok` is false, saying `rule`."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(rule)
+        return value
+    return parse
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("a probability lies in [0, 1]")
-    return value
+_positive_int = _checked(int, lambda v: v >= 1, "must be at least 1")
+_non_negative_int = _checked(int, lambda v: v >= 0, "must be at least 0")
+_probability = _checked(float, lambda v: 0 <= v <= 1, "a probability lies in [0, 1]")
+_open_unit = _checked(float, lambda v: 0 < v < 1, "lies strictly between 0 and 1")
 
 
 def _on_off(text: str) -> bool:
@@ -421,26 +420,6 @@ def _cmd_questions(args: argparse.Namespace) -> int:
         return 0
     print(d.question_table(args.limit).to_string(index=False))
     return 0
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be at least 0")
-    return value
-
-
-def _open_unit(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError("lies strictly between 0 and 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -333,10 +333,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         writable = svc.cfg.token is not None or not svc.cfg.public  # a public service without a token is read-only
         with gr.Tab("Review", visible=writable, elem_id="review-tab"):
             r_pid = gr.State(None)
-            with gr.Row():
-                r_token = gr.Textbox(label="Token (required when the service has one)", type="password",
-                                     elem_id="review-token")
-                r_load = gr.Button("Load next proposal", elem_id="review-load")
+            r_token, r_load = token_row("review", "Load next proposal", "review-load")
             r_info = gr.Markdown(elem_id="review-info")
             with gr.Row():
                 r_query = gr.Image(label="Query", interactive=False, elem_id="review-query", height=260)
@@ -357,10 +354,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             r_undo.click(lambda pid, n, t: review_act(pid, "undo", n, t), [r_pid, r_name, r_token], outs)
         with gr.Tab("Questions", visible=writable and svc.cfg.discovery_dir is not None, elem_id="questions-tab"):
             q_pair = gr.State(None)
-            with gr.Row():
-                q_token = gr.Textbox(label="Token (required when the service has one)", type="password",
-                                     elem_id="questions-token")
-                q_load = gr.Button("Next question", elem_id="q-load")
+            q_token, q_load = token_row("questions", "Next question", "q-load")
             q_info = gr.Markdown(elem_id="questions-info")
             q_pic = gr.Image(label="The two images with their verified keypoint matches", interactive=False,
                              elem_id="questions-evidence")
@@ -387,6 +381,15 @@ document.addEventListener("keydown", (e) => {
   btn.click();
 });
 </script>"""
+
+
+def token_row(prefix: str, load_label: str, load_id: str) -> tuple[gr.Textbox, gr.Button]:
+    """A row with the token box (`<prefix>-token`) and the button that loads the next item to decide."""
+    with gr.Row():
+        token = gr.Textbox(label="Token (required when the service has one)", type="password",
+                           elem_id=f"{prefix}-token")
+        load = gr.Button(load_label, elem_id=load_id)
+    return token, load
 
 
 def create_app(cfg: ServiceConfig, model: Any = None):
