@@ -124,11 +124,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         df = rdata.apply_split(df, args.split)
     else:
         df = rdata.split_by_identity(df, args.unseen_fraction, args.seed)
-    methods = [m for m in (args.methods or "model," + args.baselines).split(",") if m]
+    methods = [m.strip() for m in (args.methods or "model," + args.baselines).split(",") if m.strip()]
     unknown = sorted(set(methods) - set(method_names()))
-    if unknown or "model" not in methods:
-        raise ConfigError(f"--methods takes a comma list with model and any of {', '.join(method_names()[1:])}; "
-                          f"got {unknown or methods}")
+    if unknown or not methods:
+        raise ConfigError(f"--methods takes a comma list of {', '.join(method_names())}; got {unknown or methods}")
+    # the model's own scores are always reported: every other method is read against them
     if args.shortlist is not None and args.shortlist < 1:
         raise ConfigError("--shortlist must be at least 1")
     if args.cross_column and args.cross_column not in df.columns:

@@ -23,6 +23,9 @@ from .imaging import MAX_IMAGE_PIXELS, load_image
 
 log = logging.getLogger(__name__)
 
+#: the largest id or offset a request may name (SQLite integers are 64-bit: beyond, a query would overflow)
+MAX_ID = 2**62
+
 _STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (AuthError, 401), (UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (ConflictError, 409),
            (GalleryError, 404),
            (DataError, 422), (ConfigError, 400), (OfflineError, 503), (ReidHubError, 400)]
@@ -205,6 +208,7 @@ class ReidService:
 def create_api(cfg: ServiceConfig, model: Any = None):
     """The FastAPI application (OpenAPI at /docs and /openapi.json)."""
     from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, Response, UploadFile
+    from fastapi import Path as PathParam
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from pydantic import BaseModel, Field
@@ -289,7 +293,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         return svc.identify(await image_of(file), k=k, species=species, shortlist=shortlist)
 
     @app.post("/identify/evidence.png", dependencies=[Depends(heavy)])
-    async def identify_evidence(file: UploadFile = File(...), image_id: int = Query(..., ge=0)):
+    async def identify_evidence(file: UploadFile = File(...), image_id: int = Query(..., ge=0, le=MAX_ID)):
         """The query (uploaded again) beside gallery image `image_id`, verified matches drawn (PNG)."""
         return Response(content=svc.evidence(await image_of(file), image_id), media_type="image/png")
 
@@ -320,7 +324,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                                   images=[img], actor=actor)
 
     @app.get("/review")
-    def review_list(offset: int = Query(0, ge=0), limit: int = Query(20, ge=1, le=200),
+    def review_list(offset: int = Query(0, ge=0, le=MAX_ID), limit: int = Query(20, ge=1, le=200),
                     status: str = Query("pending", pattern="^(pending|confirmed|new|auto-accepted)$")) -> dict[str, Any]:
         """Proposals with this status, oldest first, paginated."""
         from .gallery import review
@@ -330,7 +334,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         return {"total": total, "offset": offset, "limit": limit, "items": [p.to_dict() for p in items]}
 
     @app.get("/review/{proposal_id}")
-    def review_show(proposal_id: int) -> dict[str, Any]:
+    def review_show(proposal_id: int = PathParam(ge=0, le=MAX_ID)) -> dict[str, Any]:
         from .gallery import review
 
         with svc.lock:
@@ -338,7 +342,8 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                     "audit": review.audit_log(svc.gallery, proposal_id)}
 
     @app.post("/review/{proposal_id}")
-    def review_decide(proposal_id: int, body: Decision, actor: str = Depends(require_token)) -> dict[str, Any]:
+    def review_decide(body: Decision, proposal_id: int = PathParam(ge=0, le=MAX_ID),
+                      actor: str = Depends(require_token)) -> dict[str, Any]:
         """confirm / reject / new / undo; a retried decision returns the recorded one, a different decision on a
         decided proposal (or a stale expected_version) is a 409."""
         from .gallery import review
@@ -349,7 +354,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                                  expected_version=body.expected_version)
 
     @app.get("/review/{proposal_id}/evidence.png")
-    def review_evidence(proposal_id: int, individual_id: Optional[str] = Query(default=None)):
+    def review_evidence(proposal_id: int = PathParam(ge=0, le=MAX_ID), individual_id: Optional[str] = Query(default=None)):
         """The proposal's query beside its current (or the named) candidate's best image, matches drawn."""
         from .gallery import review
         from .matching.evidence import png_bytes
@@ -409,7 +414,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             return svc.gallery.calibrate()
 
     @app.get("/images/{image_id}/thumbnail")
-    def thumbnail(image_id: int):
+    def thumbnail(image_id: int = PathParam(ge=0, le=MAX_ID)):
         path = svc.gallery.thumbnail_path(image_id)
         if path is None:
             raise GalleryError(f"no thumbnail for image {image_id}")

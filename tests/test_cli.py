@@ -78,3 +78,17 @@ def test_gallery_commands(toy_data, tmp_path):
     other_model = save_pretrained(create_model("tiny-test", embedding_dim=16), tmp_path / "m2")
     r = run_cli("gallery", "list", "--gallery", g, "--model", other_model)
     assert r.returncode == 4 and "model" in r.stderr
+
+
+def test_evaluate_with_methods_fused_alone_the_documented_form(toy_data, tmp_path):
+    """`reid-hub evaluate --data DIR --unseen-fraction 1 --methods fused --out F.json` (issue 11's form): the
+    fused method is scored, and the model's own scores beside it."""
+    out = tmp_path / "F.json"
+    r = run_cli("evaluate", "--data", toy_data[0], "--unseen-fraction", "1", "--methods", "fused", "--out", out)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["methods"] == ["model", "fused"]
+    entry = res["species"]["toyfox"]
+    assert 0 <= entry["fused"]["top1"] <= 1 and 0 <= entry["model"]["top1"] <= 1
+    r = run_cli("evaluate", "--data", toy_data[0], "--methods", "fused,nonsense", "--out", out)
+    assert r.returncode == 2 and "nonsense" in r.stderr

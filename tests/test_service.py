@@ -505,3 +505,14 @@ def test_visitor_flow_on_a_public_demo_in_a_real_browser(tmp_path):
     assert "spotted coat #1" in verdicts["known coat"] and "New individual" not in verdicts["known coat"]
     assert "New individual" in verdicts["new animal"], verdicts
     assert "read-only" in refused, refused
+
+
+def test_ids_and_offsets_beyond_64_bits_are_422_not_500(server):
+    c = httpx.Client(base_url=server, timeout=30)
+    huge = "163465242851252516159488"  # found by Schemathesis: it overflowed SQLite's integers (500)
+    for path in (f"/review?offset={huge}", f"/review/{huge}", f"/review/{huge}/evidence.png",
+                 f"/images/{huge}/thumbnail"):
+        r = c.get(path)
+        assert r.status_code == 422, (path, r.status_code, r.text)
+    r = c.post(f"/review/{huge}", json={"action": "confirm"}, headers={"Authorization": "Bearer s3cret"})
+    assert r.status_code == 422
