@@ -547,7 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=_positive_int, default=10, help="answers applied before the next questions")
     s.add_argument("--questions", choices=["gain", "random"], default="gain",
                    help="how questions are chosen (random: the baseline)")
-    s.add_argument("--adapter", type=_on_off, default=True, help="learn a per-species adapter from answers")
+    s.add_argument("--adapter", type=_on_off, default=False,
+                   help="learn a per-species adapter from answers (off by default: it has not yet beaten none)")
     s.add_argument("--threshold", type=_open_unit, default=None,
                    help="grouping threshold on the neighbourhood similarity (default: the label-free one)")
     s.set_defaults(func=_cmd_discover)

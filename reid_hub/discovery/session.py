@@ -46,7 +46,7 @@ class DiscoveryConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
     threshold: float = DEFAULT_THRESHOLD
     slope: float = DEFAULT_SLOPE
-    adapter: bool = True
+    adapter: bool = False
     adapter_config: AdapterConfig = field(default_factory=AdapterConfig)
     strategy: str = "gain"
     refit_threshold: bool = False
