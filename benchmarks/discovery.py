@@ -94,8 +94,8 @@ POINTS = (0, 10, 25, 50, 100, 200)
 def _at(points: list[dict], n: int, key: str) -> str:
     """The value at `n` answers (the last point at or below n: a run that ran out of questions stays put)."""
     got = [p for p in points if p["answers"] <= n]
-    v = got[-1][key] if got else float("nan")
-    return "n/a" if v != v else f"{v:.3f}"
+    v = got[-1][key] if got else None
+    return "n/a" if v is None or v != v else f"{v:.3f}"
 
 
 def report(res: dict) -> str:
@@ -114,11 +114,15 @@ def report(res: dict) -> str:
         for ds, e in res["species"].items():
             for name, c in e["curves"].items():
                 lines.append(f"| {ds} | {name} | " + " | ".join(_at(c["points"], n, key) for n in POINTS) + " |")
-    lines += ["", "| species | questions | seconds per answer (regroup), median | run seconds |", "|---|---|---|---|"]
+    lines += ["", "| species | questions | seconds per answer (record + regroup): median, max | run seconds |",
+              "|---|---|---|---|"]
     for ds, e in res["species"].items():
         for name, c in e["curves"].items():
-            per = [p["seconds_per_answer"] for p in c["points"] if "seconds_per_answer" in p]
-            lines.append(f"| {ds} | {name} | {np.median(per):.3f} | {c['seconds']} |")
+            per = c.get("seconds_per_answer")
+            if per is None:  # files written before 2026-12-01 13:30 kept one mean per batch in the points
+                batch = [p["seconds_per_answer"] for p in c["points"] if "seconds_per_answer" in p]
+                per = {"median": float(np.median(batch)), "max": float(np.max(batch))}
+            lines.append(f"| {ds} | {name} | {per['median']:.3f}, {per['max']:.3f} | {c['seconds']} |")
     return "\n".join(lines)
 
 
@@ -178,9 +182,12 @@ def main() -> None:
                     t0 = time.perf_counter()
                     d = Discovery(df, e, DiscoveryConfig(strategy=strategy, adapter=adapter),
                                   answers=AnswerLog(Path(tmp) / "answers.sqlite"), keys=df["image_id"].tolist())
-                    curve = simulate_reviewer(d, y, args.answers, args.batch, progress=False)
-                    entry["curves"][name] = {"points": curve, "seconds": round(time.perf_counter() - t0, 1)}
-                print(ds, name, [(c["answers"], round(c["ari"], 3), round(c["top1_unasked"], 3)) for c in curve
+                    timings: list[float] = []
+                    curve = simulate_reviewer(d, y, args.answers, args.batch, progress=False, timings=timings)
+                    entry["curves"][name] = {"points": curve, "seconds": round(time.perf_counter() - t0, 1),
+                                             "seconds_per_answer": {"median": float(np.median(timings)),
+                                                                    "max": float(np.max(timings))}}
+                print(ds, name, [(c["answers"], round(c["ari"], 3), c["top1_unasked"]) for c in curve
                                  if c["answers"] in (0, 10, 20, 30, 50, 100, 200)], flush=True)
         res["species"][ds] = entry
         tmp = out.with_suffix(".tmp")

@@ -100,10 +100,14 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
     if req.answers > 0:
         if not req.answers_from:
             raise ConfigError("--answers needs --answers-from COLUMN (the column that holds the true identities)")
+        timings: list[float] = []
         curve = simulate_reviewer(d, table[req.answers_from].tolist(), req.answers, req.batch,
-                                  actor=f"simulated:{req.answers_from}")
+                                  actor=f"simulated:{req.answers_from}", timings=timings)
         write_atomic(json.dumps(curve, indent=2), out / "curve.json")
         extra["curve"] = str(out / "curve.json")
+        if timings:
+            extra["seconds_per_answer"] = {"median": round(float(np.median(timings)), 4),
+                                           "max": round(float(np.max(timings)), 4)}
     if req.gallery:
         extra["gallery"] = propose_to_gallery(d, req.gallery, model, Path(req.table).name, out)
     d.write(out, extra)

@@ -46,17 +46,19 @@ def curve_point(d: Discovery, truth: np.ndarray, n_answers: int) -> dict[str, An
     asked = {truth[r] for a, b, _ in d.answered() for r in (a, b)}
     unasked = np.nonzero(known & ~np.isin(truth, list(asked)))[0]
     species = np.unique(d.table["species"].astype(str), return_inverse=True)[1] if "species" in d.table else None
+    top1 = leave_one_out_top1(d.emb, truth, unasked, species)
     return {"answers": int(n_answers),
             "ari": float(adjusted_rand_score(truth[known], d.labels[known])),
             "ami": float(adjusted_mutual_info_score(truth[known], d.labels[known])),
             "individuals": int(len(np.unique(d.labels))), "true_individuals": int(len(np.unique(truth[known]))),
-            "top1_unasked": leave_one_out_top1(d.emb, truth, unasked, species)}
+            "top1_unasked": None if np.isnan(top1) else top1}
 
 
 def simulate_reviewer(d: Discovery, truth: Sequence[Any], answers: int, batch: int = 10, actor: str = "simulated",
-                      progress: bool = True) -> list[dict[str, Any]]:
+                      progress: bool = True, timings: Optional[list[float]] = None) -> list[dict[str, Any]]:
     """Answer up to `answers` questions from `truth` (empty: unknown, answered "skip"), `batch` at a time, learning
-    after each batch; the curve has a point at 0 answers and after every batch."""
+    after each batch; the curve has a point at 0 answers and after every batch (`top1_unasked` None once every
+    identity has been asked about). `timings` receives the seconds each answer took (recording and regrouping)."""
     if batch < 1 or answers < 0:
         raise ConfigError("--batch must be at least 1 and --answers at least 0")
     truth = np.array(["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in truth])
@@ -68,14 +70,15 @@ def simulate_reviewer(d: Discovery, truth: Sequence[Any], answers: int, batch: i
         if not qs:
             log.info("no question left after %d answers", given)
             break
-        t0 = time.perf_counter()
         for q in qs:
             ta, tb = truth[q.a], truth[q.b]
+            t0 = time.perf_counter()
             d.answer(q.a, q.b, SKIP if not ta or not tb else SAME if ta == tb else DIFFERENT, actor)
-        per_answer = (time.perf_counter() - t0) / len(qs)
+            if timings is not None:
+                timings.append(time.perf_counter() - t0)
         given += len(qs)
         d.learn()
-        curve.append({**curve_point(d, truth, given), "seconds_per_answer": round(per_answer, 4)})
+        curve.append(curve_point(d, truth, given))
         bar.update(len(qs))
     bar.close()
     return curve
