@@ -397,7 +397,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
                                        args.frame_column, args.answers, args.answers_from, args.batch, cfg,
                                        args.gallery))
     print(f"{summary['images']} images -> {summary['individuals']} individuals "
-          f"(threshold {summary['threshold']:.3f}, {summary['threshold_source']}); wrote {args.out}/individuals.csv, "
+          f"(threshold {summary['threshold']:.3f}); wrote {args.out}/individuals.csv, "
           f"questions.csv, summary.json" + (", curve.json" if args.answers else ""))
     return 0
 
