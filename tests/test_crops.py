@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +174,69 @@ def test_crop_archive_is_read_safely(tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="zip"):
         read_crop_archive(tmp_path / "bad.zip", tmp_path / "x4")
+
+
+def test_crop_archive_refuses_outside_paths_before_opening_any_file(tmp_path):
+    """A crop table naming files outside the archive is refused before any of them is opened: a FIFO outside
+    would block the reader forever if it were opened, so the call finishing proves it was never touched."""
+    import threading
+
+    from reid_hub.video import read_crop_archive
+
+    fifo = tmp_path / "outside.fifo"
+    os.mkfifo(fifo)
+    for bad in (str(fifo), "../../../../../../" + str(fifo).lstrip("/"), "/etc/hostname", "../outside.fifo"):
+        table = write_crop_video(tmp_path / "rec", k=2, frames=2, cameras=("C1",))
+        src = pd.read_csv(table)
+        src.loc[1, "path"] = bad
+        src.to_csv(table, index=False)
+        zpath = _zip_crop_video(tmp_path, table)
+        caught: list[BaseException] = []
+        worker = threading.Thread(target=lambda: _raises_into(caught, read_crop_archive, zpath, tmp_path / "x"),
+                                  daemon=True)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), f"{bad}: the reader opened the FIFO outside the archive"
+        assert len(caught) == 1 and isinstance(caught[0], DataError) and "row 2" in str(caught[0])
+        assert "inside the archive" in str(caught[0])
+        shutil.rmtree(tmp_path / "x", ignore_errors=True)
+        shutil.rmtree(tmp_path / "rec")
+
+
+def _raises_into(caught: list, fn, *args) -> None:
+    try:
+        fn(*args)
+    except BaseException as exc:  # noqa: BLE001 - the test inspects whatever was raised
+        caught.append(exc)
+
+
+def test_crop_archive_refuses_bombs_links_and_non_images(tmp_path):
+    import stat
+    import zipfile
+
+    from reid_hub.errors import TooLargeError
+    from reid_hub.video import read_crop_archive
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("crops.csv", "frame,path\n0,zeros.jpg\n")
+        zf.writestr("zeros.jpg", b"\0" * (40 << 20))  # 40 MB of zeros in a ~40 KB entry
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(TooLargeError, match="bomb"):
+        read_crop_archive(bomb, tmp_path / "b1")
+    assert not (tmp_path / "b1").exists() or not any((tmp_path / "b1").rglob("*"))  # nothing was written
+    with pytest.raises(TooLargeError, match="more than"):
+        read_crop_archive(bomb, tmp_path / "b2", max_bytes=1 << 20)
+    link = tmp_path / "link.zip"
+    with zipfile.ZipFile(link, "w") as zf:
+        zf.writestr("crops.csv", "frame,path\n0,a.jpg\n")
+        info = zipfile.ZipInfo("a.jpg")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/hostname")
+    with pytest.raises(DataError, match="not a plain file"):
+        read_crop_archive(link, tmp_path / "l1")
+    table = write_crop_video(tmp_path / "rec", k=2, frames=2, cameras=("C1",))
+    src = pd.read_csv(table)
+    (table.parent / src.loc[2, "path"]).write_bytes(b"hello")  # a crop that is not an image
+    with pytest.raises(DataError, match="row 3: crop .* is not a readable image"):
+        read_crop_archive(_zip_crop_video(tmp_path, table), tmp_path / "n1")

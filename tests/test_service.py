@@ -516,3 +516,37 @@ def test_ids_and_offsets_beyond_64_bits_are_422_not_500(server):
         assert r.status_code == 422, (path, r.status_code, r.text)
     r = c.post(f"/review/{huge}", json={"action": "confirm"}, headers={"Authorization": "Bearer s3cret"})
     assert r.status_code == 422
+
+
+def test_crop_archives_that_are_bombs_escape_or_hold_non_images_get_4xx(server, tmp_path):
+    """The cases found by a hostile visitor (issue 25): each is refused with a 4xx naming the cause, never a 500."""
+    import sys
+    import zipfile
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_crops import _zip_crop_video, write_crop_video
+
+    c = httpx.Client(base_url=server, timeout=120, headers=AUTH)
+
+    def post(z: Path) -> httpx.Response:
+        return c.post("/clips/crops", data={"k": "2"}, files=[("archive", ("crops.zip", z.read_bytes(),
+                                                                           "application/zip"))])
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("crops.csv", "frame,path\n0,zeros.jpg\n")
+        zf.writestr("zeros.jpg", b"\0" * (40 << 20))
+    r = post(bomb)
+    assert r.status_code == 413 and r.json()["error"] == "TooLargeError" and "bomb" in r.json()["detail"]
+    for bad in ("/etc/hostname", "../../../../etc/hostname"):
+        table = write_crop_video(tmp_path / "rec", k=2, frames=2, cameras=("C1",))
+        src = pd.read_csv(table)
+        src.loc[0, "path"] = bad
+        src.to_csv(table, index=False)
+        r = post(_zip_crop_video(tmp_path, table))
+        assert r.status_code == 422 and "inside the archive" in r.json()["detail"] and "row 1" in r.json()["detail"]
+        shutil.rmtree(tmp_path / "rec")
+    table = write_crop_video(tmp_path / "rec", k=2, frames=2, cameras=("C1",))
+    (table.parent / pd.read_csv(table).loc[1, "path"]).write_bytes(b"hello")
+    r = post(_zip_crop_video(tmp_path, table))
+    assert r.status_code == 422 and "row 2" in r.json()["detail"] and "not a readable image" in r.json()["detail"]
