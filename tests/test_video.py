@@ -171,7 +171,7 @@ def test_tracklets_link_only_unambiguous_overlaps():
 
 def test_clustering_metrics_and_idf1():
     truth = np.array(["a", "a", "b", "b"])
-    assert clustering_metrics(truth, np.array([1, 1, 0, 0])) == {"accuracy": 1.0, "ari": 1.0, "nmi": 1.0}
+    assert clustering_metrics(truth, np.array([1, 1, 0, 0])) == {"accuracy": 1.0, "ari": 1.0, "ami": 1.0, "nmi": 1.0}
     assert cluster_accuracy(truth, np.array([0, 1, 1, 1])) == 0.75
     gt = pd.DataFrame({"frame": [0, 0, 1, 1], "x": [0, 100, 0, 100], "y": 0, "w": 50, "h": 50,
                        "identity": ["a", "b", "a", "b"]})
