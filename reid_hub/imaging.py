@@ -116,12 +116,14 @@ def resize_for_model(img: Image.Image, cfg: PreprocessConfig) -> Image.Image:
     if cfg.resize_mode == "resize":
         return img.resize((size, size), resample)
     if cfg.resize_mode == "center_crop":
-        scaled = int(round(size / cfg.crop_pct))
+        # the central square that a resize of the short side to size / crop_pct and a centre crop would keep,
+        # resampled straight from the original: scaling the whole image first would make a 50,000 x 1 upload a
+        # 12.8-megapixel-wide intermediate
+        scaled = size / cfg.crop_pct
         w, h = img.size
-        s = scaled / min(w, h)
-        img = img.resize((max(size, round(w * s)), max(size, round(h * s))), resample)
-        left, top = (img.width - size) // 2, (img.height - size) // 2
-        return img.crop((left, top, left + size, top + size))
+        side = min(w, h) * size / scaled
+        left, top = (w - side) / 2, (h - side) / 2
+        return img.resize((size, size), resample, box=(left, top, left + side, top + side))
     w, h = img.size
     s = size / max(w, h)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))

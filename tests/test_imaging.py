@@ -77,3 +77,27 @@ def test_crop_box_clips_and_refuses_boxes_outside():
         crop_box(img, (60, 60, 10, 10))
     with pytest.raises(ImageError):
         crop_box(img, (1, 1, 0, 5))
+
+
+def test_center_crop_keeps_the_centre_and_never_scales_a_thin_image_whole():
+    """A 50,000 x 1 upload scaled whole to the short side would be a 12.8-megapixel-wide intermediate; the crop is
+    taken from the original instead, and it is the centre that survives."""
+    cfg = PreprocessConfig(size=32, resize_mode="center_crop", crop_pct=0.875)
+    arr = np.zeros((1, 50000, 3), np.uint8)
+    arr[:, 24990:25010] = (0, 255, 0)  # the middle 20 pixels are green
+    out = np.asarray(resize_for_model(Image.fromarray(arr), cfg))
+    assert out.shape == (32, 32, 3) and out[:, :, 1].min() > 200 and out[:, :, 0].max() < 50
+    wide = Image.new("RGB", (200, 100), (0, 0, 255))
+    wide.paste((255, 0, 0), (0, 0, 40, 100))  # a red band at the left edge is cropped away
+    out = np.asarray(resize_for_model(wide, cfg))
+    assert out[:, :, 0].max() < 30 and out[:, :, 2].min() > 220
+
+
+def test_evidence_picture_of_a_thin_image_stays_small():
+    from reid_hub.matching import create_matcher, draw_matches
+
+    m = create_matcher("sift")
+    thin, normal = Image.new("RGB", (50000, 1), (90, 90, 90)), Image.new("RGB", (64, 48), (200, 10, 10))
+    pic = draw_matches(thin, normal, m.extract(thin), m.extract(normal), m.match(m.extract(thin), m.extract(normal)),
+                       height=320)
+    assert pic.height == 320 and pic.width <= 4 * 320 + 8 + round(64 * 320 / 48)

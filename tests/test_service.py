@@ -550,3 +550,53 @@ def test_crop_archives_that_are_bombs_escape_or_hold_non_images_get_4xx(server, 
     (table.parent / pd.read_csv(table).loc[1, "path"]).write_bytes(b"hello")
     r = post(_zip_crop_video(tmp_path, table))
     assert r.status_code == 422 and "row 2" in r.json()["detail"] and "not a readable image" in r.json()["detail"]
+
+
+def _image_classes() -> dict[str, tuple[bytes, int]]:
+    """Upload bodies of every image class issue 25 names, with the status each must get: 200 for what decodes
+    (converted to RGB, EXIF rotation applied, the first frame of an animation), 415 for what does not."""
+    def enc(img, fmt, **kw) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    rgb = Image.fromarray((np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8))
+    exif = rgb.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    gray16 = Image.fromarray((np.random.default_rng(1).random((60, 80)) * 65535).astype(np.uint16))
+    return {
+        "cmyk jpeg": (enc(rgb.convert("CMYK"), "JPEG"), 200), "16-bit png": (enc(gray16, "PNG"), 200),
+        "palette png": (enc(rgb.convert("P"), "PNG"), 200), "rgba png": (enc(rgb.convert("RGBA"), "PNG"), 200),
+        "1-bit png": (enc(rgb.convert("1"), "PNG"), 200), "exif-rotated jpeg": (enc(rgb, "JPEG", exif=exif), 200),
+        "animated gif": (enc(rgb.convert("P"), "GIF", save_all=True, append_images=[rgb.convert("P").rotate(90)]), 200),
+        "animated webp": (enc(rgb, "WEBP", save_all=True, append_images=[rgb.rotate(90)]), 200),
+        "1x1 png": (enc(Image.new("RGB", (1, 1)), "PNG"), 200),
+        "50000x1 png": (enc(Image.new("L", (50000, 1)), "PNG"), 200),
+        "float tiff": (enc(Image.fromarray(np.random.default_rng(2).random((20, 20)).astype(np.float32)), "TIFF"), 200),
+        "truncated jpeg": (enc(rgb, "JPEG")[:200], 415), "truncated png": (enc(rgb, "PNG")[:300], 415),
+        "empty": (b"", 415), "text": (b"hello", 415),
+    }
+
+
+def test_every_image_class_gets_a_result_or_a_typed_415(tmp_path):
+    from reid_hub.service import ServiceConfig
+
+    model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "model")
+    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(tmp_path / "g"), token="t", heavy_per_minute=0)
+    auth = {"Authorization": "Bearer t"}
+    with _serve(cfg) as base:
+        c = httpx.Client(base_url=base, timeout=120, headers=auth)
+        for k in range(2):  # two known animals, so identify runs its whole coarse-to-fine path
+            iid = c.post("/individuals", json={"display_name": f"animal {k}", "species": "toy"}).json()["individual_id"]
+            for j in range(2):
+                r = c.post(f"/individuals/{iid}/images", files={"file": ("a.png", _png((40 + 90 * k, 60, 200 - j)),
+                                                                         "image/png")})
+                assert r.status_code == 201, r.text
+        assert c.post("/recalibrate").status_code == 200
+        for name, (body, status) in _image_classes().items():
+            for ep in ("/embed", "/search", "/identify", "/identify/evidence.png?image_id=1", "/review/propose"):
+                r = c.post(ep, files={"file": ("upload", body, "application/octet-stream")})
+                want = 201 if status == 200 and ep == "/review/propose" else status
+                assert r.status_code == want, (name, ep, r.status_code, r.text[:200])
+                if status == 415:
+                    assert r.json()["error"] == "ImageError", (name, ep)
