@@ -105,20 +105,22 @@ class Discovery:
         return CandidateGraph(n, i[order], j[order], np.concatenate([g.cosine for _, g in parts])[order],
                               np.concatenate([g.jaccard for _, g in parts])[order], enc)
 
-    def answered(self) -> list[tuple[int, int, bool]]:
-        """(row, row, same) of every answer in force (skips left out; rows not in this table ignored)."""
+    def answered(self, current: Optional[dict[tuple[str, str], str]] = None) -> list[tuple[int, int, bool]]:
+        """(row, row, same) of every answer in force (skips left out; rows not in this table ignored); `current`:
+        the log's answers in force when the caller has already read them."""
         if self.answers is None:
             return []
         out = []
-        for (a, b), ans in self.answers.current().items():
+        for (a, b), ans in (self.answers.current() if current is None else current).items():
             if ans in (SAME, DIFFERENT) and a in self.row_of and b in self.row_of:
                 out.append((self.row_of[a], self.row_of[b], ans == SAME))
         return out
 
-    def constraints(self) -> Constraints:
-        """Structure plus answers: "same" is a must-link, "different" a cannot-link (answers win)."""
+    def constraints(self, answered: Optional[list[tuple[int, int, bool]]] = None) -> Constraints:
+        """Structure plus answers (`answered`, default: read from the log): "same" is a must-link, "different" a
+        cannot-link (answers win)."""
         c = self.structure.copy()
-        for a, b, same in self.answered():
+        for a, b, same in (self.answered() if answered is None else answered):
             (c.add_must if same else c.add_cannot)(a, b)
         return c
 
@@ -137,8 +139,7 @@ class Discovery:
         self.link = linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.jaccard, self.threshold, base)
         labels = self.link.labels
         # a "same" answer joins the two groups it links (unless the joined group would hold a cannot-link)
-        full = self.constraints()
-        comp = full.components()
+        comp = self.constraints(answered).components()
         cannot_groups: set[tuple[int, int]] = set()
         for a, b in base.cannot:
             cannot_groups.add((int(labels[a]), int(labels[b])))
@@ -180,16 +181,17 @@ class Discovery:
     # -- questions and answers --------------------------------------------------------------------------------
     def questions(self, limit: int = 50, strategy: Optional[str] = None, seed: int = 0) -> list[Question]:
         """The best pair questions to ask next (`strategy` "random": the baseline)."""
-        c = self.constraints()
+        current = self.answers.current() if self.answers is not None else {}  # one read of the log
+        in_force = self.answered(current)
+        c = self.constraints(in_force)
         comp = c.components()
         blocked = c.cannot_between(comp)
-        answered = [(a, b) for a, b, _ in self.answered()]
+        answered = [(a, b) for a, b, _ in in_force]
         asked = set()
-        if self.answers is not None:
-            for a, b in self.answers.current():
-                if a in self.row_of and b in self.row_of:
-                    ra, rb = self.row_of[a], self.row_of[b]
-                    asked.add((min(ra, rb), max(ra, rb)))
+        for a, b in current:  # skips included: a skipped question is not asked again
+            if a in self.row_of and b in self.row_of:
+                ra, rb = self.row_of[a], self.row_of[b]
+                asked.add((min(ra, rb), max(ra, rb)))
         if (strategy or self.config.strategy) == "random":
             return random_questions(self.graph.i, self.graph.j, self.p_same(self.graph.jaccard), self.labels, comp,
                                     blocked, asked, limit, seed)
@@ -271,8 +273,8 @@ class Discovery:
                             columns=["question", "a", "b", "a_row", "b_row", "p_same", "gain", "kind"])
 
     def summary(self) -> dict[str, Any]:
-        c = self.constraints()
         ans = self.answered()
+        c = self.constraints(ans)
         return {"images": int(len(self.raw)), "individuals": int(self.labels.max() + 1) if len(self.labels) else 0,
                 "species": {s: {"images": int(len(r)), "individuals": int(len(np.unique(self.labels[r]))),
                                 "adapter": self.adapters[s].report or {"used": False}}
