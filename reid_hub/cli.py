@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .backends import BACKENDS, set_runtime
 from .errors import ConfigError, ReidHubError
 
 log = logging.getLogger("reid_hub.cli")
@@ -63,7 +64,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         from .distributed import EmbedJob, embed_collection
 
         job = EmbedJob(args.model, args.out, engine=args.engine, batch_size=args.batch_size, workers=args.workers,
-                       gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address)
+                       gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, backend=args.backend)
         df = rdata.load_sources(args.data) if args.data else _image_table(args.images)
         print(json.dumps(embed_collection(df, job, progress=not args.quiet), indent=2, default=str))
         return 0
@@ -380,7 +381,7 @@ def _cmd_video_embed(args: argparse.Namespace) -> int:
     for col in ("video", "detections"):  # relative paths are relative to the table
         videos[col] = [str(p) if Path(p).is_absolute() else str(table.parent / p) for p in videos[col]]
     job = EmbedJob(args.model, args.out, engine=args.engine, workers=args.workers, ray_address=args.ray_address,
-                   gpus_per_worker=args.gpus_per_worker)
+                   gpus_per_worker=args.gpus_per_worker, backend=args.backend)
     print(json.dumps(embed_videos(videos, job, padding=args.padding, min_score=args.min_score), indent=2))
     return 0
 
@@ -430,6 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"reid-hub {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True)
+    runtime = argparse.ArgumentParser(add_help=False)
+    runtime.add_argument("--backend", choices=BACKENDS, help="inference backend (default: $REID_HUB_BACKEND or "
+                         "auto: ONNX Runtime on CPU when installed, torch on a GPU)")
+    runtime.add_argument("--threads", type=_positive_int, help="intra-op threads of the forward (default: "
+                         "$REID_HUB_THREADS, $OMP_NUM_THREADS, or every CPU)")
 
     sub.add_parser("models", help="list registered configs and released models").set_defaults(func=_cmd_models)
 
@@ -437,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", nargs="?", default=DEFAULT_MODEL)
     s.set_defaults(func=_cmd_info)
 
-    s = sub.add_parser("embed", help="embed images into a Parquet table")
+    s = sub.add_parser("embed", help="embed images into a Parquet table", parents=[runtime])
     s.add_argument("images", nargs="*")
     s.add_argument("--data", nargs="*", help="dataset folders instead of image files")
     s.add_argument("--model", default=DEFAULT_MODEL)
@@ -483,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("evaluate", help="evaluate on unseen identities against baselines")
+    s = sub.add_parser("evaluate", help="evaluate on unseen identities against baselines", parents=[runtime])
     s.add_argument("--model", default=DEFAULT_MODEL)
     s.add_argument("--data", nargs="+", required=True)
     s.add_argument("--split", help="split.csv of a training run (default: a fresh seeded identity split)")
@@ -502,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="results/evaluation.json")
     s.set_defaults(func=_cmd_evaluate)
 
-    s = sub.add_parser("serve", help="start the REST API + Gradio UI (source checkout)")
+    s = sub.add_parser("serve", help="start the REST API + Gradio UI (source checkout)", parents=[runtime])
     s.add_argument("--model", default=DEFAULT_MODEL)
     s.add_argument("--gallery", help="gallery folder (default: the demo gallery, built on first start)")
     s.add_argument("--host", default="127.0.0.1")
@@ -512,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_serve)
 
     s = sub.add_parser("gallery", help="manage a gallery: enroll, search, identify, list, calibrate, recalibrate, "
-                                       "configure, export, import")
+                                       "configure, export, import", parents=[runtime])
     s.add_argument("action", choices=["enroll", "search", "identify", "list", "calibrate", "recalibrate", "configure",
                                       "export", "import"])
     s.add_argument("images", nargs="*")
@@ -532,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--auto-accept", type=_on_off, help="configure: on / off (off: every decision is reviewed)")
     s.set_defaults(func=_cmd_gallery)
 
-    s = sub.add_parser("discover", help="group an unlabelled photo collection into individuals; questions to ask")
+    s = sub.add_parser("discover", help="group an unlabelled photo collection into individuals; questions to ask",
+                       parents=[runtime])
     s.add_argument("table", help="a folder of images, or a CSV/Parquet table with a path column (metadata.csv)")
     s.add_argument("--out", required=True, help="output folder: individuals.csv, questions.csv, summary.json")
     s.add_argument("--model", default=None, help="model name or folder (default: the released default)")
@@ -580,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("video", help="identify every animal of a video without labels")
     vsub = s.add_subparsers(dest="video_command", required=True)
-    v = vsub.add_parser("cluster", help="cluster a video's detections into k animals (self-supervised head)")
+    v = vsub.add_parser("cluster", help="cluster a video's detections into k animals (self-supervised head)", parents=[runtime])
     v.add_argument("video", help="video file (mp4/avi/mov...), a folder of frame images, or a crop table "
                    "(CSV/Parquet with frame and path columns: a crop-video, no --detections)")
     v.add_argument("--detections", help="MegaDetector JSON, MOT txt, COCO JSON or CSV (not for a crop table)")
@@ -610,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--species", help="species of new individuals")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=_cmd_video_cluster)
-    v = vsub.add_parser("embed", help="crop descriptors of many videos (Ray or local), one Parquet per video")
+    v = vsub.add_parser("embed", help="crop descriptors of many videos (Ray or local), one Parquet per video", parents=[runtime])
     v.add_argument("table", help="CSV with columns video,detections[,name]")
     v.add_argument("--out", required=True)
     v.add_argument("--model", default=DEFAULT_MODEL)
@@ -622,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--min-score", type=float, default=0.5)
     v.set_defaults(func=_cmd_video_embed)
 
-    s = sub.add_parser("demo", help="run the default model on the shipped demo video")
+    s = sub.add_parser("demo", help="run the default model on the shipped demo video", parents=[runtime])
     s.add_argument("--model", default=DEFAULT_MODEL)
     s.add_argument("--frames", type=int, default=1500, help="frames of the demo clip to use (1500: all)")
     s.set_defaults(func=_cmd_demo)
@@ -635,6 +642,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "backend", None) or getattr(args, "threads", None):
+        set_runtime(args.backend, args.threads)
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except ReidHubError as exc:

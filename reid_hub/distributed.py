@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import data as rdata
+from .backends import set_runtime, validate_backend
 from .errors import ConfigError, ModelMismatchError
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,11 @@ class EmbedJob:
     gpus_per_worker: float = 0.0
     commit_rows: int = 4096
     ray_address: Optional[str] = None
+    backend: Optional[str] = None  # inference backend of every worker (None: $REID_HUB_BACKEND or auto)
 
     def __post_init__(self) -> None:
+        if self.backend is not None:
+            validate_backend(self.backend)
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.batch_size < 1 or self.commit_rows < 1 or (self.workers is not None and self.workers < 1):
@@ -59,14 +63,16 @@ class EmbedJob:
             raise ConfigError("cpus_per_worker must be positive and gpus_per_worker non-negative")
 
 
-def _worker_model(model: str, device: Optional[str] = None) -> Any:
-    """The model of one worker, on its GPU when it has one; torch uses the worker's thread share
-    (OMP_NUM_THREADS, which Ray sets from the actor's CPUs), not every core of the machine."""
+def _worker_model(model: str, device: Optional[str] = None, backend: Optional[str] = None) -> Any:
+    """The model of one worker, on its GPU when it has one; torch and ONNX Runtime use the worker's thread
+    share (OMP_NUM_THREADS, which Ray sets from the actor's CPUs), not every core of the machine."""
     import torch
 
     from .hub import from_pretrained
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    if backend is not None:
+        set_runtime(backend=backend)
     return from_pretrained(model).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
@@ -75,8 +81,9 @@ class EmbedBatch:
     failed batch. Columns out: image_id, image, identity, species, label, bbox, embedding (float32
     bytes, empty for an error), error."""
 
-    def __init__(self, model: str, batch_size: int = 32, device: Optional[str] = None) -> None:
-        self.model = _worker_model(model, device)
+    def __init__(self, model: str, batch_size: int = 32, device: Optional[str] = None,
+                 backend: Optional[str] = None) -> None:
+        self.model = _worker_model(model, device, backend)
         self.batch_size = batch_size
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +140,7 @@ def _check_manifest(out: Path, model_name: str, fingerprint: str, dim: int) -> N
 
 def _local_batches(todo: pd.DataFrame, job: EmbedJob, fn_cls: type = None, kwargs: Optional[dict] = None,
                    batch_size: Optional[int] = None) -> Iterator[pd.DataFrame]:
-    fn = (fn_cls or EmbedBatch)(**(kwargs or {"model": job.model, "batch_size": job.batch_size}))
+    fn = (fn_cls or EmbedBatch)(**(kwargs or {"model": job.model, "batch_size": job.batch_size, "backend": job.backend}))
     step = batch_size or job.batch_size
     for start in range(0, len(todo), step):
         yield fn(todo.iloc[start:start + step])
@@ -150,7 +157,7 @@ def _ray_batches(todo: pd.DataFrame, job: EmbedJob, fn_cls: type = None, kwargs:
         "GPU" if job.gpus_per_worker else "CPU", 1) // max(job.gpus_per_worker or job.cpus_per_worker, 1e-9)))
     ds = ray.data.from_pandas(todo.astype({"bbox": object}) if "bbox" in todo else todo)
     ds = ds.map_batches(fn_cls or EmbedBatch,
-                        fn_constructor_kwargs=kwargs or {"model": job.model, "batch_size": job.batch_size},
+                        fn_constructor_kwargs=kwargs or {"model": job.model, "batch_size": job.batch_size, "backend": job.backend},
                         batch_size=batch_size or job.batch_size, batch_format="pandas", concurrency=workers,
                         num_cpus=job.cpus_per_worker, num_gpus=job.gpus_per_worker or None)
     yield from ds.iter_batches(batch_size=None, batch_format="pandas")
@@ -224,8 +231,8 @@ class DescribeVideos:
     an error row, never a failed job."""
 
     def __init__(self, model: str, out_dir: str, padding: float = 0.1, min_score: float = 0.5,
-                 batch_size: int = 16) -> None:
-        self.model = _worker_model(model)
+                 batch_size: int = 16, backend: Optional[str] = None) -> None:
+        self.model = _worker_model(model, backend=backend)
         self.out, self.padding, self.min_score, self.batch_size = Path(out_dir), padding, min_score, batch_size
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -267,7 +274,7 @@ def embed_videos(videos: pd.DataFrame, job: EmbedJob, padding: float = 0.1, min_
         raise ConfigError("video names must be unique (give a name column)")
     todo = videos[[not (out / "videos" / f"{n}.parquet").is_file() for n in videos["name"]]]
     todo = todo.astype({"video": str, "detections": str}).reset_index(drop=True)
-    kwargs = {"model": job.model, "out_dir": str(out), "padding": padding, "min_score": min_score,
+    kwargs = {"model": job.model, "out_dir": str(out), "padding": padding, "min_score": min_score, "backend": job.backend,
               "batch_size": job.batch_size}
     results = []
     if len(todo):

@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import timm
@@ -21,8 +23,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from .backends import resolve_backend, thread_count
 from .errors import ConfigError, ModelMismatchError, UnknownModelError
 from .imaging import ImageLike, PreprocessConfig, preprocess
+from .onnx_engine import EngineCache
 from .weights import load_imagenet_backbone
 
 log = logging.getLogger(__name__)
@@ -194,6 +198,7 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         self.config = cfg
         self._hub_mixin_config = cfg
         self.save_dtype: Optional[torch.dtype] = None
+        self._engines = EngineCache()
         pool_kw = {} if cfg.pooling == "backbone" else {"global_pool": ""}
         try:
             self.backbone = timm.create_model(
@@ -278,36 +283,84 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         items = _as_list(images)
         return torch.stack([preprocess(im, self.config.preprocess) for im in items])
 
+    def forward_for(self, backend: Optional[str] = None, threads: Optional[int] = None
+                    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The function that embeds a preprocessed batch with `backend` ("auto", "torch", "onnx",
+        "onnx-int8"; None: $REID_HUB_BACKEND or auto), falling back as `reid_hub.backends` says."""
+        name = resolve_backend(backend, self.device.type)
+        engine = None
+        if name == "onnx-int8":
+            engine = self._engines.get(self, name, self.config.preprocess.size, threads)
+            name = "onnx" if engine is None else name  # an int8 graph that fails its probe: fp32 ONNX
+        if name == "onnx" and engine is None:
+            engine = self._engines.get(self, name, self.config.preprocess.size, threads)
+        if engine is not None:
+            run = engine
+            return lambda x: torch.from_numpy(run(x.numpy()))
+        dev = self.device
+
+        def torch_forward(x: torch.Tensor) -> torch.Tensor:
+            x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
+                return self(x).float().cpu()
+        return torch_forward
+
+    def backend_name(self, backend: Optional[str] = None) -> str:
+        """The backend that `embed(backend=...)` runs now ("torch", "onnx" or "onnx-int8")."""
+        name = resolve_backend(backend, self.device.type)
+        if name == "onnx-int8" and self._engines.get(self, name, self.config.preprocess.size) is None:
+            name = "onnx"
+        if name == "onnx" and self._engines.get(self, name, self.config.preprocess.size) is None:
+            name = "torch"
+        return name
+
     @torch.inference_mode()
     def embed(
         self,
         images: ImageLike | Sequence[ImageLike] | torch.Tensor,
         batch_size: int = 16,
         progress: bool = False,
+        backend: Optional[str] = None,
+        threads: Optional[int] = None,
     ) -> np.ndarray:
         """Embeddings (float32, shape (N, D)) of images: paths, PIL images, uint8 arrays, or a
-        float tensor (N, 3, S, S) that is already a preprocessed batch."""
+        float tensor (N, 3, S, S) that is already a preprocessed batch. `backend`: see `forward_for`;
+        images are decoded and resized by a small thread pool ahead of the forward."""
         was_training = self.training
         self.eval()
-        dev = self.device
         try:
+            run = self.forward_for(backend, threads)
             if isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim == 4:
                 batches: Iterable[torch.Tensor] = images.split(batch_size)
                 total = (len(images) + batch_size - 1) // batch_size
+                out = [run(b) for b in tqdm(batches, total=total, disable=not progress, desc="embed", unit="batch")]
             else:
                 items = _as_list(images)
-                total = (len(items) + batch_size - 1) // batch_size
-                batches = (self.preprocess(items[i:i + batch_size]) for i in range(0, len(items), batch_size))
-            out = []
-            for batch in tqdm(batches, total=total, disable=not progress, desc="embed", unit="batch"):
-                batch = batch.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
-                    out.append(self(batch).float().cpu())
+                out = [run(b) for b in tqdm(self._prefetched(items, batch_size, thread_count(threads)),
+                                            total=(len(items) + batch_size - 1) // batch_size,
+                                            disable=not progress, desc="embed", unit="batch")]
             if not out:
                 return np.zeros((0, self.embedding_dim), dtype=np.float32)
             return torch.cat(out).numpy().astype(np.float32, copy=False)
         finally:
             self.train(was_training)
+
+    def _prefetched(self, items: list, batch_size: int, workers: int) -> Iterator[torch.Tensor]:
+        """Preprocessed batches of `items`, decoded by `workers` threads up to two batches ahead."""
+        cfg = self.config.preprocess
+        if len(items) <= 1 or workers <= 1:
+            for i in range(0, len(items), batch_size):
+                yield self.preprocess(items[i:i + batch_size])
+            return
+        with ThreadPoolExecutor(max_workers=min(workers, 4), thread_name_prefix="reid-hub-decode") as pool:
+            pending: deque = deque()
+            nxt = 0
+            for start in range(0, len(items), batch_size):
+                while nxt < min(len(items), start + 3 * batch_size):
+                    pending.append(pool.submit(preprocess, items[nxt], cfg))
+                    nxt += 1
+                n = min(batch_size, len(items) - start)
+                yield torch.stack([pending.popleft().result() for _ in range(n)])
 
     @torch.inference_mode()
     def describe(self, x: torch.Tensor, raw_features: bool = False) -> np.ndarray:

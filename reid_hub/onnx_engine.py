@@ -1,0 +1,208 @@
+"""ONNX Runtime sessions of an embedding model, in float32 or int8.
+
+The graph is exported from the loaded model (every branch, pooling, projection, neck and the L2 norm are
+inside it), cached under `$REID_HUB_CACHE/onnx/<fingerprint>[-int8].onnx`, and checked on its first use in
+a process against the torch forward on a probe batch of generated images; a graph that disagrees is not
+used (the caller falls back, logged).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backends import thread_count
+from .synthetic import coat, photo
+
+log = logging.getLogger(__name__)
+
+#: a float32 graph is used only when every probe embedding has this cosine to the torch forward's
+FP32_MIN_COSINE = 0.9999
+#: an int8 graph is used only when every probe embedding has at least this cosine to the torch forward's
+INT8_MIN_COSINE = 0.99
+#: generated images for the probe batch and the int8 calibration
+PROBE_IMAGES = 8
+CALIBRATION_IMAGES = 64
+OPSET = 17
+
+_LOCK = threading.Lock()
+
+
+class Embeddable(Protocol):
+    """What a backend needs of a model: its forward, train/eval switch, preprocessing and fingerprint."""
+
+    training: bool
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+    def eval(self) -> object: ...
+    def train(self, mode: bool = True) -> object: ...
+    def fingerprint(self) -> str: ...
+    def preprocess(self, images: list) -> torch.Tensor: ...
+
+
+def cache_dir() -> Path:
+    """`$REID_HUB_CACHE/onnx` (default ~/.cache/reid-hub/onnx)."""
+    return Path(os.environ.get("REID_HUB_CACHE") or Path.home() / ".cache" / "reid-hub") / "onnx"
+
+
+def generated_images(n: int, first_seed: int) -> list:
+    """`n` generated coat photos (reid_hub.synthetic), the images a model ships with for probing."""
+    return [photo(coat(first_seed + i // 2), first_seed + i) for i in range(n)]
+
+
+def export_onnx(model: nn.Module, size: int, path: Path) -> Path:
+    """Write `model`'s forward (N, 3, size, size) -> (N, D) as an ONNX graph with a dynamic batch axis,
+    atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    was = model.training
+    model.eval()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # about the legacy exporter, not about this graph
+            torch.onnx.export(model, (torch.zeros(2, 3, size, size),), tmp, input_names=["pixels"],
+                              output_names=["embedding"], opset_version=OPSET, dynamo=False,
+                              dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}})
+        os.replace(tmp, path)
+    finally:
+        model.train(was)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def quantize_int8(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
+    """Static int8 quantization (QDQ, per-channel weights) of an fp32 graph, calibrated on `calibration`
+    (preprocessed batch), written atomically."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([calibration[i:i + 8] for i in range(0, len(calibration), 8)])
+
+        def get_next(self) -> Optional[dict]:
+            b = next(self.batches, None)
+            return None if b is None else {"pixels": b}
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        out = Path(tmp) / "int8.onnx"
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        os.replace(out, path)
+    return path
+
+
+class OnnxEmbedder:
+    """An ONNX Runtime session that computes the embeddings of one model, checked against its torch forward."""
+
+    def __init__(self, model: Embeddable, size: int, int8: bool = False, threads: Optional[int] = None) -> None:
+        import onnxruntime as ort
+
+        self.int8 = int8
+        self.threads = thread_count(threads)
+        fp = model.fingerprint()
+        root = cache_dir()
+        fp32_path = root / f"{fp}.onnx"
+        with _LOCK:
+            if not fp32_path.is_file():
+                log.info("exporting the ONNX graph of model %s to %s", fp, fp32_path)
+                export_onnx(model, size, fp32_path)
+            self.path = fp32_path
+            if int8:
+                self.path = root / f"{fp}-int8.onnx"
+                if not self.path.is_file():
+                    log.info("quantizing the ONNX graph of model %s to int8", fp)
+                    calib = model.preprocess(generated_images(CALIBRATION_IMAGES, 7000)).numpy()
+                    quantize_int8(fp32_path, self.path, calib)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.min_cosine = self.probe(model)
+
+    def probe(self, model: Embeddable) -> float:
+        """The smallest cosine between this session's and the torch forward's embeddings of the probe batch."""
+        x = model.preprocess(generated_images(PROBE_IMAGES, 9000))
+        was = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                ref = model(x).float().numpy()
+        finally:
+            model.train(was)
+        got = self(x.numpy())
+        cos = (ref * got).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1) + 1e-12)
+        return float(cos.min())
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the probe agreed with torch closely enough for this graph to be used."""
+        return self.min_cosine >= (INT8_MIN_COSINE if self.int8 else FP32_MIN_COSINE)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pixels": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+def weights_version(model: nn.Module) -> tuple:
+    """Changes whenever a weight of `model` is replaced or modified in place (optimizer steps, loads)."""
+    return tuple((id(t), t._version) for t in model.state_dict(keep_vars=True).values())
+
+
+class EngineCache:
+    """The ONNX sessions of one model, rebuilt when its weights change; a graph that failed its probe is
+    remembered so the fall back to torch is logged once."""
+
+    def __init__(self) -> None:
+        self._engines: dict[tuple, Optional[OnnxEmbedder]] = {}
+        self._version: Optional[tuple] = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:  # a copied or pickled model builds its own sessions
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def get(self, model: nn.Module, backend: str, size: int, threads: Optional[int] = None
+            ) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+        """The session for `backend` ("onnx" or "onnx-int8"), or None where torch must run instead."""
+        with self._lock:
+            return self._get(model, backend, size, threads)
+
+    def _get(self, model: nn.Module, backend: str, size: int, threads: Optional[int]
+             ) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+        version = weights_version(model)
+        if version != self._version:
+            self._engines.clear()
+            self._version = version
+        key = (backend, thread_count(threads))
+        if key not in self._engines:
+            try:
+                eng: Optional[OnnxEmbedder] = OnnxEmbedder(model, size, int8=backend == "onnx-int8",  # type: ignore[arg-type]
+                                                           threads=threads)
+            except Exception as exc:  # an exporter or runtime failure must never stop embedding
+                log.warning("ONNX backend %s unavailable for this model (%s: %s): using torch",
+                            backend, type(exc).__name__, exc)
+                eng = None
+            if eng is not None and not eng.trusted:
+                log.warning("ONNX backend %s disagrees with the torch forward on the probe batch (min cosine "
+                            "%.6f): using torch", backend, eng.min_cosine)
+                eng = None
+            self._engines[key] = eng
+        return self._engines[key]
+
+
+__all__ = ["EngineCache", "OnnxEmbedder", "cache_dir", "export_onnx", "generated_images", "quantize_int8"]
