@@ -327,7 +327,8 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         float tensor (N, 3, S, S) that is already a preprocessed batch. `backend`: see `forward_for`;
         images are decoded and resized by a small thread pool ahead of the forward."""
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         try:
             run = self.forward_for(backend, threads)
             if isinstance(images, torch.Tensor) and images.is_floating_point() and images.ndim == 4:
@@ -343,7 +344,8 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
                 return np.zeros((0, self.embedding_dim), dtype=np.float32)
             return torch.cat(out).numpy().astype(np.float32, copy=False)
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
 
     def _prefetched(self, items: list, batch_size: int, workers: int) -> Iterator[torch.Tensor]:
         """Preprocessed batches of `items`, decoded by `workers` threads up to two batches ahead."""

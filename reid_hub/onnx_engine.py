@@ -130,6 +130,8 @@ class OnnxEmbedder:
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # idle threads sleep instead of spinning: between batches the CPU decodes and crops the next images
+        opts.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("REID_HUB_ORT_SPIN", "0"))
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         self.min_cosine = self.probe(model)
 

@@ -70,7 +70,7 @@ def _decode(path: Path, wanted: list[int]) -> Iterator[tuple[int, Image.Image]]:
             if not ok:
                 raise DataError(f"{path}: decoding stopped at frame {pos}; frame {wanted[k]} is missing")
             if pos == wanted[k]:
-                yield pos, Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+                yield pos, Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 k += 1
             pos += 1
     finally:
