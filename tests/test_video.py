@@ -397,3 +397,22 @@ def test_default_path_identifies_the_flies_of_the_real_clip_and_their_number(tmp
     result, _ = cluster_video(DEMO / "video.mp4", tracks, model, ClusterConfig(), min_score=0.0, cache_dir=tmp_path)
     assert result.k == 2 and result.k_estimate.runner_up == 3
     assert cluster_accuracy(result.detections["identity"], result.labels) == 1.0
+
+
+def test_demo_command_reports_its_frame_window_backend_and_scores():
+    """`reid-hub demo` on a short window of its default segment: the output names the frames and the backend
+    it used, and the head identifies the two flies there (the window's real labels score it)."""
+    import re
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "reid_hub.cli", "demo", "--start", "750", "--frames", "80"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "frames 750-829 (80 frames, 160 detections)" in r.stdout
+    assert "backend onnx;" in r.stdout  # auto on CPU with onnxruntime installed
+    head = float(re.search(r"self-supervised head \+ per-frame assignment: accuracy ([0-9.]+)", r.stdout).group(1))
+    assert head >= 0.95, r.stdout
+    r = subprocess.run([sys.executable, "-m", "reid_hub.cli", "demo", "--start", "5000", "--frames", "10"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 3 and "no frames in" in r.stderr and "Traceback" not in r.stderr
