@@ -45,6 +45,9 @@ class FusionCalibration:
     weights: tuple[float, float] = (0.5, 0.5)
     new_threshold: float = 0.5
     report: dict[str, Any] = field(default_factory=dict)
+    # the open-set threshold on P(known) = the summed probabilities of the distinct candidate individuals
+    # (at most one can be the query's animal); None for calibrations stored before it existed
+    known_threshold: Optional[float] = None
 
     def probabilities(self, global_scores: Any, local_scores: Any) -> dict[str, np.ndarray]:
         pg, pl = self.global_(global_scores), self.local(local_scores)
@@ -52,13 +55,15 @@ class FusionCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {"global": self.global_.to_dict(), "local": self.local.to_dict(), "fused": self.fused.to_dict(),
-                "weights": list(self.weights), "new_threshold": self.new_threshold, "report": self.report}
+                "weights": list(self.weights), "new_threshold": self.new_threshold, "report": self.report,
+                "known_threshold": self.known_threshold}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FusionCalibration":
         return cls(ScoreCalibrator.from_dict(d["global"]), ScoreCalibrator.from_dict(d["local"]),
                    ScoreCalibrator.from_dict(d["fused"]), tuple(d.get("weights", (0.5, 0.5))),
-                   float(d.get("new_threshold", 0.5)), d.get("report", {}))
+                   float(d.get("new_threshold", 0.5)), d.get("report", {}),
+                   None if d.get("known_threshold") is None else float(d["known_threshold"]))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -154,11 +159,65 @@ def fit_fusion(pairs: dict[str, np.ndarray], labels: Sequence[Any], kind: str = 
         thr = calibrate_threshold(mat, labels, groups)
     except DataError:
         thr = 0.5
-    report = {"pairs": int(len(same)), "same_pairs": int(same.sum()), "weights": list(weights),
+    report = {"pairs": int(len(same)), "same_pairs": int(same.sum()), "weights": list(weights), "kind": kind,
+              "best_two_tied": tied_share(p, pairs["query"], pairs["candidate"], labels),
               "ece_in_sample": {"global": expected_calibration_error(g(pairs["global"]), same),
                                 "local": expected_calibration_error(loc(pairs["local"]), same),
                                 "fused": expected_calibration_error(p, same)}}
-    return FusionCalibration(g, loc, fused, weights, float(thr), report)
+    known = known_threshold(p, pairs["query"], pairs["candidate"], labels)
+    return FusionCalibration(g, loc, fused, weights, float(thr), report, known)
+
+
+def known_probability(probabilities: Sequence[float]) -> float:
+    """P(the query is one of the candidates): the sum of the best probability of each distinct candidate
+    individual (at most one of them can be the query's animal), capped at 1."""
+    return float(min(1.0, np.sum(np.asarray(probabilities, float))))
+
+
+def _per_query_best(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, labels: np.ndarray
+                    ) -> dict[int, dict[Any, float]]:
+    """For each query, the best probability of each candidate individual."""
+    out: dict[int, dict[Any, float]] = {}
+    for q, c, v in zip(np.asarray(query).tolist(), np.asarray(candidate).tolist(), np.asarray(p, float).tolist()):
+        d = out.setdefault(q, {})
+        lbl = labels[c]
+        if v > d.get(lbl, -1.0):
+            d[lbl] = v
+    return out
+
+
+def known_threshold(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, labels: Sequence[Any]
+                    ) -> Optional[float]:
+    """Threshold on P(known) between queries whose individual is among their candidates (the sum over every
+    candidate individual) and the same queries as a new animal would see them (their own individual
+    removed), by Youden's J; None without both kinds."""
+    labels = np.asarray(labels)
+    known, new = [], []
+    for q, best in _per_query_best(p, query, candidate, labels).items():
+        others = [v for lbl, v in best.items() if lbl != labels[q]]
+        if len(others) < len(best):
+            known.append(known_probability(list(best.values())))
+        new.append(known_probability(others))
+    if not known or not new:
+        return None
+    k, n = np.asarray(known), np.asarray(new)
+    cands = np.unique(np.concatenate([k, n]))
+    j = np.array([(k >= t).mean() - (n >= t).mean() for t in cands])
+    best_i = int(np.argmax(j))
+    return float((cands[best_i - 1] + cands[best_i]) / 2) if best_i > 0 else float(cands[best_i])
+
+
+def tied_share(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, labels: Sequence[Any]) -> float:
+    """Share of queries whose two best candidate individuals get the same probability (within 1e-3): a
+    calibration that ties them cannot rank."""
+    labels = np.asarray(labels)
+    tied, total = 0, 0
+    for best in _per_query_best(p, query, candidate, labels).values():
+        if len(best) >= 2:
+            a, b = sorted(best.values(), reverse=True)[:2]
+            tied += a - b < 1e-3
+            total += 1
+    return float(tied / total) if total else 0.0
 
 
 class CalibrationSet:
@@ -185,4 +244,4 @@ class CalibrationSet:
 
 
 __all__ = ["ANY_SPECIES", "shortlist", "FusionCalibration", "labelled_pairs", "fit_fusion",
-           "CalibrationSet"]
+           "CalibrationSet", "known_probability", "known_threshold", "tied_share"]

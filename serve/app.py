@@ -61,6 +61,11 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                               f"**Possible match, needs review:** {top['display_name']}.{p_text}") if top else "",
                    "new": "**New individual?** No candidate is likely enough"
                           + (f" (best: {top['display_name']})." if top else ".") + p_text}[res["decision"]]
+        bands = res.get("bands") or {}
+        if bands.get("p_known") is not None:
+            verdict += f" P(one of the candidates) = {bands['p_known']:.2f}."
+        if bands.get("calibration_fallback"):
+            verdict += f" _(calibration: {bands['calibration_fallback']})_"
         if not res["calibrated"]:
             verdict += " _(the gallery is not calibrated yet: global score only; recalibrate to get probabilities)_"
         table = "\n".join(

@@ -124,3 +124,31 @@ def test_matcher_choice_per_species_is_validated(tmp_path):
         set_matcher(g, "orb")
     with pytest.raises(GalleryError):
         recalibrate(g)
+
+
+def test_p_known_sums_the_candidate_individuals_and_its_threshold_separates_known_from_new():
+    from reid_hub.fusion import known_probability, known_threshold, tied_share
+
+    assert known_probability([0.3, 0.25, 0.2]) == pytest.approx(0.75)
+    assert known_probability([0.9, 0.8]) == 1.0 and known_probability([]) == 0.0
+    labels = np.array(["a", "a", "b", "b", "c", "c"])
+    q, c = np.nonzero(~np.eye(6, dtype=bool))  # every image against every other one
+    p = np.where(labels[q] == labels[c], 0.3, 0.1)
+    # known: own 0.3 + two others 0.1 each = 0.5; as a new animal (own individual removed): 0.2
+    assert known_threshold(p, q, c, labels) == pytest.approx(0.35)
+    assert tied_share(p, q, c, labels) == 0.0
+    assert tied_share(np.full(len(q), 0.2), q, c, labels) == 1.0  # a flat calibration ranks nothing
+
+
+def test_a_calibration_that_cannot_rank_falls_back_to_logistic_and_says_so(tmp_path, monkeypatch):
+    from reid_hub.gallery import calibration as gcal
+
+    g, ids, centres, rng = build(tmp_path, individuals=10, per=3, noise=1.0)
+    assert recalibrate(g)["zebra"].get("fallback") is None  # this species' isotonic fit ranks its candidates
+    monkeypatch.setattr(gcal, "MAX_TIED_SHARE", -1.0)  # every fit counts as tied: the fallback must act
+    report = recalibrate(g)
+    assert report["zebra"]["kind"] == "logistic" and report["zebra"]["fallback"].startswith("logistic")
+    res = identify(g, unit(centres[3] + 0.2 * rng.normal(size=D) / np.sqrt(D)), photo(coat(103), 5))
+    assert res.bands["calibration"] == "logistic" and "isotonic fit tied" in res.bands["calibration_fallback"]
+    assert res.bands["new_rule"] == "p_known" and res.bands["p_known"] >= res.probability
+    assert res.matches[0].individual_id == ids[3] and res.decision in ("accept", "review")

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: a species' isotonic calibration that gives the two best candidate individuals the same probability for more
+#: than this share of its queries cannot rank them: the logistic fit (strictly monotone) replaces it
+MAX_TIED_SHARE = 0.5
+
 
 def calibrate_open_set(gallery: "Gallery", max_images: int = 5000) -> dict[str, Any]:
     """The open-set threshold on the best global score, from the gallery's genuine/impostor best scores."""
@@ -91,6 +95,11 @@ def recalibrate(gallery: "Gallery", kind: str = "isotonic", shortlist: Optional[
         pairs, labels = got
         try:
             fitted[sp] = fit_fusion(pairs, labels, kind)
+            tied = fitted[sp].report.get("best_two_tied", 0.0)
+            if kind == "isotonic" and tied > MAX_TIED_SHARE:  # flat over the scores that matter: cannot rank
+                fitted[sp] = fit_fusion(pairs, labels, "logistic")
+                fitted[sp].report["fallback"] = (f"logistic: the isotonic fit tied the two best candidates of "
+                                                 f"{tied:.0%} of queries")
         except DataError as exc:
             report[sp or "(none)"] = {"skipped": str(exc)}
             continue

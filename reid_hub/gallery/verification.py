@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..decisions import NEW, REVIEW, DecisionBands
 from ..errors import ConfigError, DataError, GalleryError
-from ..fusion import CalibrationSet
+from ..fusion import CalibrationSet, known_probability
 from ..matching import (DEFAULT_MATCHER, MATCHERS, LocalFeatures, LocalMatcher, PairMatch, create_matcher,
                         default_shortlist, draw_matches)
 
@@ -212,10 +212,21 @@ def identify(gallery: "Gallery", embedding: np.ndarray, image: Optional[Image.Im
         auto = bool(meta.get("auto_accept", False) if auto_accept is None else auto_accept)
         # a calibration fitted on few labelled pairs says 1.0 too easily: nothing is auto-accepted on it
         supported = c.report.get("same_pairs", 0) >= MIN_SAME_PAIRS_FOR_AUTO
-        bands = DecisionBands(accept=accept_band, new=min(accept_band, c.new_threshold), auto_accept=auto and supported)
-        decision, prob, calibrated = bands.decide(top.probability), top.probability, True
+        # 'new' means none of the candidates: decided on P(known), the summed probabilities of the candidate
+        # individuals of the top candidate's species, where the calibration has its threshold
+        known = None
+        if c.known_threshold is not None:
+            known = known_probability([m.probability for m in best.values()
+                                       if m.probability is not None and m.species == top.species])
+        new_band = c.new_threshold if known is None else c.known_threshold
+        bands = DecisionBands(accept=accept_band, new=min(accept_band, new_band), auto_accept=auto and supported)
+        decision, prob, calibrated = bands.decide(top.probability, known), top.probability, True
         band_d = {"accept": bands.accept, "new": bands.new, "auto_accept": bands.auto_accept,
-                  "calibration_same_pairs": int(c.report.get("same_pairs", 0))}
+                  "calibration_same_pairs": int(c.report.get("same_pairs", 0)),
+                  "calibration": c.report.get("kind", "isotonic"), "p_known": known,
+                  "new_rule": "p_known" if known is not None else "p_best"}
+        if c.report.get("fallback"):
+            band_d["calibration_fallback"] = c.report["fallback"]
     else:
         thr = gallery.threshold
         decision = NEW if top is None or (thr is not None and top.global_score < thr) else REVIEW
