@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e '.[serve,ray,dev,local]'
+	# Schemathesis (API fuzzing in the tests) in its own venv: its pyrate-limiter pin conflicts with wildlife-datasets'
+	$(PY) -m venv $(VENV)-fuzz
+	$(VENV)-fuzz/bin/pip install -q 'schemathesis>=4.3,<5'
 	touch $(STAMP)
 
 # the identification demo on the shipped video, then the web app (REST API + Gradio UI) on 127.0.0.1:7860
@@ -40,7 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/embed_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(VENV)-fuzz .pytest_cache
 
 # the performance report (throughput local vs Ray, search vs size per index kind, video cost): JSON + PNG
 report: install

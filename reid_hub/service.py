@@ -576,6 +576,25 @@ def create_api(cfg: ServiceConfig, model: Any = None):
     def discovery_answer(body: PairAnswer, actor: str = Depends(require_token)) -> dict[str, Any]:
         return svc.discovery_answer(body.a, body.b, body.answer, actor)
 
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The schema with the 422 body this service really sends, not FastAPI's default: every error is
+        {"error": its public name (ValidationError, DataError, ...), "detail": a message or a list of them}."""
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            comps = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in comps:
+                comps["HTTPValidationError"] = {
+                    "title": "HTTPValidationError", "type": "object", "required": ["error", "detail"],
+                    "properties": {"error": {"type": "string"},
+                                   "detail": {"anyOf": [{"type": "string"},
+                                                        {"type": "array", "items": {"type": "string"}}]}}}
+                comps.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
