@@ -253,7 +253,14 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     elif args.action == "calibrate":
         print(json.dumps(g.calibrate(), indent=2))
     elif args.action == "recalibrate":
-        print(json.dumps(g.recalibrate(kind=args.calibration, shortlist=args.shortlist), indent=2, default=float))
+        from tqdm.auto import tqdm
+
+        with tqdm(total=100, desc="recalibrate", unit="%", leave=False) as bar:
+            def progress(fraction: float, message: str) -> None:
+                bar.set_postfix_str(message)
+                bar.update(round(100 * fraction) - bar.n)
+            report = g.recalibrate(kind=args.calibration, shortlist=args.shortlist, progress=progress)
+        print(json.dumps(report, indent=2, default=float))
     elif args.action == "configure":
         from .gallery import set_matcher
 

@@ -7,6 +7,7 @@ uploads are checked for size, content type, pixel count and decodability before 
 import hmac
 import io
 import logging
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from .errors import (AuthError, ConfigError, ConflictError, DataError, ImageErro
 from .gallery import Gallery, GalleryError, assign_clip, open_gallery
 from .hub import DEFAULT_MODEL, from_pretrained
 from .imaging import MAX_IMAGE_PIXELS, load_image
+from .jobs import DONE, FAILED, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,10 @@ MAX_ID = 2**62
 _STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (AuthError, 401), (UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (ConflictError, 409),
            (GalleryError, 404),
            (DataError, 422), (ConfigError, 400), (OfflineError, 503), (ReidHubError, 400)]
+
+
+#: the longest a request may wait for its job before it answers 202
+MAX_WAIT_S = 600.0
 
 
 @dataclass
@@ -45,12 +51,17 @@ class ServiceConfig:
     max_video_bytes: int = 200 * 1024 * 1024
     heavy_per_minute: int = 30  # identify / evidence / video requests per client and minute (0: no limit)
     discovery_dir: Optional[str] = None  # an output folder of `reid-hub discover`: its questions are served
+    # long work (recalibration, clips) runs as a job: a request waits this long for it (its `wait` query
+    # parameter overrides), then answers 202 with the job to poll at GET /jobs/{id}
+    sync_wait_s: float = 5.0
 
     def validate(self) -> "ServiceConfig":
         if self.max_upload_bytes < 1024 or self.max_pixels < 1024 or self.max_video_bytes < 1024:
             raise ConfigError("upload limits are too small")
         if self.heavy_per_minute < 0:
             raise ConfigError("heavy_per_minute must be 0 (no limit) or more")
+        if not 0 <= self.sync_wait_s <= MAX_WAIT_S:
+            raise ConfigError(f"sync_wait_s lies in [0, {MAX_WAIT_S}]")
         if self.max_pixels > MAX_IMAGE_PIXELS:
             raise ConfigError(f"max_pixels may not exceed {MAX_IMAGE_PIXELS}")
         return self
@@ -91,6 +102,7 @@ class ReidService:
         self.gallery: Gallery = open_gallery(cfg.gallery_dir, self.model)
         self.lock = threading.RLock()
         self.limiter = RateLimiter(cfg.heavy_per_minute)
+        self.jobs = JobStore(Path(cfg.gallery_dir) / "jobs.sqlite")
         self._sessions: Any = None
         self._discovery: Any = None
 
@@ -209,6 +221,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
     """The FastAPI application (OpenAPI at /docs and /openapi.json)."""
     from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, Response, UploadFile
     from fastapi import Path as PathParam
+    from starlette.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from pydantic import BaseModel, Field
@@ -297,11 +310,44 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         """The query (uploaded again) beside gallery image `image_id`, verified matches drawn (PNG)."""
         return Response(content=svc.evidence(await image_of(file), image_id), media_type="image/png")
 
+    def as_job(kind: str, fn: Any, wait: Optional[float]) -> Any:
+        """Run `fn(progress)` as a job; its result when it ends within the wait, else 202 and the job to poll."""
+        job_id = svc.jobs.submit(kind, fn)
+        job = svc.jobs.wait(job_id, cfg.sync_wait_s if wait is None else wait)
+        if job["state"] == DONE:
+            return job["result"]
+        if job["state"] == FAILED:
+            err = job["error"]
+            status = next((code for cls, code in _STATUS if cls.__name__ == err["error"]), 500)
+            return JSONResponse(status_code=status, content=err)
+        return JSONResponse(status_code=202, headers={"Location": f"/jobs/{job_id}"},
+                            content={**{k: job[k] for k in ("job_id", "kind", "state", "progress", "message")},
+                                     "poll": f"/jobs/{job_id}"})
+
+    Wait = Query(default=None, ge=0, le=MAX_WAIT_S, description="seconds to wait for the job before answering "
+                 "202 with its id (default: the server's sync_wait_s)")
+
+    @app.get("/jobs/{job_id}")
+    def job(job_id: str = PathParam(min_length=1, max_length=64, pattern="^[0-9a-f]+$")) -> dict[str, Any]:
+        """A job's state (queued, running, done, failed, interrupted), progress, and its result or error."""
+        got = svc.jobs.get(job_id)
+        if got is None:
+            raise GalleryError(f"no job {job_id}")
+        return got
+
+    @app.get("/jobs")
+    def jobs(limit: int = Query(default=50, ge=1, le=500)) -> list[dict[str, Any]]:
+        """The newest jobs (without their results)."""
+        return svc.jobs.recent(limit)
+
     @app.post("/recalibrate", dependencies=[Depends(require_token)])
-    def recalibrate(kind: str = Form(default="isotonic", pattern="^(isotonic|logistic)$")) -> dict[str, Any]:
-        """Refit P(same individual) per species on the gallery's own individuals."""
-        with svc.lock:
-            return svc.gallery.recalibrate(kind=kind)
+    def recalibrate(kind: str = Form(default="isotonic", pattern="^(isotonic|logistic)$"),
+                    wait: Optional[float] = Wait) -> Any:
+        """Refit P(same individual) per species on the gallery's own individuals (a job)."""
+        def run(progress: Any) -> dict[str, Any]:
+            with svc.lock:
+                return svc.gallery.recalibrate(kind=kind, progress=progress)
+        return as_job("recalibrate", run, wait)
 
     class Decision(BaseModel):
         action: str = Field(pattern="^(confirm|reject|new|undo)$")
@@ -422,7 +468,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
 
     @app.post("/clips/assign", dependencies=[Depends(require_token), Depends(heavy)])
     async def clip_assign(video: str = Form(..., min_length=1), detections: UploadFile = File(...),
-                          frames: list[UploadFile] = File(...)) -> dict[str, Any]:
+                          frames: list[UploadFile] = File(...), wait: Optional[float] = Wait) -> Any:
         """Assign labeled groups of a clip (detections CSV: frame,x,y,w,h,cluster; one image per frame,
         uploaded in frame order) to persistent individuals."""
         import pandas as pd
@@ -447,11 +493,16 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             groups.setdefault(key, []).append(crop_box(images[int(r.frame)], (r.x, r.y, r.w, r.h)))
             meta.setdefault(key, ([], []))[0].append(int(r.frame))
             meta[key][1].append((r.x, r.y, r.w, r.h))
-        clusters = {k: svc.model.embed(v) for k, v in groups.items()}
-        with svc.lock:
-            res = assign_clip(svc.gallery, clusters, video=video, frames={k: m[0] for k, m in meta.items()},
-                              boxes={k: m[1] for k, m in meta.items()})
-        return {"video": video, "assignments": [a.__dict__ for a in res]}
+
+        def run(progress: Any) -> dict[str, Any]:
+            progress(0.1, "embedding the crops")
+            clusters = {k: svc.model.embed(v) for k, v in groups.items()}
+            progress(0.8, "assigning the clusters")
+            with svc.lock:
+                res = assign_clip(svc.gallery, clusters, video=video, frames={k: m[0] for k, m in meta.items()},
+                                  boxes={k: m[1] for k, m in meta.items()})
+            return {"video": video, "assignments": [a.__dict__ for a in res]}
+        return await run_in_threadpool(as_job, "clips/assign", run, wait)
 
     def clip_summary(result: Any, video: str) -> dict[str, Any]:
         """What every clip endpoint answers about its clustering."""
@@ -473,80 +524,100 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                      assign: bool = Form(default=True), min_score: float = Form(default=0.5, ge=0.0, le=1.0),
                      detections_format: str = Form(default="auto"), review: bool = Form(default=False),
                      species: str = Form(default="", max_length=100),
-                     encounter: str = Form(default="", max_length=200), actor: str = Depends(require_token)
-                     ) -> dict[str, Any]:
+                     encounter: str = Form(default="", max_length=200), actor: str = Depends(require_token),
+                     wait: Optional[float] = Wait) -> Any:
         """Identify every animal of an uploaded clip without labels (self-supervised head; k estimated
         when not given) and, with `assign`, give each cluster a persistent gallery ID (with `review`, each
         cluster becomes a review proposal instead: nothing enters the gallery before a person decides,
-        unless the gallery auto-accepts it). Detections: MegaDetector JSON, MOT txt, COCO JSON or CSV."""
-        import tempfile
-
-        from .video import ClusterConfig, cluster_video
-
+        unless the gallery auto-accepts it). Detections: MegaDetector JSON, MOT txt, COCO JSON or CSV. A job."""
         name = Path(video.filename or "clip.mp4").name
         suffix = Path(name).suffix.lower()
         if suffix not in (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"):
             raise DataError(f"expected a video file (mp4, avi, mov, mkv, m4v, webm), got {name!r}")
-        with tempfile.TemporaryDirectory() as tmp:
-            vpath = Path(tmp) / f"clip{suffix}"
-            data = video.file.read(cfg.max_video_bytes + 1)
-            if len(data) > cfg.max_video_bytes:
-                raise TooLargeError(f"video larger than {cfg.max_video_bytes} bytes")
-            vpath.write_bytes(data)
-            det_suffix = Path(detections.filename or "d.csv").suffix.lower()
-            dpath = Path(tmp) / f"detections{det_suffix if det_suffix in ('.json', '.txt', '.csv') else '.csv'}"
-            raw = detections.file.read(cfg.max_upload_bytes + 1)
-            if len(raw) > cfg.max_upload_bytes:
-                raise TooLargeError(f"detections larger than {cfg.max_upload_bytes} bytes")
-            dpath.write_bytes(raw)
-            result, source = cluster_video(vpath, dpath, svc.model, ClusterConfig(k=k), fmt=detections_format,
-                                           min_score=min_score, cache_dir=Path(tmp) / "cache")
-            proposals = None
-            if review:
-                from .video import propose_video
+        data = video.file.read(cfg.max_video_bytes + 1)
+        if len(data) > cfg.max_video_bytes:
+            raise TooLargeError(f"video larger than {cfg.max_video_bytes} bytes")
+        det_suffix = Path(detections.filename or "d.csv").suffix.lower()
+        raw = detections.file.read(cfg.max_upload_bytes + 1)
+        if len(raw) > cfg.max_upload_bytes:
+            raise TooLargeError(f"detections larger than {cfg.max_upload_bytes} bytes")
 
-                with svc.lock:
-                    proposals = propose_video(svc.gallery, result, source, video_name or name, species=species,
-                                              actor=actor)
-        out = clip_summary(result, video_name or name)
-        out["detections"] = [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1), int(r.label)]
-                             for r in result.detections.itertuples()]
-        if proposals is not None:
-            out["proposals"] = proposals
-        elif assign:
-            out["assignments"] = assign_clusters(result, video_name or name, species, encounter)
-        return out
+        def run(progress: Any) -> dict[str, Any]:
+            import tempfile
+
+            from .video import ClusterConfig, cluster_video
+
+            with tempfile.TemporaryDirectory() as tmp:
+                vpath = Path(tmp) / f"clip{suffix}"
+                vpath.write_bytes(data)
+                dpath = Path(tmp) / f"detections{det_suffix if det_suffix in ('.json', '.txt', '.csv') else '.csv'}"
+                dpath.write_bytes(raw)
+                progress(0.05, "decoding, embedding and clustering the clip")
+                result, source = cluster_video(vpath, dpath, svc.model, ClusterConfig(k=k), fmt=detections_format,
+                                               min_score=min_score, cache_dir=Path(tmp) / "cache")
+                progress(0.85, "matching the clusters to the gallery")
+                proposals = None
+                if review:
+                    from .video import propose_video
+
+                    with svc.lock:
+                        proposals = propose_video(svc.gallery, result, source, video_name or name, species=species,
+                                                  actor=actor)
+            out = clip_summary(result, video_name or name)
+            out["detections"] = [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1),
+                                  int(r.label)] for r in result.detections.itertuples()]
+            if proposals is not None:
+                out["proposals"] = proposals
+            elif assign:
+                out["assignments"] = assign_clusters(result, video_name or name, species, encounter)
+            return out
+        return as_job("clips/cluster", run, wait)
 
     @app.post("/clips/crops", dependencies=[Depends(heavy)])
     def clip_crops(archive: UploadFile = File(...), k: Optional[int] = Form(default=None, ge=1, le=1000),
                    video_name: str = Form(default=""), assign: bool = Form(default=True),
                    species: str = Form(default="", max_length=100), encounter: str = Form(default="", max_length=200),
-                   actor: str = Depends(require_token)) -> dict[str, Any]:
+                   actor: str = Depends(require_token), wait: Optional[float] = Wait) -> Any:
         """Identify every animal of an uploaded crop-video: a zip holding one crop table (CSV/Parquet with
         frame and path columns, optional camera: cameras are clustered jointly) and its crop images. Returns
-        one label per input crop, in input order, and with `assign` each cluster's persistent gallery ID."""
+        one label per input crop, in input order, and with `assign` each cluster's persistent gallery ID. The
+        archive is checked before anything is extracted (4xx at once); the clustering is a job."""
         import tempfile
 
-        from .video import ClusterConfig, cluster_crops, read_crop_archive
+        from .video import read_crop_archive
 
         name = Path(archive.filename or "crops.zip").name
-        with tempfile.TemporaryDirectory() as tmp:
+        data = archive.file.read(cfg.max_video_bytes + 1)
+        if len(data) > cfg.max_video_bytes:
+            raise TooLargeError(f"archive larger than {cfg.max_video_bytes} bytes")
+        tmp = tempfile.mkdtemp(prefix="reid-hub-crops-")
+        try:
             zpath = Path(tmp) / "crops.zip"
-            data = archive.file.read(cfg.max_video_bytes + 1)
-            if len(data) > cfg.max_video_bytes:
-                raise TooLargeError(f"archive larger than {cfg.max_video_bytes} bytes")
             zpath.write_bytes(data)
             root = (Path(tmp) / "crops").resolve()
             crops = read_crop_archive(zpath, root, max_bytes=4 * cfg.max_video_bytes)
-            result = cluster_crops(crops, svc.model, ClusterConfig(k=k), cache_dir=Path(tmp) / "cache")
-            det = result.detections.sort_values("input_row", kind="stable")
-            out = clip_summary(result, video_name or name)
-            out["labels"] = [{"row": int(r.input_row), "frame": int(r.source_frame), "camera": str(r.camera),
-                              "path": Path(r.path).resolve().relative_to(root).as_posix(), "label": int(r.label)}
-                             for r in det.itertuples()]
-            if assign:
-                out["assignments"] = assign_clusters(result, video_name or name, species, encounter)
-        return out
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+        def run(progress: Any) -> dict[str, Any]:
+            from .video import ClusterConfig, cluster_crops
+
+            try:
+                progress(0.05, "embedding and clustering the crops")
+                result = cluster_crops(crops, svc.model, ClusterConfig(k=k), cache_dir=Path(tmp) / "cache")
+                det = result.detections.sort_values("input_row", kind="stable")
+                out = clip_summary(result, video_name or name)
+                out["labels"] = [{"row": int(r.input_row), "frame": int(r.source_frame), "camera": str(r.camera),
+                                  "path": Path(r.path).resolve().relative_to(root).as_posix(), "label": int(r.label)}
+                                 for r in det.itertuples()]
+                if assign:
+                    progress(0.85, "matching the clusters to the gallery")
+                    out["assignments"] = assign_clusters(result, video_name or name, species, encounter)
+                return out
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return as_job("clips/crops", run, wait)
 
     class PairAnswer(BaseModel):
         a: int = Field(ge=0, le=10_000_000)

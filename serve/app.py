@@ -96,7 +96,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         return f"Enrolled **{name}** as `{iid}` (image {image_id})."
 
     def clip(video_file: Any, detections_file: Any, crops_zip: Any, k: float, video_name: str, encounter: str,
-             token: str, request: gr.Request = None):
+             token: str, request: gr.Request = None, progress: gr.Progress = gr.Progress()):
         import tempfile
 
         from reid_hub.imaging import load_image
@@ -110,6 +110,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             svc.limiter.check(client(request))
             kk = int(k) if k and k > 0 else None
             with tempfile.TemporaryDirectory() as tmp:
+                progress(0.05, desc="decoding, embedding and clustering")
                 if crops_zip is not None:
                     crops = read_crop_archive(crops_zip, Path(tmp) / "crops")
                     result, source = cluster_crops(crops, svc.model, ClusterConfig(k=kk), cache_dir=Path(tmp) / "c"), None
@@ -117,6 +118,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                 else:
                     result, source = cluster_video(video_file, detections_file, svc.model, ClusterConfig(k=kk))
                     name = video_name.strip() or Path(str(video_file)).name
+                progress(0.85, desc="matching the animals to the gallery")
                 with svc.lock:
                     res = assign_video(svc.gallery, result, video_name=name, encounter=encounter.strip() or None)
                 det = result.detections

@@ -91,8 +91,9 @@ def server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("svc")
     model_dir = save_pretrained(create_model("tiny-test"), root / "model")
+    # requests wait for their jobs (a slow machine must not turn results into 202); test_jobs covers the 202 path
     cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(root / "gallery"), token="s3cret",
-                        max_upload_bytes=200_000, max_pixels=1_000_000, heavy_per_minute=0)
+                        max_upload_bytes=200_000, max_pixels=1_000_000, heavy_per_minute=0, sync_wait_s=600)
     with _serve(cfg) as base:
         yield base
 

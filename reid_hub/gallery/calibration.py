@@ -3,7 +3,7 @@ and P(same individual) for the global, local and fused scores per species (with 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def _species_pairs(gallery: "Gallery", species: str, depth: int, max_images: int
 
 
 def recalibrate(gallery: "Gallery", kind: str = "isotonic", shortlist: Optional[int] = None,
-                max_images: int = 600) -> dict[str, Any]:
+                max_images: int = 600, progress: Optional[Callable[[float, str], None]] = None) -> dict[str, Any]:
     """Fit P(same individual) per species on the gallery's own individuals (each image against its shortlist
     among the others, verified with the stored local features) and a pooled fallback; store it with the
     gallery. Also refreshes the global open-set threshold. Returns the report per species."""
@@ -85,7 +85,9 @@ def recalibrate(gallery: "Gallery", kind: str = "isotonic", shortlist: Optional[
     species = [r[0] for r in gallery.db.execute("SELECT DISTINCT species FROM individuals ORDER BY species")]
     fitted, pooled, report = {}, [], {}
     offset = 0
-    for sp in species:
+    for n, sp in enumerate(species):
+        if progress is not None:
+            progress(n / (len(species) + 1), f"calibrating {sp or '(no species)'}")
         size = len(gallery.species_image_ids(sp))
         depth = int(shortlist or default or default_shortlist(matcher_name(gallery, sp), size))
         got = _species_pairs(gallery, sp, depth, max_images)

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import faiss
 import numpy as np
@@ -570,11 +570,13 @@ class Gallery:
 
         return calibrate_open_set(self, max_images)
 
-    def recalibrate(self, kind: str = "isotonic", shortlist: Optional[int] = None) -> dict[str, Any]:
-        """Fit P(same individual) per species on the gallery's own individuals (see gallery.calibration)."""
+    def recalibrate(self, kind: str = "isotonic", shortlist: Optional[int] = None,
+                    progress: Optional[Callable[[float, str], None]] = None) -> dict[str, Any]:
+        """Fit P(same individual) per species on the gallery's own individuals (see gallery.calibration);
+        `progress(fraction, message)` hears of each species."""
         from .calibration import recalibrate
 
-        return recalibrate(self, kind, shortlist)
+        return recalibrate(self, kind, shortlist, progress=progress)
 
     def identify(self, embedding: np.ndarray, image: Any = None, species: Optional[str] = None, k: int = 5,
                  shortlist: Optional[int] = None, accept: Optional[float] = None,
