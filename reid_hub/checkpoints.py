@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
-from safetensors.torch import load_file
 
 from .errors import ModelMismatchError
 from .imaging import PreprocessConfig
-from .model import ModelConfig, ReIDModel, load_miewid_weights
+from .model import ModelConfig, ReIDModel, load_miewid_weights, read_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,12 @@ def _weights(fetch: Fetch, name: str) -> dict[str, torch.Tensor]:
     for file in ("model.safetensors", "pytorch_model.bin"):
         path = fetch(file)
         if path:
-            return load_file(path) if file.endswith(".safetensors") else torch.load(
-                path, map_location="cpu", weights_only=True)
+            if file.endswith(".safetensors"):
+                return read_safetensors(path)
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except (RuntimeError, OSError, EOFError, ValueError) as exc:
+                raise ModelMismatchError(f"{path} is not a readable checkpoint (truncated or corrupt?): {exc}") from exc
     raise ModelMismatchError(f"{name}: neither model.safetensors nor pytorch_model.bin found")
 
 

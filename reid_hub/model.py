@@ -19,6 +19,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -414,7 +415,7 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
                                       local_files_only=local_files_only)
         if not os.path.isfile(weights):
             raise ModelMismatchError(f"{model_id}: model.safetensors is missing")
-        model.load_weights(load_file(weights, device=map_location), strict=strict)
+        model.load_weights(read_safetensors(weights, device=map_location), strict=strict)
         return model
 
     def load_weights(self, state: dict[str, torch.Tensor], strict: bool = True) -> None:
@@ -429,6 +430,14 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
                 f"{unexpected[:5]}, wrong shape {bad[:5]}"
             )
         self.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items() if k in own}, strict=strict)
+
+
+def read_safetensors(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a truncated or corrupt file is a ModelMismatchError naming it."""
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelMismatchError(f"{path} is not a readable safetensors file (truncated or corrupt?): {exc}") from exc
 
 
 def _as_list(images: Any) -> list:
@@ -457,7 +466,7 @@ def create_model(name: str, pretrained: bool | str = False, **overrides: Any) ->
         file = path / "model.safetensors" if path.is_dir() else path
         if not file.is_file():
             raise ConfigError(f"no weights at {file}")
-        model.load_weights(load_file(str(file)))
+        model.load_weights(read_safetensors(file))
     return model
 
 
@@ -468,7 +477,7 @@ def load_miewid_weights(model: ReIDModel, state: dict[str, torch.Tensor] | str |
     """
     if isinstance(state, (str, Path)):
         p = str(state)
-        state = load_file(p) if p.endswith(".safetensors") else torch.load(p, map_location="cpu", weights_only=True)
+        state = read_safetensors(p) if p.endswith(".safetensors") else torch.load(p, map_location="cpu", weights_only=True)
     cleaned = {}
     for k, v in state.items():
         k = k[len("model."):] if k.startswith("model.") else k
@@ -488,5 +497,6 @@ __all__ = [
     "list_models",
     "get_model_config",
     "load_miewid_weights",
+    "read_safetensors",
     "FORMAT_VERSION",
 ]

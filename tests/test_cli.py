@@ -92,3 +92,65 @@ def test_evaluate_with_methods_fused_alone_the_documented_form(toy_data, tmp_pat
     assert 0 <= entry["fused"]["top1"] <= 1 and 0 <= entry["model"]["top1"] <= 1
     r = run_cli("evaluate", "--data", toy_data[0], "--methods", "fused,nonsense", "--out", out)
     assert r.returncode == 2 and "nonsense" in r.stderr
+
+
+def test_every_bad_input_class_of_issue_25_gets_a_typed_exit_code_and_one_line(tmp_path):
+    """Model folders (truncated safetensors, mismatched or unreadable config), detection files (wrong types,
+    boxes outside the frame, NaN, neither format), crop tables (missing column, wrong type) and a gallery of
+    another model: each ends with its error class's exit code and one line, never a traceback."""
+    import json
+    import shutil
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from reid_hub import create_model, save_pretrained
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "img.png")
+    model = save_pretrained(create_model("tiny-test"), tmp_path / "model")
+    trunc = shutil.copytree(model, tmp_path / "trunc")
+    raw = (trunc / "model.safetensors").read_bytes()
+    (trunc / "model.safetensors").write_bytes(raw[: len(raw) // 2])
+    wrong = shutil.copytree(model, tmp_path / "wrong")
+    cfg = json.loads((wrong / "config.json").read_text())
+    cfg.get("config", cfg)["embedding_dim"] = 48
+    (wrong / "config.json").write_text(json.dumps(cfg))
+    unreadable = shutil.copytree(model, tmp_path / "unreadable")
+    (unreadable / "config.json").write_text("{not json")
+    torch.manual_seed(1)
+    other = save_pretrained(create_model("tiny-test"), tmp_path / "other")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((120, 160, 3), 60 * i, np.uint8)).save(frames / f"{i:05d}.jpg")
+    det = {"types": {"images": [{"file": "00000.jpg", "detections": [{"bbox": "abc", "conf": "high", "category": "1"}]}]},
+           "outside": {"images": [{"file": "00000.jpg", "detections": [{"bbox": [2, 2, .5, .5], "conf": .9, "category": "1"}]}]},
+           "neither": [1, 2, 3]}
+    for name, body in det.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(body))
+    (tmp_path / "nan.json").write_text('{"images": [{"file": "00000.jpg", "detections": '
+                                       '[{"bbox": [NaN, 0.1, 0.2, 0.2], "conf": 0.9, "category": "1"}]}]}')
+    (tmp_path / "missing.csv").write_text("frame,foo\n0,a\n")
+    (tmp_path / "types.csv").write_text("frame,path\nabc,img.png\n")
+    img, out = tmp_path / "img.png", tmp_path / "o.parquet"
+    assert run_cli("gallery", "enroll", img, "--gallery", tmp_path / "g", "--model", model, "--name", "a").returncode == 0
+    cases = [
+        (("embed", img, "--model", trunc, "--out", out), 4, "not a readable safetensors"),
+        (("embed", img, "--model", wrong, "--out", out), 4, "wrong shape"),
+        (("embed", img, "--model", unreadable, "--out", out), 4, "not a readable config.json"),
+        (("video", "cluster", frames, "--detections", tmp_path / "types.json", "--k", "1", "--model", model), 3, "bbox"),
+        (("video", "cluster", frames, "--detections", tmp_path / "outside.json", "--k", "1", "--model", model), 3,
+         "outside the 160x120 frame"),
+        (("video", "cluster", frames, "--detections", tmp_path / "nan.json", "--k", "1", "--model", model), 3,
+         "non-numeric"),
+        (("video", "cluster", frames, "--detections", tmp_path / "neither.json", "--k", "1", "--model", model), 3,
+         "neither MegaDetector"),
+        (("video", "cluster", tmp_path / "missing.csv", "--k", "1", "--model", model), 2, "needs --detections"),
+        (("video", "cluster", tmp_path / "types.csv", "--k", "1", "--model", model), 3, "non-negative integer"),
+        (("gallery", "search", img, "--gallery", tmp_path / "g", "--model", other), 4, "was built with model"),
+    ]
+    for args, code, words in cases:
+        r = run_cli(*args)
+        assert r.returncode == code and words in r.stderr, (args, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
