@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .backends import resolve_backend, thread_count
 from .errors import ConfigError, ModelMismatchError, UnknownModelError
 from .imaging import ImageLike, PreprocessConfig, preprocess
-from .onnx_engine import EngineCache
+from .onnx_engine import BUCKETS, EngineCache, bucket
 from .weights import load_imagenet_backbone
 
 log = logging.getLogger(__name__)
@@ -287,33 +287,44 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
     def forward_for(self, backend: Optional[str] = None, threads: Optional[int] = None
                     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """The function that embeds a preprocessed batch with `backend` ("auto", "torch", "onnx",
-        "onnx-int8"; None: $REID_HUB_BACKEND or auto), falling back as `reid_hub.backends` says."""
+        "onnx-int8"; None: $REID_HUB_BACKEND or auto), falling back as `reid_hub.backends` says: an int8 graph
+        that fails its probe runs as fp32 ONNX, an fp32 one as torch. ONNX graphs have fixed batch sizes
+        (`onnx_engine.BUCKETS`): a batch is padded to the next one, or split."""
         name = resolve_backend(backend, self.device.type)
-        engine = None
-        if name == "onnx-int8":
-            engine = self._engines.get(self, name, self.config.preprocess.size, threads)
-            name = "onnx" if engine is None else name  # an int8 graph that fails its probe: fp32 ONNX
-        if name == "onnx" and engine is None:
-            engine = self._engines.get(self, name, self.config.preprocess.size, threads)
-        if engine is not None:
-            run = engine
-            return lambda x: torch.from_numpy(run(x.numpy()))
         dev = self.device
 
         def torch_forward(x: torch.Tensor) -> torch.Tensor:
             x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
                 return self(x).float().cpu()
-        return torch_forward
+
+        if name == "torch":
+            return torch_forward
+        size = self.config.preprocess.size
+
+        def onnx_forward(x: torch.Tensor) -> torch.Tensor:
+            out = []
+            for part in x.split(BUCKETS[-1]):
+                b = bucket(len(part))
+                engine = self._engines.get(self, name, size, threads, b) if name == "onnx-int8" else None
+                if engine is None:
+                    engine = self._engines.get(self, "onnx", size, threads, b)
+                out.append(torch_forward(part) if engine is None else torch.from_numpy(engine(part.numpy())))
+            return torch.cat(out) if out else torch_forward(x)
+        return onnx_forward
 
     def backend_name(self, backend: Optional[str] = None) -> str:
-        """The backend that `embed(backend=...)` runs now ("torch", "onnx" or "onnx-int8")."""
+        """The backend that `embed(backend=...)` runs ("torch", "onnx" or "onnx-int8"), judged by the sessions
+        built so far (building the batch-16 one when none is)."""
         name = resolve_backend(backend, self.device.type)
-        if name == "onnx-int8" and self._engines.get(self, name, self.config.preprocess.size) is None:
-            name = "onnx"
-        if name == "onnx" and self._engines.get(self, name, self.config.preprocess.size) is None:
-            name = "torch"
-        return name
+        size = self.config.preprocess.size
+        for candidate in (("onnx-int8", "onnx") if name == "onnx-int8" else ("onnx",) if name == "onnx" else ()):
+            used = self._engines.built(candidate)
+            if used is None:
+                used = self._engines.get(self, candidate, size, None, 16) is not None
+            if used:
+                return candidate
+        return "torch"
 
     @torch.inference_mode()
     def embed(

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 FP32_MIN_COSINE = 0.9999
 #: an int8 graph is used only when every probe embedding has at least this cosine to the torch forward's
 INT8_MIN_COSINE = 0.99
+#: ONNX graphs have a fixed batch size (ONNX Runtime runs fixed shapes faster): a batch is padded to the next of
+#: these, and a larger one is split
+BUCKETS = (1, 2, 4, 8, 16, 32)
 #: generated images for the probe batch and the int8 calibration
 PROBE_IMAGES = 8
 CALIBRATION_IMAGES = 64
@@ -58,9 +61,9 @@ def generated_images(n: int, first_seed: int) -> list:
     return [photo(coat(first_seed + i // 2), first_seed + i) for i in range(n)]
 
 
-def export_onnx(model: nn.Module, size: int, path: Path) -> Path:
-    """Write `model`'s forward (N, 3, size, size) -> (N, D) as an ONNX graph with a dynamic batch axis,
-    atomically."""
+def export_onnx(model: nn.Module, size: int, path: Path, batch: Optional[int] = None) -> Path:
+    """Write `model`'s forward (N, 3, size, size) -> (N, D) as an ONNX graph, atomically: for batches of exactly
+    `batch` images (ONNX Runtime runs a fixed shape about 1.3x faster), or with a dynamic batch axis (None)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     was = model.training
     model.eval()
@@ -69,9 +72,9 @@ def export_onnx(model: nn.Module, size: int, path: Path) -> Path:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # about the legacy exporter, not about this graph
-            torch.onnx.export(model, (torch.zeros(2, 3, size, size),), tmp, input_names=["pixels"],
+            torch.onnx.export(model, (torch.zeros(batch or 2, 3, size, size),), tmp, input_names=["pixels"],
                               output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                              dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}})
+                              dynamic_axes=None if batch else {"pixels": {0: "batch"}, "embedding": {0: "batch"}})
         os.replace(tmp, path)
     finally:
         model.train(was)
@@ -80,7 +83,7 @@ def export_onnx(model: nn.Module, size: int, path: Path) -> Path:
     return path
 
 
-def quantize_int8(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
+def quantize_int8(fp32: Path, path: Path, calibration: np.ndarray, batch: int = 8) -> Path:
     """Static int8 quantization (QDQ, per-channel weights) of an fp32 graph, calibrated on `calibration`
     (preprocessed batch), written atomically."""
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
@@ -88,7 +91,7 @@ def quantize_int8(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([calibration[i:i + 8] for i in range(0, len(calibration), 8)])
+            self.batches = iter([calibration[i:i + batch] for i in range(0, len(calibration) - batch + 1, batch)])
 
         def get_next(self) -> Optional[dict]:
             b = next(self.batches, None)
@@ -105,27 +108,29 @@ def quantize_int8(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
 
 
 class OnnxEmbedder:
-    """An ONNX Runtime session that computes the embeddings of one model, checked against its torch forward."""
+    """An ONNX Runtime session that embeds batches of exactly `batch` images for one model, checked against its
+    torch forward."""
 
-    def __init__(self, model: Embeddable, size: int, int8: bool = False, threads: Optional[int] = None) -> None:
+    def __init__(self, model: Embeddable, size: int, int8: bool = False, threads: Optional[int] = None,
+                 batch: int = 16) -> None:
         import onnxruntime as ort
 
-        self.int8 = int8
+        self.int8, self.batch = int8, int(batch)
         self.threads = thread_count(threads)
         fp = model.fingerprint()
         root = cache_dir()
-        fp32_path = root / f"{fp}.onnx"
+        fp32_path = root / f"{fp}-b{self.batch}.onnx"
         with _LOCK:
             if not fp32_path.is_file():
-                log.info("exporting the ONNX graph of model %s to %s", fp, fp32_path)
-                export_onnx(model, size, fp32_path)
+                log.info("exporting the ONNX graph of model %s for batches of %d to %s", fp, self.batch, fp32_path)
+                export_onnx(model, size, fp32_path, batch=self.batch)
             self.path = fp32_path
             if int8:
-                self.path = root / f"{fp}-int8.onnx"
+                self.path = root / f"{fp}-b{self.batch}-int8.onnx"
                 if not self.path.is_file():
                     log.info("quantizing the ONNX graph of model %s to int8", fp)
-                    calib = model.preprocess(generated_images(CALIBRATION_IMAGES, 7000)).numpy()
-                    quantize_int8(fp32_path, self.path, calib)
+                    calib = model.preprocess(generated_images(max(CALIBRATION_IMAGES, self.batch), 7000)).numpy()
+                    quantize_int8(fp32_path, self.path, calib, batch=self.batch)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
@@ -137,7 +142,8 @@ class OnnxEmbedder:
 
     def probe(self, model: Embeddable) -> float:
         """The smallest cosine between this session's and the torch forward's embeddings of the probe batch."""
-        x = model.preprocess(generated_images(PROBE_IMAGES, 9000))
+        imgs = generated_images(PROBE_IMAGES, 9000)
+        x = model.preprocess([imgs[i % len(imgs)] for i in range(self.batch)])
         was = model.training
         model.eval()
         try:
@@ -155,7 +161,12 @@ class OnnxEmbedder:
         return self.min_cosine >= (INT8_MIN_COSINE if self.int8 else FP32_MIN_COSINE)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"pixels": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        """Embeddings of up to `self.batch` preprocessed images (a shorter batch is padded, then cut)."""
+        n = len(batch)
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if n < self.batch:
+            x = np.concatenate([x, np.zeros((self.batch - n, *x.shape[1:]), np.float32)])
+        return self.session.run(None, {"pixels": x})[0][:n]
 
 
 def weights_version(model: nn.Module) -> tuple:
@@ -178,23 +189,30 @@ class EngineCache:
     def __setstate__(self, state: dict) -> None:
         self.__init__()  # type: ignore[misc]
 
-    def get(self, model: nn.Module, backend: str, size: int, threads: Optional[int] = None
+    def get(self, model: nn.Module, backend: str, size: int, threads: Optional[int] = None, batch: int = 16
             ) -> Optional[Callable[[np.ndarray], np.ndarray]]:
-        """The session for `backend` ("onnx" or "onnx-int8"), or None where torch must run instead."""
+        """The session for `backend` ("onnx" or "onnx-int8") and batches of `batch` images (a power of two),
+        or None where torch must run instead."""
         with self._lock:
-            return self._get(model, backend, size, threads)
+            return self._get(model, backend, size, threads, batch)
 
-    def _get(self, model: nn.Module, backend: str, size: int, threads: Optional[int]
+    def built(self, backend: str) -> Optional[bool]:
+        """Whether the sessions built so far for `backend` are used (True), refused (False), or none is (None)."""
+        with self._lock:
+            got = [e is not None for (b, _, _), e in self._engines.items() if b == backend]
+        return None if not got else all(got)
+
+    def _get(self, model: nn.Module, backend: str, size: int, threads: Optional[int], batch: int
              ) -> Optional[Callable[[np.ndarray], np.ndarray]]:
         version = weights_version(model)
         if version != self._version:
             self._engines.clear()
             self._version = version
-        key = (backend, thread_count(threads))
+        key = (backend, thread_count(threads), batch)
         if key not in self._engines:
             try:
                 eng: Optional[OnnxEmbedder] = OnnxEmbedder(model, size, int8=backend == "onnx-int8",  # type: ignore[arg-type]
-                                                           threads=threads)
+                                                           threads=threads, batch=batch)
             except Exception as exc:  # an exporter or runtime failure must never stop embedding
                 log.warning("ONNX backend %s unavailable for this model (%s: %s): using torch",
                             backend, type(exc).__name__, exc)
@@ -207,4 +225,10 @@ class EngineCache:
         return self._engines[key]
 
 
-__all__ = ["EngineCache", "OnnxEmbedder", "cache_dir", "export_onnx", "generated_images", "quantize_int8"]
+def bucket(n: int) -> int:
+    """The fixed batch size that runs `n` images: the smallest bucket holding them (the largest for more)."""
+    return next((b for b in BUCKETS if b >= n), BUCKETS[-1])
+
+
+__all__ = ["BUCKETS", "EngineCache", "OnnxEmbedder", "bucket", "cache_dir", "export_onnx", "generated_images",
+           "quantize_int8"]

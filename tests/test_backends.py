@@ -57,19 +57,24 @@ def test_onnx_embeddings_equal_torch_for_tensors_and_images(cache, model):
 
 
 def test_the_graph_is_cached_per_fingerprint_and_rebuilt_when_weights_change(cache, model):
-    model.embed(torch.randn(2, 3, 64, 64), backend="onnx")
-    first = cache / f"{model.fingerprint()}.onnx"
+    model.embed(torch.randn(3, 3, 64, 64), backend="onnx")  # 3 images run in the graph for batches of 4
+    first = cache / f"{model.fingerprint()}-b4.onnx"
     assert [p.name for p in cache.glob("*.onnx")] == [first.name]
     stamp = first.stat().st_mtime_ns
     twin = copy.deepcopy(model)  # same weights: the cached graph is reused, not exported again
-    x = torch.randn(3, 3, 64, 64)
+    x = torch.randn(4, 3, 64, 64)
     np.testing.assert_allclose(twin.embed(x, backend="onnx"), model.embed(x, backend="torch"), atol=FP32_ATOL)
     assert first.stat().st_mtime_ns == stamp and len(list(cache.glob("*.onnx"))) == 1
+    big = torch.randn(37, 3, 64, 64)  # split into 32 + 5: the graphs for 32 and 8
+    np.testing.assert_allclose(model.embed(big, backend="onnx", batch_size=37), model.embed(big, backend="torch"),
+                               atol=FP32_ATOL)
+    assert sorted(p.name for p in cache.glob("*.onnx")) == sorted(
+        f"{model.fingerprint()}-b{b}.onnx" for b in (4, 8, 32))
     with torch.no_grad():  # an in-place change of the weights (an optimizer step) makes a new graph
         model.proj.weight.mul_(-1.0)
     np.testing.assert_allclose(model.embed(x, backend="onnx"), model.embed(x, backend="torch"), atol=FP32_ATOL)
-    assert len(list(cache.glob("*.onnx"))) == 2 and (cache / f"{model.fingerprint()}.onnx").is_file()
-    assert pickle.loads(pickle.dumps(model)).embed(x, backend="onnx").shape == (3, model.embedding_dim)
+    assert (cache / f"{model.fingerprint()}-b4.onnx").is_file() and len(list(cache.glob("*.onnx"))) == 4
+    assert pickle.loads(pickle.dumps(model)).embed(x, backend="onnx").shape == (4, model.embedding_dim)
 
 
 def test_a_graph_that_disagrees_with_torch_falls_back_to_torch_logged(cache, model, monkeypatch, caplog):
@@ -84,7 +89,7 @@ def test_a_graph_that_disagrees_with_torch_falls_back_to_torch_logged(cache, mod
 
 def test_a_corrupt_cached_graph_falls_back_to_torch_logged(cache, model, caplog):
     cache.mkdir(parents=True)
-    (cache / f"{model.fingerprint()}.onnx").write_bytes(b"not an onnx graph")
+    (cache / f"{model.fingerprint()}-b2.onnx").write_bytes(b"not an onnx graph")
     x = torch.randn(2, 3, 64, 64)
     with caplog.at_level(logging.WARNING, logger="reid_hub.onnx_engine"):
         got = model.embed(x, backend="onnx")
@@ -98,7 +103,7 @@ def test_int8_is_used_only_when_its_probe_passes(cache, model, monkeypatch):
     monkeypatch.setattr(onnx_engine, "INT8_MIN_COSINE", -1.0)
     assert model.backend_name("onnx-int8") == "onnx-int8"
     got = model.embed(x, backend="onnx-int8")
-    assert (cache / f"{model.fingerprint()}-int8.onnx").is_file()
+    assert (cache / f"{model.fingerprint()}-b4-int8.onnx").is_file()
     assert got.shape == ref.shape and not np.allclose(got, ref, atol=FP32_ATOL)  # really quantized
     assert float(np.min(np.sum(got * ref, axis=1))) > 0.5  # ... and still the same embedding, roughly
     fresh = copy.deepcopy(model)
