@@ -416,3 +416,30 @@ def test_demo_command_reports_its_frame_window_backend_and_scores():
     r = subprocess.run([sys.executable, "-m", "reid_hub.cli", "demo", "--start", "5000", "--frames", "10"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 3 and "no frames in" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_prefetched_keeps_order_raises_the_producers_error_and_stops_early():
+    from reid_hub.video.descriptors import prefetched
+
+    assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
+
+    def broken():
+        yield 1
+        raise DataError("frame 7 is missing")
+
+    got = []
+    with pytest.raises(DataError, match="frame 7"):
+        for v in prefetched(broken(), depth=2):
+            got.append(v)
+    assert got == [1]
+    produced = []
+
+    def counting():
+        for i in range(10_000):
+            produced.append(i)
+            yield i
+
+    it = prefetched(counting(), depth=4)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()  # the consumer stops: the producer stops too, a few items ahead at most
+    assert len(produced) < 20

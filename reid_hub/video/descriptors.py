@@ -10,9 +10,11 @@ import hashlib
 import json
 import logging
 import os
+import queue
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -132,6 +134,43 @@ def _describer(model, kind: str) -> tuple[Callable[[Image.Image], object], Calla
             lambda items: np.asarray(model.describe(torch.stack(items), raw_features=raw)), dim)
 
 
+def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """`items` produced by a background thread up to `depth` ahead, so decoding and cropping run while the
+    consumer embeds (OpenCV, PIL and ONNX Runtime release the GIL). The producer's exception is raised here."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    end = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(end)
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            q.put(exc)
+
+    worker = threading.Thread(target=produce, name="reid-hub-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
 def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Image]], model, kind: str,
                      cache_dir: Optional[str | Path], batch_size: int, progress: bool,
                      timings: Optional[dict]) -> np.ndarray:
@@ -176,8 +215,8 @@ def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Ima
             _atomic_json(progress_file, {"n": n, "dim": dim, "done": start})
 
     if done < n:
-        for crop in crops(done):
-            batch.append(prepare(crop))
+        for item in prefetched((prepare(crop) for crop in crops(done)), depth=2 * batch_size):
+            batch.append(item)
             if len(batch) >= batch_size:
                 flush()
         flush()
