@@ -159,13 +159,14 @@ def fit_fusion(pairs: dict[str, np.ndarray], labels: Sequence[Any], kind: str = 
         thr = calibrate_threshold(mat, labels, groups)
     except DataError:
         thr = 0.5
+    labels = np.asarray(labels)
+    per_query = _per_query_best(p, pairs["query"], pairs["candidate"], labels)
     report = {"pairs": int(len(same)), "same_pairs": int(same.sum()), "weights": list(weights), "kind": kind,
-              "best_two_tied": tied_share(p, pairs["query"], pairs["candidate"], labels),
+              "best_two_tied": _tied_share(per_query),
               "ece_in_sample": {"global": expected_calibration_error(g(pairs["global"]), same),
                                 "local": expected_calibration_error(loc(pairs["local"]), same),
                                 "fused": expected_calibration_error(p, same)}}
-    known = known_threshold(p, pairs["query"], pairs["candidate"], labels)
-    return FusionCalibration(g, loc, fused, weights, float(thr), report, known)
+    return FusionCalibration(g, loc, fused, weights, float(thr), report, _known_threshold(per_query, labels))
 
 
 def known_probability(probabilities: Sequence[float]) -> float:
@@ -192,8 +193,12 @@ def known_threshold(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, lab
     candidate individual) and the same queries as a new animal would see them (their own individual
     removed), by Youden's J; None without both kinds."""
     labels = np.asarray(labels)
+    return _known_threshold(_per_query_best(p, query, candidate, labels), labels)
+
+
+def _known_threshold(per_query: dict[int, dict[Any, float]], labels: np.ndarray) -> Optional[float]:
     known, new = [], []
-    for q, best in _per_query_best(p, query, candidate, labels).items():
+    for q, best in per_query.items():
         others = [v for lbl, v in best.items() if lbl != labels[q]]
         if len(others) < len(best):
             known.append(known_probability(list(best.values())))
@@ -210,9 +215,12 @@ def known_threshold(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, lab
 def tied_share(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, labels: Sequence[Any]) -> float:
     """Share of queries whose two best candidate individuals get the same probability (within 1e-3): a
     calibration that ties them cannot rank."""
-    labels = np.asarray(labels)
+    return _tied_share(_per_query_best(p, query, candidate, np.asarray(labels)))
+
+
+def _tied_share(per_query: dict[int, dict[Any, float]]) -> float:
     tied, total = 0, 0
-    for best in _per_query_best(p, query, candidate, labels).values():
+    for best in per_query.values():
         if len(best) >= 2:
             a, b = sorted(best.values(), reverse=True)[:2]
             tied += a - b < 1e-3

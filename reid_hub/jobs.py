@@ -28,6 +28,15 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     message TEXT NOT NULL DEFAULT '', result TEXT, error TEXT, created REAL NOT NULL, updated REAL NOT NULL)"""
 
 
+_COLUMNS = "id, kind, state, progress, message, error, created, updated"
+
+
+def _job(row: tuple) -> dict[str, Any]:
+    """A job as the API shows it, from a row of _COLUMNS."""
+    return {"job_id": row[0], "kind": row[1], "state": row[2], "progress": round(row[3], 4), "message": row[4],
+            "error": json.loads(row[5]) if row[5] else None, "created": row[6], "updated": row[7]}
+
+
 class JobStore:
     """Jobs of one service: `submit` queues work, `get` / `wait` read its state; one worker runs them in order."""
 
@@ -87,13 +96,10 @@ class JobStore:
     def get(self, job_id: str) -> Optional[dict[str, Any]]:
         """The job's id, kind, state, progress, message, created/updated times, and its result or error."""
         with self._lock:
-            row = self.db.execute("SELECT id, kind, state, progress, message, result, error, created, updated "
-                                  "FROM jobs WHERE id=?", (job_id,)).fetchone()
+            row = self.db.execute(f"SELECT {_COLUMNS}, result FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             return None
-        return {"job_id": row[0], "kind": row[1], "state": row[2], "progress": round(row[3], 4), "message": row[4],
-                "result": json.loads(row[5]) if row[5] else None, "error": json.loads(row[6]) if row[6] else None,
-                "created": row[7], "updated": row[8]}
+        return {**_job(row), "result": json.loads(row[-1]) if row[-1] else None}
 
     def wait(self, job_id: str, timeout: float) -> Optional[dict[str, Any]]:
         """The job once it has finished, or as it is after `timeout` seconds."""
@@ -110,9 +116,9 @@ class JobStore:
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest jobs, without their results."""
         with self._lock:
-            rows = self.db.execute("SELECT id FROM jobs ORDER BY created DESC LIMIT ?", (int(limit),)).fetchall()
-        out = [self.get(r[0]) for r in rows]
-        return [{k: v for k, v in j.items() if k != "result"} for j in out if j is not None]
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY created DESC LIMIT ?",
+                                   (int(limit),)).fetchall()
+        return [_job(r) for r in rows]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

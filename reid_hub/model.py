@@ -300,31 +300,34 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
 
         if name == "torch":
             return torch_forward
-        size = self.config.preprocess.size
+        self._engines.refresh(self)
 
         def onnx_forward(x: torch.Tensor) -> torch.Tensor:
             out = []
             for part in x.split(BUCKETS[-1]):
-                b = bucket(len(part))
-                engine = self._engines.get(self, name, size, threads, b) if name == "onnx-int8" else None
-                if engine is None:
-                    engine = self._engines.get(self, "onnx", size, threads, b)
+                engine = self._session(name, threads, bucket(len(part)))[1]
                 out.append(torch_forward(part) if engine is None else torch.from_numpy(engine(part.numpy())))
             return torch.cat(out) if out else torch_forward(x)
         return onnx_forward
 
+    def _session(self, name: str, threads: Optional[int], batch: int
+                 ) -> tuple[str, Optional[Callable[[np.ndarray], np.ndarray]]]:
+        """The backend that runs batches of `batch` for the resolved ONNX backend `name`, and its session:
+        int8 falls back to float32 ONNX, float32 ONNX to torch (None)."""
+        for candidate in ("onnx-int8", "onnx") if name == "onnx-int8" else ("onnx",):
+            engine = self._engines.get(self, candidate, self.config.preprocess.size, threads, batch)
+            if engine is not None:
+                return candidate, engine
+        return "torch", None
+
     def backend_name(self, backend: Optional[str] = None) -> str:
-        """The backend that `embed(backend=...)` runs ("torch", "onnx" or "onnx-int8"), judged by the sessions
-        built so far (building the batch-16 one when none is)."""
+        """The backend that `embed(backend=...)` runs ("torch", "onnx" or "onnx-int8"), judged by its graph for
+        batches of 16."""
         name = resolve_backend(backend, self.device.type)
-        size = self.config.preprocess.size
-        for candidate in (("onnx-int8", "onnx") if name == "onnx-int8" else ("onnx",) if name == "onnx" else ()):
-            used = self._engines.built(candidate)
-            if used is None:
-                used = self._engines.get(self, candidate, size, None, 16) is not None
-            if used:
-                return candidate
-        return "torch"
+        if name == "torch":
+            return name
+        self._engines.refresh(self)
+        return self._session(name, None, 16)[0]
 
     @torch.inference_mode()
     def embed(

@@ -64,9 +64,9 @@ def generated_images(n: int, first_seed: int) -> list:
     return [photo(coat(first_seed + i // 2), first_seed + i) for i in range(n)]
 
 
-def export_onnx(model: nn.Module, size: int, path: Path, batch: Optional[int] = None) -> Path:
-    """Write `model`'s forward (N, 3, size, size) -> (N, D) as an ONNX graph, atomically: for batches of exactly
-    `batch` images (ONNX Runtime runs a fixed shape about 1.3x faster), or with a dynamic batch axis (None)."""
+def export_onnx(model: nn.Module, size: int, path: Path, batch: int) -> Path:
+    """Write `model`'s forward (batch, 3, size, size) -> (batch, D) as an ONNX graph, atomically. The batch size
+    is fixed: ONNX Runtime ran a fixed shape about 1.3x faster than a dynamic batch axis."""
     path.parent.mkdir(parents=True, exist_ok=True)
     was = model.training
     model.eval()
@@ -75,9 +75,8 @@ def export_onnx(model: nn.Module, size: int, path: Path, batch: Optional[int] = 
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # about the legacy exporter, not about this graph
-            torch.onnx.export(model, (torch.zeros(batch or 2, 3, size, size),), tmp, input_names=["pixels"],
-                              output_names=["embedding"], opset_version=OPSET, dynamo=False,
-                              dynamic_axes=None if batch else {"pixels": {0: "batch"}, "embedding": {0: "batch"}})
+            torch.onnx.export(model, (torch.zeros(batch, 3, size, size),), tmp, input_names=["pixels"],
+                              output_names=["embedding"], opset_version=OPSET, dynamo=False)
         os.replace(tmp, path)
     finally:
         model.train(was)
@@ -115,12 +114,12 @@ class OnnxEmbedder:
     torch forward."""
 
     def __init__(self, model: Embeddable, size: int, int8: bool = False, threads: Optional[int] = None,
-                 batch: int = 16) -> None:
+                 batch: int = 16, fingerprint: Optional[str] = None) -> None:
         import onnxruntime as ort
 
         self.int8, self.batch = int8, int(batch)
         self.threads = thread_count(threads)
-        fp = model.fingerprint()
+        fp = fingerprint or model.fingerprint()
         root = cache_dir()
         fp32_path = root / f"{fp}-b{self.batch}.onnx"
         with _LOCK:
@@ -178,12 +177,13 @@ def weights_version(model: nn.Module) -> tuple:
 
 
 class EngineCache:
-    """The ONNX sessions of one model, rebuilt when its weights change; a graph that failed its probe is
-    remembered so the fall back to torch is logged once."""
+    """The ONNX sessions of one model, for one version of its weights; a graph that failed its probe is
+    remembered (as None) so the fall back is logged once."""
 
     def __init__(self) -> None:
         self._engines: dict[tuple, Optional[OnnxEmbedder]] = {}
         self._version: Optional[tuple] = None
+        self._fingerprint: Optional[str] = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:  # a copied or pickled model builds its own sessions
@@ -192,40 +192,41 @@ class EngineCache:
     def __setstate__(self, state: dict) -> None:
         self.__init__()  # type: ignore[misc]
 
+    def refresh(self, model: nn.Module) -> None:
+        """Forget the sessions when `model`'s weights changed since they were built (call once per embedding)."""
+        version = weights_version(model)
+        with self._lock:
+            if version != self._version:
+                self._engines.clear()
+                self._version, self._fingerprint = version, None
+
     def get(self, model: nn.Module, backend: str, size: int, threads: Optional[int] = None, batch: int = 16
             ) -> Optional[Callable[[np.ndarray], np.ndarray]]:
         """The session for `backend` ("onnx" or "onnx-int8") and batches of `batch` images (a power of two),
-        or None where torch must run instead."""
+        or None where another backend must run instead; built on first use for the weights of the last
+        `refresh`."""
         with self._lock:
-            return self._get(model, backend, size, threads, batch)
+            key = (backend, thread_count(threads), batch)
+            if key not in self._engines:
+                self._engines[key] = self._build(model, backend, size, threads, batch)
+            return self._engines[key]
 
-    def built(self, backend: str) -> Optional[bool]:
-        """Whether the sessions built so far for `backend` are used (True), refused (False), or none is (None)."""
-        with self._lock:
-            got = [e is not None for (b, _, _), e in self._engines.items() if b == backend]
-        return None if not got else all(got)
-
-    def _get(self, model: nn.Module, backend: str, size: int, threads: Optional[int], batch: int
-             ) -> Optional[Callable[[np.ndarray], np.ndarray]]:
-        version = weights_version(model)
-        if version != self._version:
-            self._engines.clear()
-            self._version = version
-        key = (backend, thread_count(threads), batch)
-        if key not in self._engines:
-            try:
-                eng: Optional[OnnxEmbedder] = OnnxEmbedder(model, size, int8=backend == "onnx-int8",  # type: ignore[arg-type]
-                                                           threads=threads, batch=batch)
-            except Exception as exc:  # an exporter or runtime failure must never stop embedding
-                log.warning("ONNX backend %s unavailable for this model (%s: %s): using %s",
-                            backend, type(exc).__name__, exc, _FALLBACK[backend])
-                eng = None
-            if eng is not None and not eng.trusted:
-                log.warning("ONNX backend %s disagrees with the torch forward on the probe batch (min cosine "
-                            "%.6f): using %s", backend, eng.min_cosine, _FALLBACK[backend])
-                eng = None
-            self._engines[key] = eng
-        return self._engines[key]
+    def _build(self, model: nn.Module, backend: str, size: int, threads: Optional[int], batch: int
+               ) -> Optional[OnnxEmbedder]:
+        try:
+            if self._fingerprint is None:
+                self._fingerprint = model.fingerprint()  # type: ignore[operator]
+            eng = OnnxEmbedder(model, size, int8=backend == "onnx-int8", threads=threads,  # type: ignore[arg-type]
+                               batch=batch, fingerprint=self._fingerprint)
+        except Exception as exc:  # an exporter or runtime failure must never stop embedding
+            log.warning("ONNX backend %s unavailable for this model (%s: %s): using %s",
+                        backend, type(exc).__name__, exc, _FALLBACK[backend])
+            return None
+        if not eng.trusted:
+            log.warning("ONNX backend %s disagrees with the torch forward on the probe batch (min cosine "
+                        "%.6f): using %s", backend, eng.min_cosine, _FALLBACK[backend])
+            return None
+        return eng
 
 
 def bucket(n: int) -> int:

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
+from . import errors
 from .errors import (AuthError, ConfigError, ConflictError, DataError, ImageError, ModelMismatchError, OfflineError, ReidHubError,
                      RateLimitedError, TooLargeError, UnknownModelError)
 from .gallery import Gallery, GalleryError, assign_clip, open_gallery
@@ -31,6 +32,15 @@ MAX_ID = 2**62
 _STATUS = [(TooLargeError, 413), (RateLimitedError, 429), (AuthError, 401), (UnknownModelError, 404), (ImageError, 415), (ModelMismatchError, 409), (ConflictError, 409),
            (GalleryError, 404),
            (DataError, 422), (ConfigError, 400), (OfflineError, 503), (ReidHubError, 400)]
+
+
+def http_status(error: str) -> int:
+    """The HTTP status of the reid-hub error class named `error` (its nearest listed base class decides);
+    500 for any other name (InternalError)."""
+    cls = getattr(errors, error, None)
+    if not (isinstance(cls, type) and issubclass(cls, ReidHubError)):
+        return 500
+    return next(code for base, code in _STATUS if issubclass(cls, base))
 
 
 #: the longest a request may wait for its job before it answers 202
@@ -235,8 +245,8 @@ def create_api(cfg: ServiceConfig, model: Any = None):
 
     @app.exception_handler(ReidHubError)
     async def _reid_error(request: Request, exc: ReidHubError):
-        status = next(code for cls, code in _STATUS if isinstance(exc, cls))
-        return JSONResponse(status_code=status, content={"error": type(exc).__name__, "detail": str(exc)})
+        return JSONResponse(status_code=http_status(type(exc).__name__),
+                            content={"error": type(exc).__name__, "detail": str(exc)})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
@@ -317,9 +327,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         if job["state"] == DONE:
             return job["result"]
         if job["state"] == FAILED:
-            err = job["error"]
-            status = next((code for cls, code in _STATUS if cls.__name__ == err["error"]), 500)
-            return JSONResponse(status_code=status, content=err)
+            return JSONResponse(status_code=http_status(job["error"]["error"]), content=job["error"])
         return JSONResponse(status_code=202, headers={"Location": f"/jobs/{job_id}"},
                             content={**{k: job[k] for k in ("job_id", "kind", "state", "progress", "message")},
                                      "poll": f"/jobs/{job_id}"})

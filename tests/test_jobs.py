@@ -112,3 +112,11 @@ def test_long_requests_answer_202_and_the_job_is_polled_to_its_result(tmp_path):
         assert c.post("/recalibrate", params={"wait": 601}).status_code == 422  # bounded in the schema
         assert [j["kind"] for j in c.get("/jobs").json()][:2] == ["recalibrate", "recalibrate"]
         assert np.isfinite(job["updated"]) and job["updated"] >= job["created"]
+
+
+def test_a_failed_job_answers_with_the_status_its_error_class_has_everywhere():
+    from reid_hub.service import http_status
+
+    assert http_status("ImageError") == 415 and http_status("TooLargeError") == 413  # nearest listed base decides
+    assert http_status("DataError") == 422 and http_status("CheckpointError") == 400  # via ReidHubError
+    assert http_status("InternalError") == 500 and http_status("ValueError") == 500 and http_status("os") == 500
