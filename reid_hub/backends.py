@@ -50,6 +50,11 @@ def set_runtime(backend: Optional[str] = None, threads: Optional[int] = None) ->
     return old
 
 
+def current_runtime() -> Runtime:
+    """The process-wide backend and thread count in force (see set_runtime)."""
+    return _DEFAULTS
+
+
 def thread_count(threads: Optional[int] = None) -> int:
     """Intra-op threads: `threads`, else the --threads default, $REID_HUB_THREADS, $OMP_NUM_THREADS (which Ray
     sets per actor), else the CPUs this process may run on."""
@@ -87,5 +92,5 @@ def resolve_backend(requested: Optional[str], device: str) -> str:
     return "onnx" if name == "auto" else name
 
 
-__all__ = ["BACKENDS", "ENV_BACKEND", "ENV_THREADS", "Runtime", "onnxruntime_available", "resolve_backend",
+__all__ = ["BACKENDS", "ENV_BACKEND", "ENV_THREADS", "Runtime", "current_runtime", "onnxruntime_available", "resolve_backend",
            "set_runtime", "thread_count", "validate_backend"]

@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import data as rdata
-from .backends import set_runtime, validate_backend
+from .backends import current_runtime, set_runtime, validate_backend
 from .errors import ConfigError, ModelMismatchError
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ def _worker_model(model: str, device: Optional[str] = None, backend: Optional[st
     from .hub import from_pretrained
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-    if backend is not None:
-        set_runtime(backend=backend)
+    if backend is not None:  # the driver's --threads (in-process engine) stays in force
+        set_runtime(backend=backend, threads=current_runtime().threads)
     return from_pretrained(model).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 

@@ -154,3 +154,16 @@ def test_cli_backends_write_equal_embeddings_and_refuse_unknown_ones(cache, mode
     r = subprocess.run([sys.executable, "-m", "reid_hub.cli", "embed", str(imgs[0]), "--backend", "tensorrt",
                         "--out", str(tmp_path / "x.parquet")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "invalid choice: 'tensorrt'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_worker_given_a_backend_keeps_the_threads_the_cli_set(cache, model, tmp_path):
+    from reid_hub.distributed import _worker_model
+
+    folder = model.save_pretrained(tmp_path / "m") or tmp_path / "m"
+    old, torch_threads = backends.set_runtime(None, 3), torch.get_num_threads()
+    try:
+        _worker_model(str(folder), device="cpu", backend="onnx")  # what the in-process engine does in the driver
+        assert backends.current_runtime() == backends.Runtime("onnx", 3)
+    finally:
+        backends.set_runtime(old.backend, old.threads)
+        torch.set_num_threads(torch_threads)
