@@ -77,7 +77,6 @@ class Discovery:
         species = self.table["species"].astype(str) if "species" in self.table else pd.Series([""] * len(table))
         self.species_rows = {s: np.asarray(rows, np.int64) for s, rows in species.groupby(species).indices.items()}
         self.adapters: dict[str, PairAdapter] = {s: PairAdapter() for s in self.species_rows}
-        self.threshold, self.slope = config.threshold, config.slope
         self.emb = self.raw.copy()
         self.graph = self._build_graph()
         self.labels = self.regroup()
@@ -126,7 +125,7 @@ class Discovery:
 
     def p_same(self, jaccard: np.ndarray) -> np.ndarray:
         """P(same individual) of pairs from their Jaccard similarity."""
-        return _sigmoid((np.asarray(jaccard, float) - self.threshold) / self.slope)
+        return _sigmoid((np.asarray(jaccard, float) - self.config.threshold) / self.config.slope)
 
     # -- grouping ---------------------------------------------------------------------------------------------
     def regroup(self) -> np.ndarray:
@@ -136,7 +135,7 @@ class Discovery:
         for a, b, same in answered:
             if not same:
                 base.add_cannot(a, b)
-        self.link = linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.jaccard, self.threshold, base)
+        self.link = linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.jaccard, self.config.threshold, base)
         labels = self.link.labels
         # a "same" answer joins the two groups it links (unless the joined group would hold a cannot-link)
         comp = self.constraints(answered).components()
@@ -279,7 +278,7 @@ class Discovery:
                 "species": {s: {"images": int(len(r)), "individuals": int(len(np.unique(self.labels[r]))),
                                 "adapter": self.adapters[s].report or {"used": False}}
                             for s, r in self.species_rows.items()},
-                "threshold": self.threshold,
+                "threshold": self.config.threshold,
                 "answers": {"same": int(sum(s for *_, s in ans)), "different": int(sum(not s for *_, s in ans))},
                 "constraints": {"must_link": len(c.must), "cannot_link": len(c.cannot)},
                 "candidate_pairs": int(len(self.graph)), "config": asdict(self.config)}
