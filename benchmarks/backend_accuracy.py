@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_hub import DEFAULT_MODEL, data as rdata, from_pretrained
-from reid_hub.evaluate import machine_info, retrieval_metrics
-from reid_hub.onnx_engine import OnnxEmbedder
+from reid_hub import DEFAULT_MODEL, from_pretrained
+from reid_hub.data import tables as rdata
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.evaluation.metrics import retrieval_metrics
+from reid_hub.models.onnx_engine import OnnxEmbedder
 
 HERE = Path(__file__).parent
 SPECIES = ("cat_faces", "chimpanzee", "fish_fs48", "lion", "nyala")

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluate import calibrate_threshold, embed_table, machine_info
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.evaluation.scorers import embed_table
+from reid_hub.scoring.calibration import calibrate_threshold
 from reid_hub.gallery import Gallery, assign_clip
 
 HERE = Path(__file__).resolve().parent

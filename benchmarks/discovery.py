@@ -29,13 +29,13 @@ import pandas as pd
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
 from reid_hub.discovery import AnswerLog, Discovery, DiscoveryConfig, simulate_reviewer
 from reid_hub.discovery.graph import build_graph
 from reid_hub.discovery.grouping import constrained_average_linkage
-from reid_hub.evaluate import imagenet_baseline, machine_info
-from reid_hub.scorers import embed_table
+from reid_hub.evaluation.runner import imagenet_baseline, machine_info
+from reid_hub.evaluation.scorers import embed_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPECIES = ["lion", "nyala", "chimpanzee", "cat_faces", "fish_fs48"]

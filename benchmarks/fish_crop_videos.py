@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from reid_hub import from_pretrained
-from reid_hub.evaluate import cluster_accuracy, imagenet_baseline, machine_info
+from reid_hub.evaluation.metrics import cluster_accuracy
+from reid_hub.evaluation.runner import imagenet_baseline, machine_info
 from reid_hub.video import ClusterConfig, assign_video, cluster_crops, read_crop_table
 
 HERE = Path(__file__).resolve().parent

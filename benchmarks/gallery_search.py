@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from reid_hub.evaluate import machine_info
+from reid_hub.evaluation.runner import machine_info
 from reid_hub.gallery import Gallery
 
 HERE = Path(__file__).resolve().parent
@@ -80,8 +80,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 g = Gallery(tmp, "bench", "bench", x.shape[1])
                 t0 = time.perf_counter()
-                with g._tx():
-                    g._set_meta("index_kind", kind)
+                g.update_settings(index_kind=kind)
                 g.ingest(labels, x)
                 build = time.perf_counter() - t0
                 depth = 60  # what Gallery.search asks FAISS for at k=5, 3 images per match
@@ -111,7 +110,7 @@ def main() -> None:
                        "gallery_p99_ms": 1e3 * float(np.percentile(single_gal, 99)),
                        "raw_batch100_qps": 100 / batch_raw, "gallery_batch100_qps": 100 / batch_gal,
                        "recall_at_10_vs_exact": recall, "recall_at_10_reranked_shortlist": recall_rr,
-                       "index_bytes_per_vector": g._index_path().stat().st_size / n}
+                       "index_bytes_per_vector": g.index_path.stat().st_size / n}
                 row["p50_ratio"] = row["gallery_p50_ms"] / row["raw_p50_ms"]
                 row["batch_ratio"] = batch_gal / batch_raw
                 report["results"].append(row)

@@ -29,12 +29,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluate import embed_table, evaluate_methods, imagenet_baseline, machine_info
-from reid_hub.model import ReIDModel, create_model, join_general
-from reid_hub.train import TrainConfig, interpolate_backbone, train
-from reid_hub.trunk_cache import TrunkCache, load_clean_views
+from reid_hub.evaluation.scorers import embed_table
+from reid_hub.evaluation.runner import evaluate_methods, imagenet_baseline, machine_info
+from reid_hub.models.model import ReIDModel, create_model, join_general
+from reid_hub.training.loop import TrainConfig, interpolate_backbone, train
+from reid_hub.training.trunk_cache import TrunkCache, load_clean_views
 
 from release_model import dataset_license  # a sibling script (benchmarks/ is on sys.path when run)
 
@@ -203,9 +204,10 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
     model already released as <name> (the same candidate and variant) are kept and only the card's tables are
     refreshed from `results`, for when the run folder is gone."""
     from reid_hub import ModelCard, save_pretrained
-    from reid_hub.hub import MODEL_CARDS_DIR, render_card
+    from reid_hub.models.card import render_card
+    from reid_hub.resources import model_cards_dir
 
-    model = from_pretrained(MODEL_CARDS_DIR / name) if keep_weights else _variant_model(runs, cand, variant)
+    model = from_pretrained(model_cards_dir() / name) if keep_weights else _variant_model(runs, cand, variant)
     model.config.name = name
     model.config.description = (f"reid-hub multi-species re-ID model ({model.config.backbone}, {model.embedding_dim}-d, "
                                 f"{model.config.preprocess.size} px), sub-center ArcFace with dynamic margins on top of "
@@ -279,12 +281,12 @@ def release(results: dict[str, Any], runs: Path, cand: str, variant: str, name: 
     )
     if keep_weights:  # config.json and model.safetensors stay byte for byte; only README.md is rewritten
         # (save_pretrained would write the same tensors, but safetensors orders its metadata differently per process)
-        out = MODEL_CARDS_DIR / name
+        out = model_cards_dir() / name
         tmp = out / ".README.md.tmp"
         tmp.write_text(render_card(model, card))
         os.replace(tmp, out / "README.md")
         return out
-    out = save_pretrained(model, MODEL_CARDS_DIR / name, card=card, dtype="float16")
+    out = save_pretrained(model, model_cards_dir() / name, card=card, dtype="float16")
     logging.info("released %s (%.1f MB)", out, (out / "model.safetensors").stat().st_size / 1e6)
     return out
 

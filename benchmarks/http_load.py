@@ -45,7 +45,7 @@ def main() -> None:
         port = s.getsockname()[1]
     tmp = tempfile.mkdtemp()
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'serve')!r}); from app import create_app; import uvicorn; "
-            f"from reid_hub.service import ServiceConfig; "
+            f"from reid_hub.app.service import ServiceConfig; "
             f"uvicorn.run(create_app(ServiceConfig(model={args.model!r}, gallery_dir={tmp!r}, token='t')), "
             f"host='127.0.0.1', port={port}, log_level='warning')")
     server = subprocess.Popen([sys.executable, "-c", code])
@@ -116,7 +116,7 @@ def main() -> None:
         report = {"model": args.model, "seconds_per_level": args.seconds, "levels": results,
                   "enrollments_acknowledged_total": total_acked, "gallery_images_final": final,
                   "lost_enrollments": total_acked - final}
-        from reid_hub.evaluate import machine_info
+        from reid_hub.evaluation.runner import machine_info
         report["machine"] = machine_info()
         Path(args.out).write_text(json.dumps(report, indent=2))
         print(f"lost enrollments: {total_acked - final}; wrote {args.out}")

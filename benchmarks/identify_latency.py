@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluate import machine_info
+from reid_hub.evaluation.runner import machine_info
 from reid_hub.gallery import Gallery
-from reid_hub.gallery.verification import matcher_instance, set_matcher
-from reid_hub.hub import DEFAULT_MODEL
+from reid_hub.gallery.identification import identify, set_matcher
+from reid_hub.gallery.recalibration import recalibrate
+from reid_hub.models.loading import DEFAULT_MODEL
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
@@ -50,7 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         g = Gallery(Path(tmp) / "g", model.config.name, model.fingerprint(), model.embedding_dim)
         set_matcher(g, args.matcher)
-        m = matcher_instance(g, args.matcher)
+        m = g.matcher(args.matcher)
         blobs = [m.extract(im).to_bytes() for im in imgs]
         rng = np.random.default_rng(0)
         reps = -(-args.size // len(real))
@@ -62,11 +63,11 @@ def main() -> None:
             g.ingest([labels[i] for i in sel], vecs[sel].astype(np.float32), species=sp)
         ids = [r[0] for r in g.db.execute("SELECT id FROM images ORDER BY id")]
         order = np.concatenate([np.flatnonzero(species == sp) for sp in sorted(set(species))])
-        with g._tx() as db:
+        with g.transaction() as db:
             db.executemany("INSERT INTO local_features VALUES (?, ?, ?)",
                            [(i, args.matcher, blobs[int(k) % len(real)]) for i, k in zip(ids, order)])
         t = time.perf_counter()
-        report = g.recalibrate(shortlist=20)
+        report = recalibrate(g, shortlist=20)
         calib_s = time.perf_counter() - t
         qimgs = [rdata.read_sample(r._asdict()) for r in queries.itertuples(index=False)]
         timings: dict[str, list[float]] = {"global": [], "fused@20": [], "fused@100": []}
@@ -78,7 +79,7 @@ def main() -> None:
             for b in (20, 100):
                 t = time.perf_counter()
                 e = model.embed([img])
-                g.identify(e, img, k=5, shortlist=b)
+                identify(g, e, img, k=5, shortlist=b)
                 timings[f"fused@{b}"].append(time.perf_counter() - t)
         med = {k: float(np.median(v[2:])) for k, v in timings.items()}
         result = {"gallery_images": len(g), "queries": len(qimgs), "matcher": args.matcher, "model": args.model,

@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 
 from gallery_search import real_embeddings, synth
-from reid_hub.evaluate import machine_info
+from reid_hub.evaluation.runner import machine_info
 
 HERE = Path(__file__).resolve().parent
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from reid_hub import DEFAULT_MODEL, from_pretrained
-from reid_hub import data as rdata
-from reid_hub.evaluate import clustering_metrics, machine_info
+from reid_hub.data import tables as rdata
+from reid_hub.evaluation.metrics import clustering_metrics
+from reid_hub.evaluation.runner import machine_info
 from reid_hub.video import ClusterConfig, cluster_descriptors, make_pseudo_video
 
 HERE = Path(__file__).resolve().parent

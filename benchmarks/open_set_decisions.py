@@ -17,12 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_hub import DEFAULT_MODEL, data as rdata, from_pretrained
-from reid_hub.decisions import NEW, DecisionBands
-from reid_hub.evaluate import machine_info
-from reid_hub.fusion import known_probability
-from reid_hub.gallery import calibration as gcal, open_gallery
-from reid_hub.gallery.verification import calibration_set
+from reid_hub import DEFAULT_MODEL, from_pretrained
+from reid_hub.data import tables as rdata
+from reid_hub.scoring.decisions import NEW, DecisionBands
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.scoring.fusion import known_probability
+from reid_hub.gallery import recalibration as gcal, open_gallery
+from reid_hub.gallery.identification import calibration_set
+from reid_hub.gallery.identification import identify
+from reid_hub.gallery.recalibration import recalibrate
 
 HERE = Path(__file__).parent
 
@@ -49,13 +52,13 @@ def run_species(model, name: str, data: Path, split: Path, seed: int = 0) -> dic
         for ident, rows in enrolled.items():
             iid = g.add_individual(str(ident), species=name)
             g.enroll(iid, np.stack([emb[r] for r in rows]), images=[images[r] for r in rows])
-        report = g.recalibrate()
+        report = recalibrate(g)
         cal = calibration_set(g).for_species(name)
         out = {"known_queries": 0, "unknown_queries": 0, "top1_known": 0, "calibration": cal.report.get("kind"),
                "fallback": cal.report.get("fallback"), "best_two_tied": cal.report.get("best_two_tied"),
                "rules": {"p_best": {"known_new": 0, "unknown_new": 0}, "p_known": {"known_new": 0, "unknown_new": 0}}}
         for ident, q in queries:
-            r = g.identify(emb[q][None], images[q], k=5)
+            r = identify(g, emb[q][None], images[q], k=5)
             known = ident not in unknown
             out["known_queries" if known else "unknown_queries"] += 1
             top = r.matches[0] if r.matches else None

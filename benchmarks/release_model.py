@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from reid_hub import ModelCard, from_pretrained, save_pretrained
-from reid_hub.hub import DEFAULT_MODEL, MODEL_CARDS_DIR
+from reid_hub.models.loading import DEFAULT_MODEL
+from reid_hub.resources import model_cards_dir
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -126,7 +127,7 @@ def main() -> None:
                   "arXiv:2412.05602. Data: Dlamini & van Zyl 2020 (lion, nyala); Freytag et al. GCPR 2016 (chimpanzee); "
                   "gpriamo/Cat-Faces-Identification (cats)."),
     )
-    out = save_pretrained(model, MODEL_CARDS_DIR / args.name, card=card, dtype="float16")
+    out = save_pretrained(model, model_cards_dir() / args.name, card=card, dtype="float16")
     print(f"released {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB), fingerprint {model.fingerprint()}")
 
 

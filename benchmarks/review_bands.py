@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from cross_video_ids import plan_videos
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
 from reid_hub.errors import GalleryError
-from reid_hub.evaluate import machine_info
+from reid_hub.evaluation.runner import machine_info
 from reid_hub.gallery import Gallery, review
-from reid_hub.hub import DEFAULT_MODEL
-from reid_hub.imaging import load_image
-from reid_hub.scorers import embed_table
+from reid_hub.models.loading import DEFAULT_MODEL
+from reid_hub.data.imaging import load_image
+from reid_hub.evaluation.scorers import embed_table
+from reid_hub.gallery.recalibration import recalibrate
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
@@ -40,7 +41,7 @@ FOLDERS = ["lion", "nyala", "chimpanzee", "cat_faces"]
 def _recalibrate(g: Gallery) -> None:
     """Refit P(same) on the gallery's own individuals after a video (skipped while it has too few)."""
     try:
-        g.recalibrate()
+        recalibrate(g)
     except GalleryError:
         pass
 
@@ -59,8 +60,7 @@ def run_species(model, part, videos: int, accept: float, seed: int, max_members:
     known: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         g = Gallery(tmp, model.config.name, model.fingerprint(), model.embedding_dim)
-        with g._tx():
-            g._set_meta("accept", accept)
+        g.update_settings(accept=accept)
         for v, clusters in enumerate(plan):
             for truth, rows in clusters.items():
                 rows = rows[:max_members]
@@ -83,8 +83,7 @@ def run_fish_videos(model, accept: float, max_members: int, cache: Path) -> dict
     known: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         g = Gallery(tmp, model.config.name, model.fingerprint(), model.embedding_dim)
-        with g._tx():
-            g._set_meta("accept", accept)
+        g.update_settings(accept=accept)
         for table in sorted((SHARED / "video").glob("fish_fs48_seq*/tracks.csv")):
             crops = read_crop_table(table)
             for cam, sub in crops.groupby("camera"):

@@ -2,7 +2,7 @@
 
 1. Embedding throughput: raw timm forward of the backbone vs the default model (embed_throughput.py),
    and a real image collection embedded by the local engine vs Ray Data in local mode (2 workers),
-   both through reid_hub.distributed (sharded Parquet output).
+   both through reid_hub.scale.embedding (sharded Parquet output).
 2. Gallery search latency and recall@10 vs size for flat, IVF-Flat, HNSW and IVF-PQ, as a ratio to
    raw FAISS on the same index, with index bytes per vector (gallery_search.py).
 3. Video: time per stage and peak memory vs video length (video_cost.py).
@@ -31,9 +31,9 @@ def run(script: str, *args: str) -> None:
 
 def engines(model: str, images: int) -> dict:
     """Local engine vs Ray local mode (2 workers) on the same real images, end to end."""
-    from reid_hub import data as rdata
-    from reid_hub.distributed import EmbedJob, embed_collection
-    from reid_hub.evaluate import machine_info
+    from reid_hub.data import tables as rdata
+    from reid_hub.scale.embedding import EmbedJob, embed_collection
+    from reid_hub.evaluation.runner import machine_info
 
     sources = [p.parent for p in sorted(SHARED.glob("*/metadata.csv"))]
     if not sources:

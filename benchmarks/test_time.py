@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from reid_hub import from_pretrained
-from reid_hub.evaluate import evaluate_methods, imagenet_baseline, machine_info
-from reid_hub.model import ReIDModel
+from reid_hub.evaluation.runner import evaluate_methods, imagenet_baseline, machine_info
+from reid_hub.models.model import ReIDModel
 
 # a sibling script (benchmarks/ is on sys.path when run)
 from generalization import CROSS, SHARED, cosine_scorer, embed_table_cached, species_summary, staged_split

@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from reid_hub.train import TrainConfig, distill, train
+from reid_hub.training.loop import TrainConfig, distill, train
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DEFAULT_DATA = [str(p.parent) for p in sorted(SHARED.glob("*/metadata.csv"))]

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from reid_hub.evaluate import machine_info
-from reid_hub.train import TrainConfig, train
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.training.loop import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,7 +61,7 @@ def main() -> None:
     train(TrainConfig(out_dir=str(tmp / "single"), **common), progress=False)
     out["single_process_img_per_s"] = ips(tmp / "single")
 
-    from reid_hub.train_ray import train_on_ray
+    from reid_hub.training.ray_trainer import train_on_ray
     import ray
 
     train_on_ray(TrainConfig(out_dir=str(tmp / "ray"), **common), workers=2)
@@ -72,7 +72,7 @@ def main() -> None:
            "--batch-size", str(args.batch_size), "--unseen-fraction", "0", "--checkpoint-every", "10000", "--quiet"]
     if args.model.startswith("lite"):
         cli.append("--pretrained")
-    subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", "2", "-m", "reid_hub.train",
+    subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", "2", "-m", "reid_hub", "train",
                     "--out", str(tmp / "torchrun"), *cli], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                    capture_output=True)
     out["torchrun_2_processes_img_per_s"] = ips(tmp / "torchrun")

@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluate import machine_info, open_set_metrics, retrieval_metrics
-from reid_hub.hub import DEFAULT_MODEL
-from reid_hub.matching import create_matcher
-from reid_hub.scorers import FusedScorer, TableFeatures, local_scorer
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.evaluation.metrics import open_set_metrics, retrieval_metrics
+from reid_hub.models.loading import DEFAULT_MODEL
+from reid_hub.scoring.matchers import create_matcher
+from reid_hub.evaluation.scorers import FusedScorer, TableFeatures, local_scorer
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"

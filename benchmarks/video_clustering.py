@@ -1,7 +1,7 @@
 """Per-video identification accuracy on real data: method x dataset x K.
 
 Datasets:
-- the real fly-pair clip with ground-truth identity tracks (SLEAP, BSD-3; shipped in gallery/demo), K=2;
+- the real fly-pair clip with ground-truth identity tracks (SLEAP, BSD-3; shipped in examples/), K=2;
 - pseudo-videos from the identity-labelled photos of ../shared/data (lion, nyala, chimpanzee, cat):
   K individuals, T frames, each frame shows one photo of each individual in one of `variants`
   random frame-to-frame variations (crop and brightness); identities are drawn first from those the
@@ -28,17 +28,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluate import clustering_metrics, idf1, machine_info
-from reid_hub.model import create_model
-from reid_hub.video import (ClusterConfig, HeadConfig, augment, cluster_descriptors, compute_descriptors,
-                            load_video_detections, make_pseudo_video)
+from reid_hub.evaluation.metrics import clustering_metrics, idf1
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.models.model import create_model
+from reid_hub.video import (ClusterConfig, HeadConfig, augment, cluster_descriptors, compute_descriptors, load_video_detections, make_pseudo_video)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "data"
-FLY = REPO / "gallery" / "demo" / "fly_pair_clip_gt"
+FLY = REPO / "examples" / "fly_pair_clip_gt"
 CACHE = REPO / "runs" / "video_bench"
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-FLY = REPO / "gallery" / "demo" / "fly_pair_clip_gt"
+FLY = REPO / "examples" / "fly_pair_clip_gt"
 
 
 def write_synthetic_video(path: Path, n_detections: int, k: int = 4, size=(320, 240), seed: int = 0) -> Path:
@@ -69,7 +69,7 @@ def peak_rss_mb() -> float:
 def child(n: int, model_name: str, workdir: Path) -> dict:
     """Run the whole pipeline once on an n-detection synthetic video; report stages and peak RSS."""
     from reid_hub import from_pretrained
-    from reid_hub.model import create_model
+    from reid_hub.models.model import create_model
     from reid_hub.video import ClusterConfig, cluster_video
 
     video = write_synthetic_video(workdir / f"synthetic_{n}.mp4", n)
@@ -79,7 +79,7 @@ def child(n: int, model_name: str, workdir: Path) -> dict:
     res, _ = cluster_video(video, video.with_suffix(".csv"), model, ClusterConfig(k=4), min_score=0.0,
                            cache_dir=workdir / "cache")
     total = time.perf_counter() - t0
-    from reid_hub.evaluate import cluster_accuracy
+    from reid_hub.evaluation.metrics import cluster_accuracy
 
     return {"detections": n, "model": model_name, "total_s": total,
             "per_1000_detections_s": {k: v * 1000 / n for k, v in res.timings.items() if isinstance(v, float)},
@@ -95,9 +95,8 @@ def epoch_costs(model_name: str, timed_steps: int) -> dict:
     import torch.nn.functional as F
 
     from reid_hub import from_pretrained
-    from reid_hub.imaging import crop_box, preprocess
-    from reid_hub.video import (HeadConfig, compute_descriptors, frame_groups, load_video_detections,
-                                train_head)
+    from reid_hub.data.imaging import crop_box, preprocess
+    from reid_hub.video import HeadConfig, compute_descriptors, frame_groups, load_video_detections, train_head
 
     model = from_pretrained(model_name)
     source, det = load_video_detections(FLY / "video.mp4", FLY / "tracks.csv", min_score=0.0)
@@ -167,7 +166,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(child(args.child, args.child_model, Path(tmp))))
         return
-    from reid_hub.evaluate import machine_info
+    from reid_hub.evaluation.runner import machine_info
 
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.is_file() else {}

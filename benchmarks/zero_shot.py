@@ -12,11 +12,11 @@ import json
 import logging
 from pathlib import Path
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluate import embedding_scorer, evaluate_methods, machine_info
-from reid_hub.model import create_model
-from reid_hub.train import TrainConfig, train
+from reid_hub.evaluation.runner import embedding_scorer, evaluate_methods, machine_info
+from reid_hub.models.model import create_model
+from reid_hub.training.loop import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 HERE = Path(__file__).resolve().parent

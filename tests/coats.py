@@ -1,4 +1,4 @@
-"""Generated coat-pattern animals for the tests (see reid_hub.synthetic)."""
-from reid_hub.synthetic import coat, photo
+"""Generated coat-pattern animals for the tests (see reid_hub.data.synthetic)."""
+from reid_hub.data.synthetic import coat, photo
 
 __all__ = ["coat", "photo"]

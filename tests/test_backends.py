@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from reid_hub import backends, onnx_engine
+from reid_hub.models import backends, onnx_engine
 from reid_hub.errors import ConfigError
-from reid_hub.model import create_model
-from reid_hub.synthetic import coat, photo
+from reid_hub.models.model import create_model
+from reid_hub.data.synthetic import coat, photo
 
 pytest.importorskip("onnxruntime")
 
@@ -80,7 +80,7 @@ def test_the_graph_is_cached_per_fingerprint_and_rebuilt_when_weights_change(cac
 def test_a_graph_that_disagrees_with_torch_falls_back_to_torch_logged(cache, model, monkeypatch, caplog):
     x = torch.randn(3, 3, 64, 64)
     monkeypatch.setattr(onnx_engine, "FP32_MIN_COSINE", 1.5)  # no graph can pass: the probe must refuse it
-    with caplog.at_level(logging.WARNING, logger="reid_hub.onnx_engine"):
+    with caplog.at_level(logging.WARNING, logger="reid_hub.models.onnx_engine"):
         got = model.embed(x, backend="onnx")
     assert model.backend_name("onnx") == "torch"
     assert np.array_equal(got, model.embed(x, backend="torch"))
@@ -91,7 +91,7 @@ def test_a_corrupt_cached_graph_falls_back_to_torch_logged(cache, model, caplog)
     cache.mkdir(parents=True)
     (cache / f"{model.fingerprint()}-b2.onnx").write_bytes(b"not an onnx graph")
     x = torch.randn(2, 3, 64, 64)
-    with caplog.at_level(logging.WARNING, logger="reid_hub.onnx_engine"):
+    with caplog.at_level(logging.WARNING, logger="reid_hub.models.onnx_engine"):
         got = model.embed(x, backend="onnx")
     assert np.array_equal(got, model.embed(x, backend="torch"))
     assert any("unavailable" in r.getMessage() for r in caplog.records)
@@ -157,7 +157,7 @@ def test_cli_backends_write_equal_embeddings_and_refuse_unknown_ones(cache, mode
 
 
 def test_a_worker_given_a_backend_keeps_the_threads_the_cli_set(cache, model, tmp_path):
-    from reid_hub.distributed import _worker_model
+    from reid_hub.scale.embedding import _worker_model
 
     folder = model.save_pretrained(tmp_path / "m") or tmp_path / "m"
     old, torch_threads = backends.set_runtime(None, 3), torch.get_num_threads()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from reid_hub import from_pretrained, save_pretrained
-from reid_hub.checkpoints import checkpoint_kind
+from reid_hub.models.foreign import checkpoint_kind
 from reid_hub.errors import ModelMismatchError, OfflineError
 
 

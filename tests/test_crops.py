@@ -14,9 +14,9 @@ from PIL import Image
 
 from reid_hub.cli import main
 from reid_hub.errors import DataError
-from reid_hub.evaluate import cluster_accuracy
-from reid_hub.hub import save_pretrained
-from reid_hub.model import create_model
+from reid_hub.evaluation.metrics import cluster_accuracy
+from reid_hub.models.loading import save_pretrained
+from reid_hub.models.model import create_model
 from reid_hub.video import ClusterConfig, cluster_crops, is_crop_table, read_crop_table
 
 SHARED_VIDEO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub.errors import DataError
 
 

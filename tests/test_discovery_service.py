@@ -13,8 +13,8 @@ pytest.importorskip("gradio")
 import httpx  # noqa: E402
 
 from conftest import make_identity_images  # noqa: E402
-from reid_hub import create_model, save_pretrained  # noqa: E402
-from reid_hub.discovery.run import DiscoverRequest, discover  # noqa: E402
+from reid_hub import create_model, save_pretrained
+from reid_hub.discovery.run import DiscoverRequest, discover
 from test_service import _launch, _open_ui, _serve, _shots  # noqa: E402
 
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -22,7 +22,7 @@ AUTH = {"Authorization": "Bearer s3cret"}
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from reid_hub.service import ServiceConfig
+    from reid_hub.app.service import ServiceConfig
 
     root = tmp_path_factory.mktemp("disc-svc")
     model_dir = save_pretrained(create_model("tiny-test"), root / "model")

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import make_identity_images
 from reid_hub import create_model, save_pretrained
-from reid_hub import data as rdata
-from reid_hub.distributed import EmbedJob, done_image_ids, embed_collection, ingest_shards, read_embedding_shards
+from reid_hub.data import tables as rdata
+from reid_hub.scale.embedding import EmbedJob, done_image_ids, embed_collection, ingest_shards, read_embedding_shards
 from reid_hub.errors import ConfigError, ModelMismatchError
 
 
@@ -52,7 +52,7 @@ def test_local_engine_shards_records_errors_and_resumes(collection, tmp_path):
 def test_ray_local_mode_matches_the_local_path_and_feeds_a_gallery(collection, tmp_path):
     pytest.importorskip("ray")
     from reid_hub.gallery import open_gallery
-    from reid_hub.hub import from_pretrained
+    from reid_hub.models.loading import from_pretrained
 
     root, df, model = collection
     local = tmp_path / "local"
@@ -73,7 +73,7 @@ def test_ray_local_mode_matches_the_local_path_and_feeds_a_gallery(collection, t
 
 
 def test_many_videos_are_described_with_failures_recorded_and_done_ones_skipped(collection, tmp_path):
-    from reid_hub.distributed import embed_videos
+    from reid_hub.scale.embedding import embed_videos
     from test_video import write_moving_animals
 
     root, _, model = collection

@@ -3,10 +3,11 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from reid_hub import data as rdata
+from reid_hub.data import tables as rdata
 from reid_hub.errors import DataError
-from reid_hub.evaluate import (auroc, calibrate_threshold, evaluate_model, open_set_metrics, retrieval_metrics, sift_similarity, write_results)
-from reid_hub.model import create_model
+from reid_hub.evaluation.metrics import auroc, open_set_metrics, retrieval_metrics
+from reid_hub.evaluation.runner import calibrate_threshold, evaluate_model, sift_similarity, write_results
+from reid_hub.models.model import create_model
 
 
 def _brute_force_ap(sim, labels, i):

@@ -18,8 +18,8 @@ pytest.importorskip("gradio")
 
 from conftest import make_identity_images  # noqa: E402
 from coats import coat, photo  # noqa: E402
-from reid_hub import create_model, save_pretrained  # noqa: E402
-from reid_hub.discovery.run import DiscoverRequest, discover  # noqa: E402
+from reid_hub import create_model, save_pretrained
+from reid_hub.discovery.run import DiscoverRequest, discover
 from test_service import _serve  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def _png(img) -> bytes:
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path):
     if not ST.is_file():
         pytest.skip(f"Schemathesis is not installed at {ST} (make install puts it in .venv-fuzz)")
-    from reid_hub.service import ServiceConfig
+    from reid_hub.app.service import ServiceConfig
 
     model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "model")
     data = make_identity_images(tmp_path / "birds", "bird", 6, 4, seed=3)

@@ -12,9 +12,9 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from reid_hub.discovery import load_collection  # noqa: E402
-from reid_hub.errors import DataError  # noqa: E402
-from reid_hub.video import read_crop_archive  # noqa: E402
+from reid_hub.discovery import load_collection
+from reid_hub.errors import DataError
+from reid_hub.video import read_crop_archive
 
 FUZZ = settings(max_examples=80, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

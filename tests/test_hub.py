@@ -3,7 +3,8 @@ import pytest
 
 from reid_hub import DEFAULT_MODEL, from_pretrained
 from reid_hub.errors import OfflineError, UnknownModelError
-from reid_hub.hub import MODEL_CARDS_DIR, release_names, resolve
+from reid_hub.models.loading import release_names, resolve
+from reid_hub.resources import model_cards_dir
 
 
 def test_unknown_names_and_offline_hub_ids_give_clear_errors(monkeypatch, tmp_path):
@@ -19,8 +20,8 @@ def test_unknown_names_and_offline_hub_ids_give_clear_errors(monkeypatch, tmp_pa
 def test_default_release_loads_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     if DEFAULT_MODEL not in release_names():
-        pytest.fail(f"the default model {DEFAULT_MODEL} is not released in {MODEL_CARDS_DIR}")
-    folder = MODEL_CARDS_DIR / DEFAULT_MODEL
+        pytest.fail(f"the default model {DEFAULT_MODEL} is not released in {model_cards_dir()}")
+    folder = model_cards_dir() / DEFAULT_MODEL
     assert (folder / "model.safetensors").stat().st_size <= 20 * 1024 * 1024
     card = (folder / "README.md").read_text()
     assert "top1" in card or "top-1" in card

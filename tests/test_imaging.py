@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from reid_hub.errors import ImageError
-from reid_hub.imaging import PreprocessConfig, crop_box, load_image, preprocess, resize_for_model
+from reid_hub.data.imaging import PreprocessConfig, crop_box, load_image, preprocess, resize_for_model
 
 
 def test_corrupt_and_missing_files_are_image_errors(tmp_path):
@@ -27,7 +27,7 @@ def test_truncated_jpeg_is_an_image_error(tmp_path):
 
 
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
-    import reid_hub.imaging as imaging
+    import reid_hub.data.imaging as imaging
 
     p = tmp_path / "big.png"
     Image.new("RGB", (400, 300)).save(p)
@@ -94,7 +94,7 @@ def test_center_crop_keeps_the_centre_and_never_scales_a_thin_image_whole():
 
 
 def test_evidence_picture_of_a_thin_image_stays_small():
-    from reid_hub.matching import create_matcher, draw_matches
+    from reid_hub.scoring.matchers import create_matcher, draw_matches
 
     m = create_matcher("sift")
     thin, normal = Image.new("RGB", (50000, 1), (90, 90, 90)), Image.new("RGB", (64, 48), (200, 10, 10))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from reid_hub.errors import DataError
-from reid_hub.jobs import DONE, FAILED, INTERRUPTED, JobStore
+from reid_hub.app.jobs import DONE, FAILED, INTERRUPTED, JobStore
 
 pytest.importorskip("fastapi")
 
@@ -53,7 +53,7 @@ def test_a_job_of_a_killed_server_is_reported_interrupted_after_restart(tmp_path
     db = tmp_path / "jobs.sqlite"
     script = textwrap.dedent(f"""
         import sys, time
-        from reid_hub.jobs import JobStore
+        from reid_hub.app.jobs import JobStore
         store = JobStore({str(db)!r})
         job = store.submit("recalibrate", lambda progress: (progress(0.3, "working"), time.sleep(60)))
         while store.get(job)["progress"] < 0.3:
@@ -75,7 +75,7 @@ def test_long_requests_answer_202_and_the_job_is_polled_to_its_result(tmp_path):
     import numpy as np
 
     from reid_hub import create_model, save_pretrained
-    from reid_hub.service import ServiceConfig
+    from reid_hub.app.service import ServiceConfig
     from coats import coat, photo
     from test_service import _serve
 
@@ -115,7 +115,7 @@ def test_long_requests_answer_202_and_the_job_is_polled_to_its_result(tmp_path):
 
 
 def test_a_failed_job_answers_with_the_status_its_error_class_has_everywhere():
-    from reid_hub.service import http_status
+    from reid_hub.app.service import http_status
 
     assert http_status("ImageError") == 415 and http_status("TooLargeError") == 413  # nearest listed base decides
     assert http_status("DataError") == 422 and http_status("CheckpointError") == 400  # via ReidHubError

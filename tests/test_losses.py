@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from reid_hub.errors import ConfigError
-from reid_hub.losses import SubCenterArcFace, dynamic_margins
+from reid_hub.training.losses import SubCenterArcFace, dynamic_margins
 
 
 def test_margins_follow_the_formula_and_decrease_with_class_size():

@@ -7,7 +7,7 @@ from PIL import Image
 
 from reid_hub import ModelCard, create_model, from_pretrained, list_models, save_pretrained
 from reid_hub.errors import ConfigError, ModelMismatchError, UnknownModelError
-from reid_hub.model import get_model_config, load_miewid_weights
+from reid_hub.models.model import get_model_config, load_miewid_weights
 
 
 def test_registry_has_the_named_configs():
@@ -174,9 +174,10 @@ def test_released_models_keep_the_fingerprint_their_card_states():
     """Config fields added later must not change an older model's fingerprint (galleries are bound to it)."""
     import re
 
-    from reid_hub.hub import MODEL_CARDS_DIR, release_names
+    from reid_hub.models.loading import release_names
+    from reid_hub.resources import model_cards_dir
 
     for name in release_names():
-        card = (MODEL_CARDS_DIR / name / "README.md").read_text()
+        card = (model_cards_dir() / name / "README.md").read_text()
         stated = re.search(r"weights fingerprint \| `([0-9a-f]{16})`", card).group(1)
         assert from_pretrained(name).fingerprint() == stated, name

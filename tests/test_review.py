@@ -8,6 +8,7 @@ from coats import coat, photo
 from reid_hub.errors import ConflictError, DataError, GalleryError
 from reid_hub.gallery import Gallery
 from reid_hub.gallery import review
+from reid_hub.gallery.recalibration import recalibrate
 
 D = 16
 
@@ -28,7 +29,7 @@ def _coat_gallery(folder, species, individuals, per, seed, coat_base):
         g.enroll(iid, unit(centres[k] + 0.3 * rng.normal(size=(per, D)) / np.sqrt(D)),
                  images=[photo(coat(coat_base + k), j) for j in range(per)])
         ids.append(iid)
-    g.recalibrate()
+    recalibrate(g)
     return g, ids, centres, rng
 
 
@@ -48,8 +49,7 @@ def _query(g, k, seed=0, n=2):
 def test_review_everything_then_confirm_enrolls_once_with_an_audit_row(gallery):
     g = gallery
     ids = g._test[0]
-    with g._tx():
-        g._set_meta("auto_accept", False)
+    g.update_settings(auto_accept=False)
     before = len(g)
     e, imgs = _query(g, 2)
     out = review.propose(g, e, imgs[0], species="okapi", source="clip1#0", video="clip1", images=imgs)
@@ -73,8 +73,7 @@ def test_review_everything_then_confirm_enrolls_once_with_an_audit_row(gallery):
 
 def test_reject_shows_next_candidate_then_new_individual_and_undo(gallery):
     g = gallery
-    with g._tx():
-        g._set_meta("auto_accept", False)
+    g.update_settings(auto_accept=False)
     rng = np.random.default_rng(5)
     e = unit(rng.normal(size=(1, D)))
     out = review.propose(g, e, photo(coat(999), 1), species="okapi", source="upload")
@@ -101,15 +100,13 @@ def test_auto_accept_needs_a_well_supported_calibration(tmp_path, gallery):
     e, imgs = _query(gallery, 4, n=1)
     assert review.propose(gallery, e, imgs[0], species="okapi", images=imgs)["status"] == "pending"
     g, ids, centres, rng = _coat_gallery(tmp_path / "big", "zebra", 10, 6, 1, 700)
-    with g._tx():
-        g._set_meta("auto_accept", True)  # opt-in: by default a person decides everything
+    g.update_settings(auto_accept=True)  # opt-in: by default a person decides everything
     before = len(g)
     out = review.propose(g, unit(centres[[6]] + 0.1 * rng.normal(size=(1, D)) / np.sqrt(D)),
                          photo(coat(706), 99), species="zebra", images=[photo(coat(706), 99)])
     assert out["status"] == "auto-accepted" and out["individual_id"] == ids[6] and len(g) == before + 1
     assert review.audit_log(g, out["proposal_id"])[0]["action"] == "auto-accept"
-    with g._tx():
-        g._set_meta("auto_accept", False)  # review everything, as Wildbook users expect
+    g.update_settings(auto_accept=False)  # review everything, as Wildbook users expect
     out = review.propose(g, unit(centres[[6]]), photo(coat(706), 98), species="zebra")
     assert out["status"] == "pending" and out["decision"] == "review"
 
@@ -132,8 +129,7 @@ def test_bad_decisions_are_typed(gallery):
 
 def _pending(g, k):
     """A pending proposal for individual k's new photos in a gallery that reviews everything."""
-    with g._tx():
-        g._set_meta("auto_accept", False)
+    g.update_settings(auto_accept=False)
     e, imgs = _query(g, k)
     return review.propose(g, e, imgs[0], species="okapi", images=imgs)["proposal_id"]
 

@@ -18,7 +18,7 @@ pytest.importorskip("gradio")
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
-from reid_hub import create_model, save_pretrained  # noqa: E402
+from reid_hub import create_model, save_pretrained
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,7 +87,7 @@ def _serve(cfg):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from reid_hub.service import ServiceConfig
+    from reid_hub.app.service import ServiceConfig
 
     root = tmp_path_factory.mktemp("svc")
     model_dir = save_pretrained(create_model("tiny-test"), root / "model")
@@ -99,7 +99,7 @@ def server(tmp_path_factory):
 
 
 def test_public_service_without_token_refuses_every_write(tmp_path):
-    from reid_hub.service import ServiceConfig
+    from reid_hub.app.service import ServiceConfig
 
     model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "model")
     cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(tmp_path / "gallery"), public=True)
@@ -113,7 +113,7 @@ def test_public_service_without_token_refuses_every_write(tmp_path):
 
 
 def test_heavy_endpoints_are_rate_limited_per_client(tmp_path):
-    from reid_hub.service import ServiceConfig
+    from reid_hub.app.service import ServiceConfig
 
     model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "model")
     cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(tmp_path / "gallery"), heavy_per_minute=3)
@@ -462,8 +462,8 @@ def test_visitor_flow_on_a_public_demo_in_a_real_browser(tmp_path):
     import json
 
     from reid_hub import from_pretrained
-    from reid_hub.demo import DEMO_DEFINITION, build_demo_gallery
-    from reid_hub.service import ServiceConfig
+    from reid_hub.app.demo import DEMO_DEFINITION, build_demo_gallery
+    from reid_hub.app.service import ServiceConfig
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
@@ -585,7 +585,7 @@ def _image_classes() -> dict[str, tuple[bytes, int]]:
 
 
 def test_every_image_class_gets_a_result_or_a_typed_415(tmp_path):
-    from reid_hub.service import ServiceConfig
+    from reid_hub.app.service import ServiceConfig
 
     model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "model")
     cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(tmp_path / "g"), token="t", heavy_per_minute=0)

@@ -10,11 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import reid_hub.train as rtrain
+import reid_hub.training.loop as rtrain
 from reid_hub import from_pretrained
 from reid_hub.errors import CheckpointError, ConfigError
-from reid_hub.evaluate import embed_table, retrieval_metrics
-from reid_hub import data as rdata
+from reid_hub.evaluation.scorers import embed_table
+from reid_hub.evaluation.metrics import retrieval_metrics
+from reid_hub.data import tables as rdata
 
 
 def _cfg(toy_data, out, **kw):
@@ -46,7 +47,7 @@ def test_training_learns_identities(toy_data, tmp_path):
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     df = rdata.load_sources(toy_data)
     trained = embed_table(from_pretrained(folder), df)
-    from reid_hub.model import create_model
+    from reid_hub.models.model import create_model
     torch.manual_seed(0)  # the initialisation the run started from (train seeds with cfg.seed)
     untrained = embed_table(create_model("tiny-test"), df)
     assert retrieval_metrics(trained @ trained.T, df["label"]).mAP > retrieval_metrics(untrained @ untrained.T, df["label"]).mAP
@@ -74,7 +75,7 @@ def test_resume_after_a_crash_is_exact(toy_data, tmp_path, monkeypatch):
 def test_a_real_kill_leaves_a_resumable_run(toy_data, tmp_path):
     out = tmp_path / "killed"
     cfg = _cfg(toy_data, out, max_steps=150, checkpoint_every=5)
-    code = ("import sys, json; from reid_hub.train import TrainConfig, train; "
+    code = ("import sys, json; from reid_hub.training.loop import TrainConfig, train; "
             f"train(TrainConfig(**json.loads({json.dumps(json.dumps(cfg.__dict__))})), progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     deadline = time.time() + 120
@@ -121,7 +122,7 @@ def test_finetune_on_a_new_species_without_the_original_data(toy_data, tmp_path)
 
 
 def test_distillation_initialises_a_student(toy_data, tmp_path, monkeypatch):
-    from reid_hub import model as rmodel
+    from reid_hub.models import model as rmodel
 
     import dataclasses
 
@@ -141,7 +142,7 @@ def test_distillation_initialises_a_student(toy_data, tmp_path, monkeypatch):
 
 def test_frozen_trunk_training_uses_the_cache_and_keeps_the_trunk(toy_data, tmp_path, monkeypatch):
     monkeypatch.setenv("REID_HUB_CACHE", str(tmp_path / "cache"))
-    from reid_hub.model import create_model
+    from reid_hub.models.model import create_model
     cfg = _cfg(toy_data, tmp_path / "run", frozen_blocks=3, views=2, max_steps=30, unseen_fraction=0.0, lr=5e-3)
     folder = rtrain.train(cfg, progress=False)
     files = list((tmp_path / "cache" / "trunk").rglob("*.npy"))
@@ -162,7 +163,7 @@ def test_frozen_trunk_training_uses_the_cache_and_keeps_the_trunk(toy_data, tmp_
     losses = [json.loads(l)["loss"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     # the cached clean view is what embed() computes: embeddings through the cache match
-    from reid_hub.trunk_cache import TrunkCache, load_clean_views
+    from reid_hub.training.trunk_cache import TrunkCache, load_clean_views
     df = rdata.load_sources(toy_data)
     paths = TrunkCache(trained, 3, views=2, seed=0).build(df, progress=False)
     with torch.no_grad():
@@ -171,7 +172,7 @@ def test_frozen_trunk_training_uses_the_cache_and_keeps_the_trunk(toy_data, tmp_
 
 
 def test_leave_species_out_distillation_and_wise(toy_data, tmp_path):
-    from reid_hub.model import create_model
+    from reid_hub.models.model import create_model
     cfg = _cfg(toy_data, tmp_path / "run", exclude_species=["toyowl"], distill_weight=1.0, wise_alpha=0.5,
                max_steps=6)
     folder = rtrain.train(cfg, progress=False)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import reid_hub.train as rtrain
+import reid_hub.training.loop as rtrain
 from reid_hub import from_pretrained
 from reid_hub.errors import ConfigError
-from reid_hub.train_distributed import DistContext, local_batch_size, shard_steps
+from reid_hub.training.ddp import DistContext, local_batch_size, shard_steps
 
 REPO = Path(__file__).resolve().parent.parent
 #: a 2-worker run vs one process on the same global batches (same images, same augmentations): the only
@@ -65,7 +65,7 @@ def test_torchrun_two_processes_match_one(toy_data, tmp_path):
     assert main(["train", "--out", str(single), *args]) == 0
     run = tmp_path / "ddp"
     cmd = [str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", "2", "--master-port", "29531",
-           "-m", "reid_hub.train", "--out", str(run), *args]
+           "-m", "reid_hub", "train", "--out", str(run), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -86,7 +86,7 @@ def test_ray_two_workers_match_one_and_resume_after_a_killed_worker(toy_data, tm
     single = tmp_path / "single"
     rtrain.train(_cfg(toy_data, single), progress=False)
     # 1. a 2-worker Ray run on the same global batches: same loss curve within the tolerance
-    from reid_hub.train_ray import train_on_ray
+    from reid_hub.training.ray_trainer import train_on_ray
 
     import ray
     try:
@@ -103,7 +103,7 @@ def test_ray_two_workers_match_one_and_resume_after_a_killed_worker(toy_data, tm
     # 2. a long run in another process; one Ray worker gets a real SIGKILL after the first checkpoints
     long_run = tmp_path / "killed"
     cfg = _cfg(toy_data, long_run, max_steps=120, checkpoint_every=5)
-    code = ("import json; from reid_hub.train import TrainConfig; from reid_hub.train_ray import train_on_ray; "
+    code = ("import json; from reid_hub.training.loop import TrainConfig; from reid_hub.training.ray_trainer import train_on_ray; "
             f"train_on_ray(TrainConfig(**json.loads({json.dumps(json.dumps(cfg.__dict__))})), workers=2)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

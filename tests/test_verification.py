@@ -5,7 +5,7 @@ import pytest
 from coats import coat, photo
 from reid_hub.errors import ConfigError, DataError, GalleryError
 from reid_hub.gallery import Gallery, identify, recalibrate, set_matcher
-from reid_hub.gallery.verification import stored_features
+from reid_hub.gallery.identification import evidence
 
 D = 16
 
@@ -32,7 +32,7 @@ def build(tmp_path, individuals=8, per=3, noise=1.0, species="zebra", seed=0):
 def test_enrollment_stores_local_features_and_deleting_drops_them(tmp_path):
     g, ids, _, _ = build(tmp_path, individuals=2, per=2)
     image_ids = [r[0] for r in g.db.execute("SELECT id FROM images ORDER BY id")]
-    feats = stored_features(g, image_ids, "sift")
+    feats = g.stored_features(image_ids, "sift")
     assert sorted(feats) == image_ids and all(len(f) > 20 for f in feats.values())
     g.delete_individual(ids[0])
     assert g.db.execute("SELECT COUNT(*) FROM local_features").fetchone()[0] == 2
@@ -108,18 +108,17 @@ def test_species_filter_with_approximate_indexes(tmp_path, kind):
 def test_evidence_png_and_errors(tmp_path):
     g, ids, _, _ = build(tmp_path, individuals=2, per=2)
     image_id = g.db.execute("SELECT id FROM images WHERE individual_id=?", (ids[0],)).fetchone()[0]
-    pic = g.evidence(photo(coat(100), 9), image_id)
+    pic = evidence(g, photo(coat(100), 9), image_id)
     assert pic.width > pic.height > 100
     with pytest.raises(GalleryError):
-        g.evidence(photo(coat(100), 9), 99999)
+        evidence(g, photo(coat(100), 9), 99999)
 
 
 def test_matcher_choice_per_species_is_validated(tmp_path):
     g = Gallery(tmp_path / "m", "m", "fp", D)
     set_matcher(g, "xfeat", species="fish")
-    from reid_hub.gallery.verification import matcher_name
 
-    assert matcher_name(g, "fish") == "xfeat" and matcher_name(g, "lion") == "sift"
+    assert g.settings.matcher_for("fish") == "xfeat" and g.settings.matcher_for("lion") == "sift"
     with pytest.raises(ConfigError):
         set_matcher(g, "orb")
     with pytest.raises(GalleryError):
@@ -127,7 +126,7 @@ def test_matcher_choice_per_species_is_validated(tmp_path):
 
 
 def test_p_known_sums_the_candidate_individuals_and_its_threshold_separates_known_from_new():
-    from reid_hub.fusion import known_probability, known_threshold, tied_share
+    from reid_hub.scoring.fusion import known_probability, known_threshold, tied_share
 
     assert known_probability([0.3, 0.25, 0.2]) == pytest.approx(0.75)
     assert known_probability([0.9, 0.8]) == 1.0 and known_probability([]) == 0.0
@@ -141,7 +140,7 @@ def test_p_known_sums_the_candidate_individuals_and_its_threshold_separates_know
 
 
 def test_a_calibration_that_cannot_rank_falls_back_to_logistic_and_says_so(tmp_path, monkeypatch):
-    from reid_hub.gallery import calibration as gcal
+    from reid_hub.gallery import recalibration as gcal
 
     g, ids, centres, rng = build(tmp_path, individuals=10, per=3, noise=1.0)
     assert recalibrate(g)["zebra"].get("fallback") is None  # this species' isotonic fit ranks its candidates

@@ -12,17 +12,14 @@ import torch
 from PIL import Image
 
 from reid_hub.errors import ConfigError, DataError
-from reid_hub.evaluate import cluster_accuracy, clustering_metrics, idf1
-from reid_hub.losses import SigmoidPairLoss
-from reid_hub.model import create_model
-from reid_hub.video import (ClusterConfig, HeadConfig, box_iou, cluster_descriptors, cluster_video,
-                            compute_descriptors, constrained_assign, frame_groups, hungarian_pair_labels,
-                            iou_links, iou_tracklets, load_video_detections, make_pseudo_video, open_frames,
-                            read_detections, read_tracks_csv, train_head)
+from reid_hub.evaluation.metrics import cluster_accuracy, clustering_metrics, idf1
+from reid_hub.training.losses import SigmoidPairLoss
+from reid_hub.models.model import create_model
+from reid_hub.video import (ClusterConfig, HeadConfig, box_iou, cluster_descriptors, cluster_video, compute_descriptors, constrained_assign, frame_groups, hungarian_pair_labels, iou_links, iou_tracklets, load_video_detections, make_pseudo_video, open_frames, read_detections, read_tracks_csv, train_head)
 from reid_hub.video.head import prototype_labels
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "gallery" / "demo" / "fly_pair_clip_gt"
+DEMO = REPO / "examples" / "fly_pair_clip_gt"
 
 
 # -- synthetic data ---------------------------------------------------------------------------------
@@ -310,7 +307,7 @@ def test_descriptors_are_cached_and_a_killed_run_resumes(tmp_path, tiny_model):
 
 def test_cli_clusters_a_video_writes_mot_and_gives_persistent_ids(tmp_path, tiny_model):
     from reid_hub.cli import main
-    from reid_hub.hub import save_pretrained
+    from reid_hub.models.loading import save_pretrained
 
     model_dir = save_pretrained(tiny_model, tmp_path / "m")
     video, det = write_moving_animals(tmp_path / "v", k=3, frames=12, as_video=True)
@@ -353,8 +350,8 @@ def test_pseudo_video_shows_each_visible_individual_once_per_frame():
 
 
 def test_self_supervised_head_identifies_the_two_flies_of_the_real_clip(tmp_path):
-    """Real video (SLEAP fly pair, ground-truth identities, shipped in gallery/demo), released model."""
-    from reid_hub.hub import from_pretrained
+    """Real video (SLEAP fly pair, ground-truth identities, shipped in examples/), released model."""
+    from reid_hub.models.loading import from_pretrained
 
     model = from_pretrained("multispecies-v1")
     source, det = load_video_detections(DEMO / "video.mp4", DEMO / "tracks.csv", min_score=0.0)
@@ -389,7 +386,7 @@ def test_head_trains_at_least_min_steps_on_a_short_video():
 def test_default_path_identifies_the_flies_of_the_real_clip_and_their_number(tmp_path):
     """The default path (default model, colour, head, IoU tracklets for a real video) on consecutive frames
     of the shipped SLEAP clip: every detection right, and k=2 estimated when left out."""
-    from reid_hub.hub import DEFAULT_MODEL, from_pretrained
+    from reid_hub.models.loading import DEFAULT_MODEL, from_pretrained
 
     model = from_pretrained(DEFAULT_MODEL)
     tracks = read_tracks_csv(DEMO / "tracks.csv")

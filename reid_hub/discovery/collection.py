@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data import parse_bbox
+from ..data.tables import parse_bbox
 from ..errors import DataError
 
 #: file endings read as images when a folder is given

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..data import read_sample
+from ..data.tables import read_sample
 from ..errors import ConfigError
-from ..matching import create_matcher
-from ..matching.evidence import draw_matches, png_bytes
+from ..scoring.matchers import create_matcher
+from ..scoring.matchers.evidence import draw_matches, png_bytes
 from .session import Discovery
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ..scorers import embed_table
+from ..evaluation.scorers import embed_table
 from .answers import AnswerLog
 from .collection import load_collection
 from .constraints import Constraints
@@ -74,7 +74,7 @@ def _select(table: pd.DataFrame, req: DiscoverRequest) -> pd.DataFrame:
 def discover(req: DiscoverRequest) -> dict[str, Any]:
     """Group the collection into individuals, write DIR/individuals.csv, questions.csv and summary.json (and with
     `answers` > 0, DIR/curve.json from the simulated reviewer); returns the summary."""
-    from ..hub import from_pretrained
+    from ..models.loading import from_pretrained
 
     out = Path(req.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def propose_to_gallery(d: Discovery, gallery_dir: str, model: Any, source: str, 
     `max_members` of its images, the one nearest the group's centre as its picture) with the gallery's ranked
     candidates and P(same); the gallery enrolls only what it auto-accepts (auto-accept is off by default).
     Writes out/gallery.csv (individual, proposal, decision, best candidate) and returns counts."""
-    from ..data import read_sample
+    from ..data.tables import read_sample
     from ..gallery import open_gallery, review
 
     g = open_gallery(gallery_dir, model, create=False)

@@ -24,7 +24,7 @@ def export_gallery(gallery: Gallery, archive: str | Path) -> Path:
     tmp = archive.with_name(f".{archive.name}.tmp")
     with tarfile.open(tmp, "w:gz") as tar:
         tar.add(backup, arcname="gallery.sqlite")
-        tar.add(gallery._index_path(), arcname="index.faiss")
+        tar.add(gallery.index_path, arcname="index.faiss")
         if (gallery.folder / "thumbs").is_dir():
             tar.add(gallery.folder / "thumbs", arcname="thumbs")
     backup.unlink()

@@ -14,43 +14,22 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
-from ..decisions import ACCEPT, NEW
+from ..scoring.decisions import ACCEPT, NEW
 from ..errors import ConfigError, ConflictError, DataError, GalleryError
-from ..imaging import save_jpeg
+from ..data.imaging import save_jpeg
 
-if TYPE_CHECKING:
-    from .store import Gallery
+from .identification import identify
+from .store import Gallery
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS proposals (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, suggestion TEXT NOT NULL,
-    species TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', video TEXT, camera TEXT, cluster TEXT,
-    embeddings BLOB NOT NULL, n INTEGER NOT NULL, frames TEXT, boxes TEXT, local_features TEXT,
-    candidates TEXT NOT NULL, rejected TEXT NOT NULL DEFAULT '[]', probability REAL,
-    outcome TEXT, version INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, decided_at REAL);
-CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status, id);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    proposal_id INTEGER, individual_id TEXT, detail TEXT NOT NULL, previous TEXT);
-"""
 PENDING, CONFIRMED, MINTED, AUTO = "pending", "confirmed", "new", "auto-accepted"
 ACTIONS = ("confirm", "reject", "new", "undo")
-
-
-def ensure_schema(gallery: "Gallery") -> None:
-    """The review tables exist in every gallery opened by this version (the store creates them); kept for
-    callers that hold a connection opened otherwise."""
-    with gallery._tx() as db:
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
 
 
 @dataclass
@@ -94,14 +73,14 @@ def _row(r: Sequence[Any]) -> Proposal:
                     json.loads(r[12]) if r[12] else None, r[13], r[14], r[15])
 
 
-def get(gallery: "Gallery", proposal_id: int) -> Proposal:
+def get(gallery: Gallery, proposal_id: int) -> Proposal:
     r = gallery.db.execute(f"SELECT {_COLS} FROM proposals WHERE id=?", (int(proposal_id),)).fetchone()
     if r is None:
         raise GalleryError(f"no proposal {proposal_id} in {gallery.folder}")
     return _row(r)
 
 
-def pending(gallery: "Gallery", offset: int = 0, limit: int = 50, status: str = PENDING) -> tuple[list[Proposal], int]:
+def pending(gallery: Gallery, offset: int = 0, limit: int = 50, status: str = PENDING) -> tuple[list[Proposal], int]:
     """A page of proposals with this status (oldest first) and how many there are in all."""
     if limit < 1 or offset < 0:
         raise ConfigError("limit must be at least 1 and offset at least 0")
@@ -111,11 +90,11 @@ def pending(gallery: "Gallery", offset: int = 0, limit: int = 50, status: str = 
     return [_row(r) for r in rows], int(total)
 
 
-def _query_path(gallery: "Gallery", proposal_id: int) -> Any:
+def _query_path(gallery: Gallery, proposal_id: int) -> Any:
     return gallery.folder / "proposals" / f"{int(proposal_id)}.jpg"
 
 
-def query_image(gallery: "Gallery", proposal_id: int) -> Image.Image:
+def query_image(gallery: Gallery, proposal_id: int) -> Image.Image:
     """The representative crop of a proposal's query."""
     p = _query_path(gallery, proposal_id)
     if not p.is_file():
@@ -123,7 +102,7 @@ def query_image(gallery: "Gallery", proposal_id: int) -> Image.Image:
     return Image.open(p).convert("RGB")
 
 
-def propose(gallery: "Gallery", embeddings: np.ndarray, image: Optional[Image.Image], species: str = "",
+def propose(gallery: Gallery, embeddings: np.ndarray, image: Optional[Image.Image], species: str = "",
             source: str = "", video: Optional[str] = None, camera: Optional[str] = None,
             cluster: Optional[str] = None, frames: Optional[Sequence[int]] = None,
             boxes: Optional[Sequence[Any]] = None, images: Optional[Sequence[Image.Image]] = None,
@@ -131,12 +110,12 @@ def propose(gallery: "Gallery", embeddings: np.ndarray, image: Optional[Image.Im
     """Identify a query (one image, or the embeddings of one video cluster with a representative `image`):
     auto-accepted (enrolled at once, audited) when the gallery's decision is `accept`, else stored as a
     pending proposal. Returns {"proposal_id", "status", "decision", "individual_id"?}."""
-    e = gallery._check(embeddings)
+    e = gallery.check_embeddings(embeddings)
     proto = e.mean(axis=0)
     proto /= np.linalg.norm(proto)
     has_any = len(gallery) > 0 and (not species or len(gallery.species_image_ids(species)) > 0)
     if has_any:
-        ident = gallery.identify(proto, image, species=species or None, k=k)
+        ident = identify(gallery, proto, image, species=species or None, k=k)
         cands = [m.to_dict() for m in ident.matches]
         decision, prob = ident.decision, ident.probability
     else:  # nothing of this species is known yet: a new individual, for a person to name
@@ -146,8 +125,8 @@ def propose(gallery: "Gallery", embeddings: np.ndarray, image: Optional[Image.Im
     if decision == ACCEPT:
         target = cands[0]["individual_id"]
         prepared = gallery.prepare_enrollment(e, [source] * len(e), boxes, video, frames, images,
-                                              gallery._species_of(target))
-    with gallery._tx() as db:
+                                              gallery.species_of(target))
+    with gallery.transaction() as db:
         cur = db.execute(
             "INSERT INTO proposals (status, suggestion, species, source, video, camera, cluster, embeddings, n, frames, "
             "boxes, candidates, probability, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -162,7 +141,7 @@ def propose(gallery: "Gallery", embeddings: np.ndarray, image: Optional[Image.Im
             outcome = {"action": "confirm", "individual_id": target, "image_ids": ids, "auto": True}
             db.execute("UPDATE proposals SET status=?, outcome=?, decided_at=? WHERE id=?",
                        (AUTO, json.dumps(outcome), now, pid))
-            _audit(db, actor, "auto-accept", pid, target, outcome, None)
+            gallery.record_audit(db, actor, "auto-accept", pid, target, outcome, None)
             out.update(status=AUTO, individual_id=target)
     if prepared is not None:
         gallery.finish_enrollment(outcome["image_ids"], prepared)
@@ -173,30 +152,23 @@ def propose(gallery: "Gallery", embeddings: np.ndarray, image: Optional[Image.Im
     return out
 
 
-def _members_dir(gallery: "Gallery", pid: int) -> Any:
+def _members_dir(gallery: Gallery, pid: int) -> Any:
     return gallery.folder / "proposals" / f"{pid}"
 
 
-def _save_member_images(gallery: "Gallery", pid: int, images: Sequence[Image.Image]) -> None:
+def _save_member_images(gallery: Gallery, pid: int, images: Sequence[Image.Image]) -> None:
     """Keep a proposal's crops (small JPEGs) so a confirmed decision enrolls them with thumbnails and features."""
     for i, img in enumerate(images):
         save_jpeg(img, _members_dir(gallery, pid) / f"{i}.jpg", 320, quality=90)
 
 
-def _member_images(gallery: "Gallery", pid: int, n: int) -> Optional[list[Image.Image]]:
+def _member_images(gallery: Gallery, pid: int, n: int) -> Optional[list[Image.Image]]:
     folder = _members_dir(gallery, pid)
     paths = [folder / f"{i}.jpg" for i in range(n)]
     return [Image.open(p).convert("RGB") for p in paths] if all(p.is_file() for p in paths) else None
 
 
-def _audit(db: Any, actor: str, action: str, pid: Optional[int], iid: Optional[str], detail: dict[str, Any],
-           previous: Optional[dict[str, Any]]) -> None:
-    db.execute("INSERT INTO audit (at, actor, action, proposal_id, individual_id, detail, previous) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)", (time.time(), actor, action, pid, iid, json.dumps(detail, default=float),
-                                               json.dumps(previous, default=float) if previous is not None else None))
-
-
-def decide(gallery: "Gallery", proposal_id: int, action: str, individual_id: Optional[str] = None,
+def decide(gallery: Gallery, proposal_id: int, action: str, individual_id: Optional[str] = None,
            display_name: Optional[str] = None, force: bool = False, actor: str = "local",
            expected_version: Optional[int] = None) -> dict[str, Any]:
     """Apply one decision to a proposal: `confirm` (into `individual_id`, default the current candidate),
@@ -234,7 +206,7 @@ def decide(gallery: "Gallery", proposal_id: int, action: str, individual_id: Opt
         target = individual_id or (p.current or {}).get("individual_id")
         if not target:
             raise DataError(f"proposal {p.id} has no candidate left: decide 'new' or name an individual")
-        species = gallery._species_of(target)  # GalleryError (404) for a deleted individual
+        species = gallery.species_of(target)  # GalleryError (404) for a deleted individual
     else:
         if not display_name or not display_name.strip():
             raise DataError("a new individual needs a display name")
@@ -246,7 +218,7 @@ def decide(gallery: "Gallery", proposal_id: int, action: str, individual_id: Opt
                                 f"({clash[0]}); pass force to create another")
     prepared = gallery.prepare_enrollment(emb, [p.source or f"proposal {p.id}"] * p.n, boxes, p.video, frames, images,
                                           species)
-    with gallery._tx() as db:
+    with gallery.transaction() as db:
         cur = db.execute("UPDATE proposals SET status=?, version=version+1, decided_at=? WHERE id=? AND status=? "
                          "AND version=?", (CONFIRMED if action == "confirm" else MINTED, time.time(), p.id, PENDING,
                                            p.version))
@@ -262,12 +234,12 @@ def decide(gallery: "Gallery", proposal_id: int, action: str, individual_id: Opt
         outcome = {"action": action, "individual_id": target, "image_ids": ids,
                    **({"display_name": display_name.strip()} if action == "new" else {})}
         db.execute("UPDATE proposals SET outcome=? WHERE id=?", (json.dumps(outcome), p.id))
-        _audit(db, actor, action, p.id, target, outcome, {"status": p.status, "version": p.version})
+        gallery.record_audit(db, actor, action, p.id, target, outcome, {"status": p.status, "version": p.version})
     gallery.finish_enrollment(ids, prepared)
     return get(gallery, p.id).to_dict()
 
 
-def _reject(gallery: "Gallery", p: Proposal, individual_id: Optional[str], actor: str) -> dict[str, Any]:
+def _reject(gallery: Gallery, p: Proposal, individual_id: Optional[str], actor: str) -> dict[str, Any]:
     target = individual_id or (p.current or {}).get("individual_id")
     if not target:
         raise DataError(f"proposal {p.id} has no candidate left to reject")
@@ -275,29 +247,29 @@ def _reject(gallery: "Gallery", p: Proposal, individual_id: Optional[str], actor
         raise ConflictError(f"proposal {p.id} was already decided ({p.status})")
     if target in p.rejected:  # a retried rejection
         return p.to_dict()
-    with gallery._tx() as db:
+    with gallery.transaction() as db:
         cur = db.execute("UPDATE proposals SET rejected=?, version=version+1 WHERE id=? AND version=? AND status=?",
                          (json.dumps(p.rejected + [target]), p.id, p.version, PENDING))
         if cur.rowcount != 1:
             raise ConflictError(f"proposal {p.id} was changed by someone else meanwhile")
-        _audit(db, actor, "reject", p.id, target, {"rejected": target}, {"rejected": p.rejected, "version": p.version})
+        gallery.record_audit(db, actor, "reject", p.id, target, {"rejected": target}, {"rejected": p.rejected, "version": p.version})
     return get(gallery, p.id).to_dict()
 
 
-def _undo(gallery: "Gallery", p: Proposal, actor: str) -> dict[str, Any]:
+def _undo(gallery: Gallery, p: Proposal, actor: str) -> dict[str, Any]:
     if p.status == PENDING:
         if not p.rejected:
             raise ConflictError(f"proposal {p.id} has no decision to undo")
-        with gallery._tx() as db:  # undo the last rejection
+        with gallery.transaction() as db:  # undo the last rejection
             cur = db.execute("UPDATE proposals SET rejected=?, version=version+1 WHERE id=? AND version=?",
                              (json.dumps(p.rejected[:-1]), p.id, p.version))
             if cur.rowcount != 1:
                 raise ConflictError(f"proposal {p.id} was changed by someone else meanwhile")
-            _audit(db, actor, "undo", p.id, p.rejected[-1], {"unrejected": p.rejected[-1]}, {"rejected": p.rejected})
+            gallery.record_audit(db, actor, "undo", p.id, p.rejected[-1], {"unrejected": p.rejected[-1]}, {"rejected": p.rejected})
         return get(gallery, p.id).to_dict()
     o = p.outcome or {}
     ids = [int(i) for i in o.get("image_ids", [])]
-    with gallery._tx() as db:
+    with gallery.transaction() as db:
         cur = db.execute("UPDATE proposals SET status=?, outcome=NULL, version=version+1, decided_at=NULL "
                          "WHERE id=? AND version=?", (PENDING, p.id, p.version))
         if cur.rowcount != 1:
@@ -309,13 +281,13 @@ def _undo(gallery: "Gallery", p: Proposal, actor: str) -> dict[str, Any]:
         if minted:
             db.execute("DELETE FROM sightings WHERE individual_id=?", (o["individual_id"],))
             db.execute("DELETE FROM individuals WHERE id=?", (o["individual_id"],))
-        gallery._remove_from_index(np.array(ids, dtype=np.int64))
-        _audit(db, actor, "undo", p.id, o.get("individual_id"), {"removed_images": ids, "deleted_individual": minted},
+        gallery.remove_from_index(np.array(ids, dtype=np.int64))
+        gallery.record_audit(db, actor, "undo", p.id, o.get("individual_id"), {"removed_images": ids, "deleted_individual": minted},
                {"status": p.status, "outcome": o, "version": p.version})
     return get(gallery, p.id).to_dict()
 
 
-def audit_log(gallery: "Gallery", proposal_id: Optional[int] = None, limit: int = 200) -> list[dict[str, Any]]:
+def audit_log(gallery: Gallery, proposal_id: Optional[int] = None, limit: int = 200) -> list[dict[str, Any]]:
     """Audit rows, newest first (of one proposal when given)."""
     q = "SELECT id, at, actor, action, proposal_id, individual_id, detail, previous FROM audit"
     args: tuple = ()
@@ -326,7 +298,7 @@ def audit_log(gallery: "Gallery", proposal_id: Optional[int] = None, limit: int 
              "detail": json.loads(r[6]), "previous": json.loads(r[7]) if r[7] else None} for r in rows]
 
 
-def labelled_pairs(gallery: "Gallery") -> list[dict[str, Any]]:
+def labelled_pairs(gallery: Gallery) -> list[dict[str, Any]]:
     """What reviewers said, as labelled pairs: (proposal query, candidate individual, same?) with the scores
     the candidate had; confirmed and minted proposals say 'different' for every candidate not chosen."""
     out = []
@@ -353,4 +325,4 @@ def labelled_pairs(gallery: "Gallery") -> list[dict[str, Any]]:
 
 
 __all__ = ["Proposal", "propose", "decide", "get", "pending", "audit_log", "labelled_pairs", "query_image",
-           "ensure_schema", "PENDING", "CONFIRMED", "MINTED", "AUTO", "ACTIONS"]
+           "PENDING", "CONFIRMED", "MINTED", "AUTO", "ACTIONS"]

@@ -15,15 +15,16 @@ import os
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import faiss
 import numpy as np
 
 from ..errors import ConfigError, DataError, GalleryError, ModelMismatchError
-from .review import SCHEMA as REVIEW_SCHEMA
+from ..scoring.ranker import Ranker
+from ..scoring.matchers import DEFAULT_MATCHER, LocalFeatures, LocalMatcher, create_matcher
 from .index import INDEX_KINDS, base_kind, build_index, faiss_search, index_ids, num_gpus
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,50 @@ CREATE TABLE IF NOT EXISTS sightings (
 CREATE TABLE IF NOT EXISTS local_features (
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, matcher TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (image_id, matcher));
+CREATE TABLE IF NOT EXISTS proposals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, suggestion TEXT NOT NULL,
+    species TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', video TEXT, camera TEXT, cluster TEXT,
+    embeddings BLOB NOT NULL, n INTEGER NOT NULL, frames TEXT, boxes TEXT, local_features TEXT,
+    candidates TEXT NOT NULL, rejected TEXT NOT NULL DEFAULT '[]', probability REAL,
+    outcome TEXT, version INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, decided_at REAL);
+CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status, id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    proposal_id INTEGER, individual_id TEXT, detail TEXT NOT NULL, previous TEXT);
 """
+#: the auto-accept band on P(same individual) of a gallery that sets none
+DEFAULT_ACCEPT = 0.9
+
+
+@dataclass(frozen=True)
+class GallerySettings:
+    """What a gallery is configured to do, kept in its meta table (`Gallery.settings`, `Gallery.update_settings`).
+
+    `matcher` (per species: `matcher_by_species`) verifies the shortlist; `shortlist`: candidates re-scored (None:
+    the matcher's default); `accept`: the auto-accept band, used only with `auto_accept` (measured auto-accept
+    precision at P >= 0.9 was 0.25-0.75, so off by default); `verification` false: enroll without local features;
+    `threshold` and `calibration`: the open-set threshold on the global score and its report; `fusion_calibration`:
+    the fitted P(same individual) per species; `index_kind`, `auto_threshold`, `index_on_disk`: the FAISS index."""
+
+    threshold: Optional[float] = None
+    calibration: Optional[dict] = None
+    fusion_calibration: Optional[dict] = None
+    matcher: str = DEFAULT_MATCHER
+    matcher_by_species: dict = field(default_factory=dict)
+    shortlist: Optional[int] = None
+    accept: float = DEFAULT_ACCEPT
+    auto_accept: bool = False
+    verification: bool = True
+    index_kind: str = "flat"
+    auto_threshold: int = 100_000
+    index_on_disk: bool = False
+
+    def matcher_for(self, species: Optional[str]) -> str:
+        """The matcher of a species: its own choice, else the gallery's."""
+        return (self.matcher_by_species or {}).get(species or "", self.matcher)
+
+
+SETTING_NAMES = frozenset(f.name for f in fields(GallerySettings))
 
 
 def vec_hash(e: np.ndarray) -> str:
@@ -89,18 +133,18 @@ class Gallery:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        with self._tx():
-            for statement in (_SCHEMA + REVIEW_SCHEMA).split(";"):  # executescript would commit outside the tx
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):  # executescript would commit outside the tx
                 if statement.strip():
                     self.db.execute(statement)
             if "encounter" not in {r[1] for r in self.db.execute("PRAGMA table_info(sightings)")}:
                 self.db.execute("ALTER TABLE sightings ADD COLUMN encounter TEXT")  # galleries before encounters
-            meta = self._meta()
+            meta = self._identity()
             if not meta:
                 for k, v in {"schema_version": SCHEMA_VERSION, "model_name": model_name,
                              "model_fingerprint": model_fingerprint, "dim": int(dim)}.items():
                     self.db.execute("INSERT INTO meta VALUES (?, ?)", (k, json.dumps(v)))
-                meta = self._meta()
+                meta = self._identity()
         if meta["model_fingerprint"] != model_fingerprint or int(meta["dim"]) != int(dim):
             self.db.close()
             raise ModelMismatchError(
@@ -108,6 +152,7 @@ class Gallery:
                 f"{meta['dim']}-d); the model in use is {model_name} ({model_fingerprint}, {dim}-d)")
         self.model_name, self.fingerprint, self.dim = model_name, model_fingerprint, int(dim)
         self._gpu_cache: Optional[tuple] = None
+        self._matchers: dict[str, LocalMatcher] = {}
         self.index = self._load_or_rebuild_index()
 
     # -- plumbing -----------------------------------------------------------------------
@@ -122,33 +167,112 @@ class Gallery:
         def __exit__(self, exc_type, exc, tb) -> None:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
-    def _tx(self) -> "Gallery._Tx":
+    def transaction(self) -> "Gallery._Tx":
+        """One write transaction (`with gallery.transaction() as db:`): committed on exit, rolled back on error."""
         self._owner_cache = None  # any write may change who owns which image
         return Gallery._Tx(self.db)
 
-    def _meta(self) -> dict[str, Any]:
+    def _identity(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
 
-    def _set_meta(self, key: str, value: Any) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+    @property
+    def settings(self) -> GallerySettings:
+        """The gallery's settings as stored now."""
+        stored = self._identity()
+        return GallerySettings(**{k: v for k, v in stored.items() if k in SETTING_NAMES and v is not None})
+
+    def update_settings(self, **values: Any) -> GallerySettings:
+        """Change settings (names of GallerySettings; None restores a default) in one transaction."""
+        unknown = sorted(set(values) - SETTING_NAMES)
+        if unknown:
+            raise ConfigError(f"unknown gallery settings {unknown}; known: {sorted(SETTING_NAMES)}")
+        with self.transaction() as db:
+            for key, value in values.items():
+                if value is None:
+                    db.execute("DELETE FROM meta WHERE key=?", (key,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        return self.settings
 
     @property
     def threshold(self) -> Optional[float]:
         """The open-set threshold on the best score (None until calibrated or set)."""
-        return self._meta().get("threshold")
+        return self.settings.threshold
 
-    def _index_path(self) -> Path:
+    @property
+    def index_path(self) -> Path:
+        """The FAISS index file (written atomically after every change)."""
         return self.folder / "index.faiss"
 
     @property
     def index_kind(self) -> str:
         """The index the gallery asks for: flat, ivf, hnsw, or auto (flat below `auto_threshold` images, IVF above)."""
-        return self._meta().get("index_kind", "flat")
+        return self.settings.index_kind
 
     @property
     def on_disk(self) -> bool:
         """Whether the index's inverted lists are memory-mapped from disk instead of loaded (IVF kinds)."""
-        return bool(self._meta().get("index_on_disk", False))
+        return bool(self.settings.index_on_disk)
+
+    # -- local features -----------------------------------------------------------------
+    def matcher(self, name: str) -> LocalMatcher:
+        """The matcher object `name` (created once per open gallery)."""
+        if name not in self._matchers:
+            self._matchers[name] = create_matcher(name)
+        return self._matchers[name]
+
+    def local_features_for(self, species: str, images: Sequence[Any]) -> Optional[tuple[str, list[bytes]]]:
+        """The serialised local features of `images` for enrollment (None when the gallery's verification is off)."""
+        settings = self.settings
+        if settings.verification is False:
+            return None
+        name = settings.matcher_for(species)
+        m = self.matcher(name)
+        return name, [m.extract(img).to_bytes() for img in images]
+
+    def stored_features(self, image_ids: Sequence[int], matcher: str) -> dict[int, LocalFeatures]:
+        """Local features stored at enrollment for these images with this matcher (images without are absent)."""
+        out: dict[int, LocalFeatures] = {}
+        ids = [int(i) for i in image_ids]
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            chunk = ids[start:start + 900]
+            for image_id, blob in self.db.execute(
+                    f"SELECT image_id, data FROM local_features WHERE matcher=? AND image_id IN "
+                    f"({','.join('?' * len(chunk))})", [matcher, *chunk]):
+                out[int(image_id)] = LocalFeatures.from_bytes(blob)
+        return out
+
+    def images_without_features(self) -> list[tuple[int, str, str]]:
+        """(image id, species, matcher) of every image lacking local features of its species' matcher."""
+        settings = self.settings
+        rows = self.db.execute("SELECT m.id, i.species FROM images m JOIN individuals i ON i.id = m.individual_id "
+                               "ORDER BY m.id").fetchall()
+        have = set(self.db.execute("SELECT image_id, matcher FROM local_features").fetchall())
+        return [(int(i), sp, settings.matcher_for(sp)) for i, sp in rows if (i, settings.matcher_for(sp)) not in have]
+
+    def store_features(self, image_id: int, matcher: str, features: LocalFeatures) -> None:
+        """Keep one image's local features for `matcher` (replacing what it had)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO local_features VALUES (?, ?, ?)",
+                       (int(image_id), matcher, features.to_bytes()))
+
+    def image_species(self, image_id: int) -> str:
+        """The species of the individual an image belongs to; GalleryError when there is no such image."""
+        row = self.db.execute("SELECT i.species FROM images m JOIN individuals i ON i.id = m.individual_id "
+                              "WHERE m.id=?", (int(image_id),)).fetchone()
+        if row is None:
+            raise GalleryError(f"no image {image_id} in {self.folder}")
+        return row[0]
+
+    # -- audit --------------------------------------------------------------------------
+    @staticmethod
+    def record_audit(db: sqlite3.Connection, actor: str, action: str, proposal_id: Optional[int],
+                     individual_id: Optional[str], detail: dict[str, Any], previous: Any = None) -> None:
+        """One audit row, written inside the caller's transaction `db` (so it commits with the change it records)."""
+        db.execute("INSERT INTO audit (at, actor, action, proposal_id, individual_id, detail, previous) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (time.time(), actor, action, proposal_id, individual_id, json.dumps(detail, default=float),
+                    json.dumps(previous, default=float) if previous is not None else None))
 
     def set_index_kind(self, kind: str, auto_threshold: int = 100_000, on_disk: bool = False) -> None:
         """Choose the index kind (and, for IVF kinds, memory-mapped inverted lists) and rebuild the
@@ -156,16 +280,13 @@ class Gallery:
         shortlist with the exact vectors, so scores (and the open-set threshold) stay exact."""
         if kind not in INDEX_KINDS:
             raise ConfigError(f"index kind must be one of {INDEX_KINDS}, got {kind!r}")
-        with self._tx():
-            self._set_meta("index_kind", kind)
-            self._set_meta("auto_threshold", int(auto_threshold))
-            self._set_meta("index_on_disk", bool(on_disk))
+        self.update_settings(index_kind=kind, auto_threshold=int(auto_threshold), index_on_disk=bool(on_disk))
         self.index = self._rebuild_index()
 
     def _base_kind(self, n: int) -> str:
         kind = self.index_kind
         if kind == "auto":
-            return "ivf" if n >= int(self._meta().get("auto_threshold", 100_000)) else "flat"
+            return "ivf" if n >= int(self.settings.auto_threshold) else "flat"
         return kind
 
     def _new_index(self, vectors: Optional[np.ndarray] = None) -> faiss.Index:
@@ -183,7 +304,7 @@ class Gallery:
         return self.index
 
     def _load_or_rebuild_index(self) -> faiss.Index:
-        path = self._index_path()
+        path = self.index_path
         ids = np.array([r[0] for r in self.db.execute("SELECT id FROM images ORDER BY id")], dtype=np.int64)
         if path.is_file():
             try:
@@ -210,11 +331,11 @@ class Gallery:
 
     def _read_index_file(self) -> faiss.Index:
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if self.on_disk else 0
-        return faiss.read_index(str(self._index_path()), flags)
+        return faiss.read_index(str(self.index_path), flags)
 
     def _writable_index(self) -> faiss.Index:
         """The index to add to: itself, or a RAM copy when its lists are memory-mapped (read-only)."""
-        return faiss.read_index(str(self._index_path())) if self.on_disk and self._current_base_kind() != "flat" \
+        return faiss.read_index(str(self.index_path)) if self.on_disk and self._current_base_kind() != "flat" \
             else self.index
 
     def _commit_index(self, index: faiss.Index) -> None:
@@ -226,9 +347,10 @@ class Gallery:
     def _write_index(self, index: faiss.Index) -> None:
         tmp = self.folder / f".index.faiss.{os.getpid()}.tmp"
         faiss.write_index(index, str(tmp))
-        os.replace(tmp, self._index_path())
+        os.replace(tmp, self.index_path)
 
-    def _check(self, emb: np.ndarray) -> np.ndarray:
+    def check_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        """Embeddings as unit (N, dim) float32 rows; ModelMismatchError for another width, DataError for NaN or zero."""
         e = np.asarray(emb, dtype=np.float32)
         if e.ndim == 1:
             e = e[None]
@@ -254,7 +376,7 @@ class Gallery:
                        individual_id: Optional[str] = None) -> str:
         """Create an individual; returns its persistent id."""
         iid = individual_id or f"ind-{uuid.uuid4().hex[:12]}"
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute("INSERT INTO individuals VALUES (?, ?, ?, ?, ?)", (iid, display_name, species, notes, time.time()))
         return iid
 
@@ -271,7 +393,7 @@ class Gallery:
 
     def rename(self, iid: str, display_name: str) -> None:
         self._require(iid)
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute("UPDATE individuals SET display_name=? WHERE id=?", (display_name, iid))
 
     def enroll(self, iid: str, embeddings: np.ndarray, sources: Optional[Sequence[str]] = None,
@@ -286,13 +408,14 @@ class Gallery:
         `thumbnails` is the former name of `images`."""
         self._require(iid)
         prepared = self.prepare_enrollment(embeddings, sources, boxes, video, frames,
-                                           images if images is not None else thumbnails, self._species_of(iid))
-        with self._tx() as db:
+                                           images if images is not None else thumbnails, self.species_of(iid))
+        with self.transaction() as db:
             ids = self.write_enrollment(db, iid, prepared)
         self.finish_enrollment(ids, prepared)
         return ids
 
-    def _species_of(self, iid: str) -> str:
+    def species_of(self, iid: str) -> str:
+        """The species of an individual; GalleryError when there is no such individual."""
         row = self.db.execute("SELECT species FROM individuals WHERE id=?", (iid,)).fetchone()
         if row is None:
             raise GalleryError(f"no individual {iid!r} in {self.folder}")
@@ -303,9 +426,7 @@ class Gallery:
                            frames: Optional[Sequence[int]] = None, images: Optional[Sequence[Any]] = None,
                            species: str = "") -> dict[str, Any]:
         """Checked embeddings and metadata plus local features (the slow part, done outside any transaction)."""
-        from .verification import local_features_for
-
-        e = self._check(embeddings)
+        e = self.check_embeddings(embeddings)
         n = len(e)
         src = list(sources) if sources is not None else [""] * n
         if len(src) != n:
@@ -315,7 +436,7 @@ class Gallery:
         for name, seq in (("boxes", boxes), ("frames", frames)):
             if seq is not None and len(seq) != n:
                 raise DataError(f"{n} embeddings but {len(seq)} {name}")
-        local = local_features_for(self, species, images) if images is not None else None
+        local = self.local_features_for(species, images) if images is not None else None
         return {"e": e, "sources": src, "boxes": boxes, "video": video, "frames": frames, "images": images,
                 "local": local}
 
@@ -356,7 +477,7 @@ class Gallery:
                 self._save_thumbnail(image_id, img)
 
     def _save_thumbnail(self, image_id: int, img: Any) -> None:
-        from ..imaging import save_jpeg
+        from ..data.imaging import save_jpeg
 
         save_jpeg(img, self.folder / "thumbs" / f"{image_id}.jpg", 160)
 
@@ -368,7 +489,7 @@ class Gallery:
     def _current_base_kind(self) -> str:
         return base_kind(self.index)
 
-    def _remove_from_index(self, ids: np.ndarray) -> None:
+    def remove_from_index(self, ids: np.ndarray) -> None:
         """Drop ids from the index: in place for flat indexes, by a rebuild from the database otherwise."""
         if self._current_base_kind() == "flat":
             self.index.remove_ids(ids)
@@ -380,12 +501,12 @@ class Gallery:
                sources: Optional[Sequence[str]] = None) -> int:
         """Bulk-load labelled embeddings in one transaction (one individual per new label, named by it);
         returns the number of images added. For imports of large embedding tables."""
-        e = self._check(embeddings)
+        e = self.check_embeddings(embeddings)
         if len(labels) != len(e):
             raise DataError(f"{len(e)} embeddings but {len(labels)} labels")
         src = list(sources) if sources is not None else [""] * len(e)
         now = time.time()
-        with self._tx() as db:
+        with self.transaction() as db:
             known = {name: iid for iid, name in db.execute("SELECT id, display_name FROM individuals")}
             new = {}
             for name in dict.fromkeys(str(x) for x in labels):
@@ -410,32 +531,30 @@ class Gallery:
 
     def delete_images(self, image_ids: Iterable[int]) -> int:
         ids = np.array(sorted(set(int(i) for i in image_ids)), dtype=np.int64)
-        with self._tx() as db:
+        with self.transaction() as db:
             removed = sum(db.execute("DELETE FROM images WHERE id=?", (int(i),)).rowcount for i in ids)
-            self._remove_from_index(ids)
+            self.remove_from_index(ids)
         return int(removed)
 
     def delete_individual(self, iid: str) -> None:
         self._require(iid)
         ids = [r[0] for r in self.db.execute("SELECT id FROM images WHERE individual_id=?", (iid,))]
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute("DELETE FROM images WHERE individual_id=?", (iid,))
             db.execute("DELETE FROM sightings WHERE individual_id=?", (iid,))
             db.execute("DELETE FROM individuals WHERE id=?", (iid,))
-            self._remove_from_index(np.array(ids, dtype=np.int64))
+            self.remove_from_index(np.array(ids, dtype=np.int64))
 
     def merge(self, keep: str, absorb: str, actor: str = "local") -> None:
         """Move every image and sighting of `absorb` onto `keep`, then delete `absorb` (audited)."""
-        from .review import _audit
-
         self._require(keep)
         self._require(absorb)
         if keep == absorb:
             raise GalleryError("cannot merge an individual with itself")
         moved = [r[0] for r in self.db.execute("SELECT id FROM images WHERE individual_id=?", (absorb,))]
         name = self.db.execute("SELECT display_name, species FROM individuals WHERE id=?", (absorb,)).fetchone()
-        with self._tx() as db:
-            _audit(db, actor, "merge", None, keep, {"absorbed": absorb, "images": moved},
+        with self.transaction() as db:
+            self.record_audit(db, actor, "merge", None, keep, {"absorbed": absorb, "images": moved},
                    {"individual": absorb, "display_name": name[0], "species": name[1]})
             db.execute("UPDATE images SET individual_id=? WHERE individual_id=?", (keep, absorb))
             db.execute("UPDATE OR REPLACE sightings SET individual_id=? WHERE individual_id=?", (keep, absorb))
@@ -443,18 +562,16 @@ class Gallery:
 
     def split(self, iid: str, image_ids: Sequence[int], display_name: str, actor: str = "local") -> str:
         """Move the given images of `iid` to a new individual; returns its id (audited)."""
-        from .review import _audit
-
         self._require(iid)
         owned = {r[0] for r in self.db.execute("SELECT id FROM images WHERE individual_id=?", (iid,))}
         if not set(image_ids) <= owned or not image_ids:
             raise GalleryError(f"images {sorted(set(image_ids) - owned)} do not belong to {iid}")
         species = self.db.execute("SELECT species FROM individuals WHERE id=?", (iid,)).fetchone()[0]
         new = f"ind-{uuid.uuid4().hex[:12]}"
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute("INSERT INTO individuals VALUES (?, ?, ?, '', ?)", (new, display_name, species, time.time()))
             db.executemany("UPDATE images SET individual_id=? WHERE id=?", [(new, int(i)) for i in image_ids])
-            _audit(db, actor, "split", None, new, {"from": iid, "images": [int(i) for i in image_ids]},
+            self.record_audit(db, actor, "split", None, new, {"from": iid, "images": [int(i) for i in image_ids]},
                    {"individual": iid})
         return new
 
@@ -468,49 +585,37 @@ class Gallery:
         only that species' images are searched (filtered inside the index search)."""
         if len(self) == 0:
             raise GalleryError(f"gallery {self.folder} is empty: enroll individuals first")
-        q = self._check(embeddings)
-        img_ids, owner, inds = self._owners()
-        allowed, pool = self._species_pool(species)
-        scores, ids = self._nearest(q, min(pool, max(50, k * images_per_match * 4)), allowed)
-        plans: list[dict[int, list[tuple[float, int]]]] = []
-        for srow, irow in zip(scores, ids):
-            # hits come best first, so an individual's first hit is its score and only the first k
-            # individuals seen can rank; images are gathered for those alone
-            pos = np.clip(np.searchsorted(img_ids, irow), 0, max(0, len(img_ids) - 1))
-            known = (irow >= 0) & (img_ids[pos] == irow) if len(img_ids) else np.zeros(len(irow), bool)
-            hits: dict[int, list[tuple[float, int]]] = {}
-            for s, i, o in zip(srow[known].tolist(), irow[known].tolist(), owner[pos[known]].tolist()):
-                got = hits.get(o)
-                if got is None:
-                    if len(hits) < k:
-                        hits[o] = [(s, i)]
-                elif len(got) < images_per_match:
-                    got.append((s, i))
-            plans.append(hits)
-        rows = self._image_rows(np.array(sorted({i for h in plans for got in h.values() for _, i in got}), np.int64))
+        q = self.check_embeddings(embeddings)
+        allowed, pool = self.species_pool(species)
+        _, _, inds = self.owners()
+        ranker = Ranker(lambda x, depth: self.nearest(x, depth, allowed), self.owner_positions)
+        cands = ranker.shortlist(q, min(pool, max(50, k * images_per_match * 4)))
+        plans = [cands.best_per_owner(r, k, images_per_match) for r in range(len(q))]
+        rows = self._image_rows(np.unique(cands.image[np.concatenate([rs for plan in plans for _, rs in plan] or
+                                                                     [np.zeros(0, np.int64)])]))
         thr = self.threshold
         out = []
-        for hits in plans:
+        for plan in plans:
             ranked = []
-            for o, got in hits.items():
-                m = Match(inds[o][0], inds[o][1], inds[o][2], float(got[0][0]))
-                m.images = [{"image_id": int(i), "score": float(s), "source": rows[i][2],
+            for o, rs in plan:
+                m = Match(inds[o][0], inds[o][1], inds[o][2], float(cands.global_score[rs[0]]))
+                m.images = [{"image_id": int(i), "score": float(sc), "source": rows[i][2],
                              "box": json.loads(rows[i][3]) if rows[i][3] else None, "video": rows[i][4],
-                             "frame": rows[i][5]} for s, i in got if i in rows]
+                             "frame": rows[i][5]} for sc, i in zip(cands.global_score[rs], cands.image[rs].tolist())
+                            if i in rows]
                 ranked.append(m)
-            ranked.sort(key=lambda m: -m.score)
             is_new = bool(thr is not None and (not ranked or ranked[0].score < thr))
             out.append(SearchResult(ranked, is_new, thr))
         return out
 
-    def _species_pool(self, species: Optional[str]) -> tuple[Optional[np.ndarray], int]:
+    def species_pool(self, species: Optional[str]) -> tuple[Optional[np.ndarray], int]:
         """The image ids a search may return (None: all) and how many there are; GalleryError when none."""
         allowed = self.species_image_ids(species) if species else None
         if allowed is not None and not len(allowed):
             raise GalleryError(f"gallery {self.folder} has no images of species {species!r}")
         return allowed, len(self) if allowed is None else len(allowed)
 
-    def _nearest(self, q: np.ndarray, depth: int, allowed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, q: np.ndarray, depth: int, allowed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """The `depth` best images per query (only `allowed` ids when given), with exact scores."""
         searcher = self._searcher() if allowed is None else self.index  # GPU copies take no id selector
         scores, ids = faiss_search(searcher, q, depth, ids=allowed)
@@ -534,7 +639,51 @@ class Gallery:
         order = np.argsort(-scores, axis=1)
         return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
 
-    def _owners(self) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str, str]]]:
+    def individual_named(self, display_name: str) -> Optional[str]:
+        """The id of an individual with this display name (the first created), or None."""
+        row = self.db.execute("SELECT id FROM individuals WHERE display_name=? ORDER BY created_at, id",
+                              (display_name,)).fetchone()
+        return row[0] if row else None
+
+    def image_hashes(self, iid: str) -> set[str]:
+        """`vec_hash` of every embedding of an individual (to skip what is already enrolled)."""
+        return {h for (h,) in self.db.execute("SELECT sha256 FROM images WHERE individual_id=?", (iid,))}
+
+    def record_sighting(self, iid: str, video: str, frames: Sequence[int], boxes: Sequence[Any],
+                        score: Optional[float], encounter: Optional[str] = None) -> None:
+        """Where an individual was seen in one video (replacing an earlier sighting of it there)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO sightings (individual_id, video, frames, boxes, score, created_at, "
+                       "encounter) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (iid, video, json.dumps([int(f) for f in frames]),
+                        json.dumps([list(map(float, b)) for b in boxes]), score, time.time(), encounter))
+
+    def encounter_embeddings(self, encounter: str, exclude_video: Optional[str] = None) -> list[tuple[str, np.ndarray]]:
+        """(individual id, embedding) of every image taken in the videos of one encounter (but `exclude_video`)."""
+        rows = self.db.execute(
+            "SELECT m.individual_id, m.embedding FROM images m JOIN sightings s ON s.individual_id = m.individual_id "
+            "AND s.video = m.video WHERE s.encounter=? AND s.video<>?", (encounter, exclude_video or "")).fetchall()
+        return [(iid, np.frombuffer(blob, dtype=np.float32)) for iid, blob in rows]
+
+    def labelled_embeddings(self, species: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image ids, their individuals' ids and their unit embeddings (of one `species` when given), by image id."""
+        sql = "SELECT m.id, m.individual_id, m.embedding FROM images m JOIN individuals i ON i.id = m.individual_id"
+        rows = self.db.execute(sql + (" WHERE i.species=?" if species is not None else "") + " ORDER BY m.id",
+                               (species,) if species is not None else ()).fetchall()
+        e = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows]) if rows else np.zeros((0, self.dim), np.float32)
+        return np.array([r[0] for r in rows], np.int64), np.array([str(r[1]) for r in rows]), e
+
+    def owner_positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which `ids` are images of the gallery (not -1 padding, not deleted), and the position in `owners()`'s
+        individuals of each one kept."""
+        img_ids, owner, _ = self.owners()
+        if not len(img_ids):
+            return np.zeros(len(ids), bool), np.zeros(0, np.int64)
+        pos = np.clip(np.searchsorted(img_ids, ids), 0, len(img_ids) - 1)
+        keep = (ids >= 0) & (img_ids[pos] == ids)
+        return keep, owner[pos[keep]]
+
+    def owners(self) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str, str]]]:
         """Sorted image ids, the position of each one's individual, and the individuals (id, name,
         species): an in-memory map, rebuilt after any write, so that a search reads from SQLite only
         the images it returns."""
@@ -548,7 +697,7 @@ class Gallery:
 
     def species_image_ids(self, species: str) -> np.ndarray:
         """Image ids of every individual of `species` (sorted)."""
-        img_ids, owner, inds = self._owners()
+        img_ids, owner, inds = self.owners()
         of_species = np.array([r[2] == species for r in inds], bool)
         return img_ids[of_species[owner]] if len(img_ids) else img_ids
 
@@ -564,40 +713,10 @@ class Gallery:
         return rows
 
     # -- open set -----------------------------------------------------------------------
-    def calibrate(self, max_images: int = 5000) -> dict[str, Any]:
-        """Recompute the open-set threshold from the gallery's own genuine/impostor best scores."""
-        from .calibration import calibrate_open_set
-
-        return calibrate_open_set(self, max_images)
-
-    def recalibrate(self, kind: str = "isotonic", shortlist: Optional[int] = None,
-                    progress: Optional[Callable[[float, str], None]] = None) -> dict[str, Any]:
-        """Fit P(same individual) per species on the gallery's own individuals (see gallery.calibration);
-        `progress(fraction, message)` hears of each species."""
-        from .calibration import recalibrate
-
-        return recalibrate(self, kind, shortlist, progress=progress)
-
-    def identify(self, embedding: np.ndarray, image: Any = None, species: Optional[str] = None, k: int = 5,
-                 shortlist: Optional[int] = None, accept: Optional[float] = None,
-                 auto_accept: Optional[bool] = None) -> Any:
-        """Coarse-to-fine identification of one query (see gallery.verification.identify)."""
-        from .verification import identify
-
-        return identify(self, embedding, image, species=species, k=k, shortlist=shortlist, accept=accept,
-                        auto_accept=auto_accept)
-
-    def evidence(self, image: Any, image_id: int, **kwargs: Any) -> Any:
-        """The evidence picture of a query against one gallery image (see gallery.verification.evidence)."""
-        from .verification import evidence
-
-        return evidence(self, image, image_id, **kwargs)
-
     def set_threshold(self, value: float) -> None:
         if not -1.0 <= value <= 1.0:
             raise ConfigError("a cosine threshold lies in [-1, 1]")
-        with self._tx():
-            self._set_meta("threshold", float(value))
+        self.update_settings(threshold=float(value))
 
 
 def _open_existing(folder: str | Path) -> "Gallery":
@@ -618,4 +737,4 @@ def open_gallery(folder: str | Path, model: Any, create: bool = True) -> Gallery
     return Gallery(folder, model.config.name, model.fingerprint(), model.embedding_dim, create=create)
 
 
-__all__ = ["Gallery", "GalleryError", "Match", "SearchResult", "open_gallery", "vec_hash"]
+__all__ = ["Gallery", "GalleryError", "GallerySettings", "Match", "SearchResult", "open_gallery", "vec_hash", "DEFAULT_ACCEPT"]

@@ -1,6 +1,6 @@
 """Per-video identification: frames and detections in, an identity per detection out (seed 000
 self-supervised head, seed 001 IoU temporal positives), ready for the gallery's cross-video IDs."""
-from .assignment import constrained_assign, kmeans
+from .kmeans import constrained_assign, kmeans
 from .cluster import ClusterConfig, KEstimate, VideoClustering, cluster_descriptors, cooccurrence_score, estimate_k
 from .color import color_histogram, color_histograms, with_color
 from .crops import cluster_crops, extract_crop_archive, is_crop_table, read_crop_archive, read_crop_table

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from .assignment import constrained_assign, kmeans
+from .kmeans import constrained_assign, kmeans
 from .color import with_color
 from .detections import frame_groups, iou_links, iou_tracklets
 from .head import HeadConfig, train_head
@@ -197,7 +197,7 @@ class VideoClustering:
         """Write labels.csv, tracks.txt (MOT: frame,id,x,y,w,h,conf,-1,-1,-1, 1-based), prototypes.npz,
         summary.json and, given the frame source, crops/<cluster>/ representative crops. Each file is
         written to a temporary name and renamed."""
-        from ..imaging import crop_box
+        from ..data.imaging import crop_box
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
-from ..imaging import crop_box, load_image, preprocess
+from ..data.imaging import crop_box, load_image, preprocess
 from .color import COLOR_DIM, color_histogram
 from .color import VERSION as COLOR_VERSION
 from .frames import FrameSource
+from ..resources import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,7 @@ KINDS = ("embedding", "backbone", "color")
 
 def default_cache_dir() -> Path:
     """Where descriptors are cached: $REID_HUB_CACHE/descriptors or ~/.cache/reid-hub/descriptors."""
-    root = os.environ.get("REID_HUB_CACHE") or Path.home() / ".cache" / "reid-hub"
-    return Path(root) / "descriptors"
+    return cache_dir() / "descriptors"
 
 
 def _source_digest(source: FrameSource) -> str:

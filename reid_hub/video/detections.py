@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from ..boxes import box_iou
+from ..data.boxes import box_iou
 from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

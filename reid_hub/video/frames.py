@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from ..imaging import load_image
+from ..data.imaging import load_image
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

@@ -20,8 +20,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
-from ..losses import SigmoidPairLoss
-from .assignment import constrained_assign, kmeans  # the same clustering the inference uses
+from ..training.losses import SigmoidPairLoss
+from .kmeans import constrained_assign, kmeans
 
 log = logging.getLogger(__name__)
 

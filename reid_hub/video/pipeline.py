@@ -74,7 +74,7 @@ def propose_video(gallery: Any, result: VideoClustering, source: FrameSource, vi
     import numpy as np
 
     from ..gallery import review
-    from ..imaging import crop_box
+    from ..data.imaging import crop_box
 
     det = result.detections.reset_index(drop=True)
     clusters = result.clusters()

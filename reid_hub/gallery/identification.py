@@ -1,0 +1,221 @@
+"""Coarse-to-fine identification in a gallery: a FAISS shortlist, local-feature verification against the
+features stored at enrollment, calibrated P(same individual), a decision band, and the evidence picture.
+
+The ranking is `scoring.ranker.Ranker` over the gallery (`gallery_ranker`); what it reads of the gallery's
+configuration is `store.GallerySettings`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+from PIL import Image
+
+from ..scoring.decisions import NEW, REVIEW, DecisionBands
+from ..errors import ConfigError, DataError, GalleryError
+from ..scoring.fusion import CalibrationSet, FusionCalibration, known_probability
+from ..scoring.ranker import Ranker
+from ..scoring.matchers import MATCHERS, LocalFeatures, PairMatch, default_shortlist, draw_matches
+from .store import DEFAULT_ACCEPT, Gallery
+
+log = logging.getLogger(__name__)
+#: auto-accept needs a calibration fitted on at least this many same-individual pairs
+MIN_SAME_PAIRS_FOR_AUTO = 100
+
+
+def set_matcher(gallery: Gallery, name: str, species: Optional[str] = None) -> None:
+    """Choose the matcher of a gallery (or of one species in it). Images enrolled before keep the features
+    of their old matcher; they are verified only once re-enrolled (or `extract_missing` is run)."""
+    if name not in MATCHERS:
+        raise ConfigError(f"unknown matcher {name!r}; choose one of {sorted(MATCHERS)}")
+    if species:
+        gallery.update_settings(matcher_by_species={**gallery.settings.matcher_by_species, species: name})
+    else:
+        gallery.update_settings(matcher=name)
+
+
+def extract_missing(gallery: Gallery, load: Any, progress: bool = False) -> int:
+    """Extract and store local features for images that lack them under their species' matcher;
+    `load(image_id)` returns the image's PIL crop (or None when it is not available). Returns the count."""
+    from tqdm.auto import tqdm
+
+    done = 0
+    for image_id, _, name in tqdm(gallery.images_without_features(), disable=not progress, desc="local features",
+                                  unit="img"):
+        img = load(image_id)
+        if img is None:
+            continue
+        gallery.store_features(image_id, name, gallery.matcher(name).extract(img))
+        done += 1
+    return done
+
+
+def calibration_set(gallery: Gallery) -> Optional[CalibrationSet]:
+    """The gallery's fitted P(same individual) calibrations (None before `recalibrate`)."""
+    d = gallery.settings.fusion_calibration
+    return CalibrationSet.from_dict(d) if d else None
+
+
+def gallery_ranker(gallery: Gallery, species: Optional[str] = None, image: Optional[Image.Image] = None,
+                   calibration: Optional[CalibrationSet] = None) -> tuple[Ranker, dict[str, LocalFeatures]]:
+    """The ranker of a gallery: its FAISS index (only `species` when given) for the shortlist, its stored local
+    features against `image`'s for verification (none without an image), `calibration` per candidate species.
+    Also returns the query's local features by matcher (extracted on first use), for the evidence picture."""
+    allowed, _ = gallery.species_pool(species)
+    _, _, inds = gallery.owners()
+    settings = gallery.settings
+    qfeats: dict[str, LocalFeatures] = {}
+
+    def search(q: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        return gallery.nearest(q, depth, allowed)
+
+    def local(_: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        out = np.full(len(ids), np.nan)
+        _, who = gallery.owner_positions(ids)
+        by_matcher: dict[str, list[int]] = {}
+        for j, o in enumerate(who.tolist()):
+            by_matcher.setdefault(settings.matcher_for(inds[o][2]), []).append(j)
+        for name, js in by_matcher.items():
+            stored = gallery.stored_features(ids[js], name)
+            m = gallery.matcher(name)
+            if name not in qfeats:
+                qfeats[name] = m.extract(image)
+            for j in js:
+                f = stored.get(int(ids[j]))
+                if f is not None:
+                    out[j] = m.match(qfeats[name], f).score
+        return out
+
+    def calibration_of(_: int, o: Any) -> Optional[FusionCalibration]:
+        try:
+            return calibration.for_species(inds[int(o)][2]) if calibration is not None else None
+        except DataError:  # a species without its own calibration and no fallback
+            return None
+
+    return Ranker(search, gallery.owner_positions, local if image is not None else None, calibration_of), qfeats
+
+
+@dataclass
+class VerifiedMatch:
+    """One candidate individual after verification: its best image and the scores behind P(same)."""
+
+    individual_id: str
+    display_name: str
+    species: str
+    image_id: int
+    global_score: float
+    local_score: Optional[float]
+    probability: Optional[float]
+    p_global: Optional[float] = None
+    p_local: Optional[float] = None
+    matcher: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Identification:
+    """The verified ranking for one query and what to do with it: accept, review or new."""
+
+    matches: list[VerifiedMatch]
+    decision: str
+    probability: Optional[float]
+    calibrated: bool
+    bands: dict[str, float]
+    shortlist: int
+    query_features: dict[str, LocalFeatures] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decision": self.decision, "probability": self.probability, "calibrated": self.calibrated,
+                "bands": self.bands, "shortlist": self.shortlist, "matches": [m.to_dict() for m in self.matches]}
+
+
+def identify(gallery: Gallery, embedding: np.ndarray, image: Optional[Image.Image], species: Optional[str] = None,
+             k: int = 5, shortlist: Optional[int] = None, accept: Optional[float] = None,
+             auto_accept: Optional[bool] = None) -> Identification:
+    """Rank the gallery's individuals for one query: the `shortlist` best images by embedding (only
+    `species` when given, filtered inside the index), each verified by local matches against its stored
+    features, scored P(same individual) with the gallery's calibration for its species, aggregated per
+    individual (best image). Decision: accept when P >= `accept` (and `auto_accept`, and the species'
+    calibration rests on at least MIN_SAME_PAIRS_FOR_AUTO same-individual pairs), new below the species'
+    open-set threshold, review in between. Without a calibration (before `recalibrate`) the global score and the
+    gallery threshold decide between new and review; nothing is auto-accepted. `image` None: global only."""
+    if len(gallery) == 0:
+        raise GalleryError(f"gallery {gallery.folder} is empty: enroll individuals first")
+    q = gallery.check_embeddings(embedding)
+    if len(q) != 1:
+        raise DataError(f"identify takes one query embedding, got {len(q)}")
+    settings = gallery.settings
+    _, pool = gallery.species_pool(species)
+    depth = int(shortlist or settings.shortlist or default_shortlist(settings.matcher_for(species), pool))
+    if depth < 1:
+        raise ConfigError("the shortlist needs at least one candidate")
+    cal = calibration_set(gallery)
+    ranker, qfeats = gallery_ranker(gallery, species, image, cal)
+    cands = ranker.rank(q, min(pool, depth))
+    _, _, inds = gallery.owners()
+    prob = cands.probability
+
+    def verified(r: int) -> VerifiedMatch:
+        iid, dname, sp = inds[int(cands.owner[r])]
+        loc = None if np.isnan(cands.local_score[r]) else float(cands.local_score[r])
+        calibrated = not np.isnan(cands.p_global[r])
+        return VerifiedMatch(iid, dname, sp, int(cands.image[r]), float(cands.global_score[r]), loc,
+                             float(prob[r]) if calibrated else None,
+                             float(cands.p_global[r]) if calibrated else None,
+                             float(cands.p_local[r]) if calibrated else None,
+                             matcher=settings.matcher_for(sp) if loc is not None else None)
+
+    best = {m.individual_id: m for m in (verified(int(rows[0])) for _, rows in cands.best_per_owner(0, len(inds)))}
+    ranked = list(best.values())[:k]
+    accept_band = float(accept if accept is not None else settings.accept)
+    top = ranked[0] if ranked else None
+    if top is not None and top.probability is not None:
+        c = cal.for_species(top.species)
+        auto = bool(settings.auto_accept if auto_accept is None else auto_accept)
+        # a calibration fitted on few labelled pairs says 1.0 too easily: nothing is auto-accepted on it
+        supported = c.report.get("same_pairs", 0) >= MIN_SAME_PAIRS_FOR_AUTO
+        # 'new' means none of the candidates: decided on P(known), the summed probabilities of the candidate
+        # individuals of the top candidate's species, where the calibration has its threshold
+        known = None
+        if c.known_threshold is not None:
+            known = known_probability([m.probability for m in best.values()
+                                       if m.probability is not None and m.species == top.species])
+        new_band = c.new_threshold if known is None else c.known_threshold
+        bands = DecisionBands(accept=accept_band, new=min(accept_band, new_band), auto_accept=auto and supported)
+        decision, prob, calibrated = bands.decide(top.probability, known), top.probability, True
+        band_d = {"accept": bands.accept, "new": bands.new, "auto_accept": bands.auto_accept,
+                  "calibration_same_pairs": int(c.report.get("same_pairs", 0)),
+                  "calibration": c.report.get("kind", "isotonic"), "p_known": known,
+                  "new_rule": "p_known" if known is not None else "p_best"}
+        if c.report.get("fallback"):
+            band_d["calibration_fallback"] = c.report["fallback"]
+    else:
+        thr = gallery.threshold
+        decision = NEW if top is None or (thr is not None and top.global_score < thr) else REVIEW
+        prob, calibrated, band_d = None, False, {"threshold": thr}
+    return Identification(ranked, decision, prob, calibrated, band_d, depth, qfeats)
+
+
+def evidence(gallery: Gallery, image: Image.Image, image_id: int, caption: Optional[str] = None,
+             query_features: Optional[dict[str, LocalFeatures]] = None) -> Image.Image:
+    """Query and a gallery image side by side with their verified matches (the gallery image drawn from its
+    stored thumbnail, or a grey box when it has none)."""
+    name = gallery.settings.matcher_for(gallery.image_species(image_id))
+    stored = gallery.stored_features([int(image_id)], name).get(int(image_id))
+    if stored is None:
+        raise GalleryError(f"image {image_id} has no stored {name} features: no evidence to draw")
+    m = gallery.matcher(name)
+    qf = (query_features or {}).get(name) or m.extract(image)
+    match: PairMatch = m.match(qf, stored)
+    thumb = gallery.thumbnail_path(int(image_id))
+    other = Image.open(thumb).convert("RGB") if thumb else Image.new("RGB", stored.image_size, (200, 200, 200))
+    text = caption or f"{name}: {int(match.inliers.sum())} verified of {len(match.idx0)} tentative matches"
+    return draw_matches(image, other, qf, stored, match, caption=text)
+
+
+__all__ = ["identify", "evidence", "Identification", "VerifiedMatch", "set_matcher", "extract_missing", "calibration_set",
+           "gallery_ranker", "DEFAULT_ACCEPT"]

@@ -1,0 +1,14 @@
+"""Local-feature matching: extract keypoints once per image, match a pair, verify it geometrically.
+
+`create_matcher(name)` builds one of `MATCHERS` (OpenCV SIFT; ALIKED or DISK with LightGlue;
+XFeat with mutual nearest neighbours or LighterGlue). Every matcher returns `LocalFeatures`
+(keypoints in the pixel coordinates of the image it was given) and `PairMatch` (tentative
+correspondences and the RANSAC inliers among them; `score` is the verified count).
+"""
+from .base import LocalFeatures, LocalMatcher, PairMatch, ransac_inliers
+from .evidence import draw_matches
+from .registry import (DEFAULT_MATCHER, DEFAULT_SHORTLISTS, MATCHERS, VERIFY_WHOLE_GALLERY_UP_TO, create_matcher, default_shortlist)
+
+__all__ = ["LocalFeatures", "LocalMatcher", "PairMatch", "ransac_inliers", "draw_matches", "MATCHERS",
+           "DEFAULT_MATCHER", "DEFAULT_SHORTLISTS", "VERIFY_WHOLE_GALLERY_UP_TO",
+           "create_matcher", "default_shortlist"]
