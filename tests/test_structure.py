@@ -1,35 +1,45 @@
-"""The package's module graph has no import circles (function-level imports included)."""
+"""The package's module graph: no import circles (in-function and TYPE_CHECKING imports counted), pipeline stages
+that import only downstream, no private names used across modules, and a wheel that lists every package."""
 import ast
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "reid_hub"
 
 
-def _graph() -> dict[str, set[str]]:
+def _modules() -> dict[str, Path]:
     mods = {}
     for p in ROOT.rglob("*.py"):
         parts = p.relative_to(ROOT.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        mods[name] = p
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return mods
+
+
+def _graph() -> tuple[dict[str, set[str]], int]:
+    """Every import of a reid_hub module by another (at module level, in functions, under TYPE_CHECKING), and how
+    many of them sit inside functions."""
+    mods = _modules()
     edges: dict[str, set[str]] = {m: set() for m in mods}
+    in_function = 0
     for m, p in mods.items():
         pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
         tree = ast.parse(p.read_text())
-        for main_block in [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]:
-            tree.body.remove(main_block)  # a script entry point runs only as __main__, never on import
-        for node in list(ast.walk(tree)):  # imports for type checkers only never run
-            body = getattr(node, "body", None)
-            for block in [n for n in (body if isinstance(body, list) else []) if isinstance(n, ast.If)
-                          and "TYPE_CHECKING" in ast.unparse(n.test)]:
-                node.body.remove(block)
+        inside = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  for n in ast.walk(f) if n is not f}
         for node in ast.walk(tree):
+            targets: list[str] = []
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
-                for c in [target] + [f"{target}.{a.name}" for a in node.names]:
-                    if c in mods and c != m:
-                        edges[m].add(c)
-    return edges
+                targets = [target] + [f"{target}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reid_hub"):
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            hit = {c for c in targets if c in mods and c != m}
+            edges[m] |= hit
+            in_function += bool(hit) and id(node) in inside
+    return edges, in_function
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -53,12 +63,78 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+#: (importer, imported): pipeline stages that must not know each other
+FORBIDDEN = [("reid_hub.gallery", "reid_hub.app"), ("reid_hub.gallery", "reid_hub.cli"),
+             ("reid_hub.gallery", "reid_hub.video"), ("reid_hub.video", "reid_hub.gallery"),
+             ("reid_hub.training", "reid_hub.cli"), ("reid_hub.scoring", "reid_hub.gallery")]
+
+
+def _violations(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    bad = [(a, b) for a, tg in edges.items() for b in tg for pa, pb in FORBIDDEN if _under(a, pa) and _under(b, pb)]
+    # nothing imports the command line but itself and the `python -m reid_hub` entry point
+    bad += [(a, b) for a, tg in edges.items() for b in tg
+            if _under(b, "reid_hub.cli") and not _under(a, "reid_hub.cli") and a != "reid_hub.__main__"]
+    return sorted(set(bad))
+
+
 def test_cycle_finder_finds_a_circle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_graph_sees_function_level_and_type_checking_imports(tmp_path):
+    edges, in_function = _graph()
+    assert "reid_hub.scoring.calibration" in edges["reid_hub.gallery.recalibration"]  # module level
+    assert "reid_hub.app.demo" in edges["reid_hub.cli.serve"]  # inside a function
+    assert in_function > 0
+
+
 def test_reid_hub_has_no_import_circles():
-    edges = _graph()
-    assert "reid_hub.scoring.calibration" in edges["reid_hub.gallery.recalibration"]  # the graph sees real edges
+    edges, _ = _graph()
     assert _cycles(edges) == []
+
+
+def test_stages_import_only_what_they_may():
+    edges, _ = _graph()
+    assert _violations({"reid_hub.video.x": {"reid_hub.gallery.store"}, "reid_hub.app.y": {"reid_hub.cli"}}) == [
+        ("reid_hub.app.y", "reid_hub.cli"), ("reid_hub.video.x", "reid_hub.gallery.store")]
+    assert _violations(edges) == []
+
+
+def test_the_gallery_store_imports_none_of_its_helpers():
+    edges, _ = _graph()
+    helpers = {m for m in edges if _under(m, "reid_hub.gallery")} - {"reid_hub.gallery.store", "reid_hub.gallery.index",
+                                                                      "reid_hub.gallery"}
+    assert not edges["reid_hub.gallery.store"] & helpers
+
+
+def test_no_private_name_is_used_across_modules():
+    """`obj._name` where obj is not self/cls and the module does not define `_name`, or `from x import _name`."""
+    used = []
+    for m, p in _modules().items():
+        tree = ast.parse(p.read_text())
+        own = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        own |= {t.attr for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign))
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Attribute)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                used += [(m, a.name) for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and node.attr not in own and node.attr not in ("_asdict", "_fields", "_replace")  # namedtuple API
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                used.append((m, ast.unparse(node)))
+    assert used == []
+
+
+def test_the_wheel_lists_every_package_and_ships_the_default_model():
+    cfg = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {m for m, p in _modules().items() if p.name == "__init__.py"}
+    assert set(cfg["packages"]) - {"reid_hub.model_cards", "reid_hub.examples"} == found
+    assert cfg["package-dir"] == {"reid_hub.model_cards": "model_cards", "reid_hub.examples": "examples"}
+    from reid_hub import DEFAULT_MODEL
+
+    assert (ROOT.parent / "model_cards" / DEFAULT_MODEL / "model.safetensors").is_file()

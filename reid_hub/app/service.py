@@ -23,6 +23,9 @@ from ..models.loading import DEFAULT_MODEL, from_pretrained
 from ..data.imaging import MAX_IMAGE_PIXELS, load_image
 from .jobs import DONE, FAILED, JobStore
 from ..gallery.identification import evidence, identify
+from ..gallery.recalibration import calibrate_open_set
+from ..gallery.recalibration import recalibrate as recalibrate_gallery
+from .clips import ClipLimits, ClipRequest, cluster_clip, place_clip
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,8 @@ class ReidService:
         self.model = model if model is not None else from_pretrained(cfg.model)
         self.gallery: Gallery = open_gallery(cfg.gallery_dir, self.model)
         self.lock = threading.RLock()
+        #: one clip flow (app.clips) for the API and the UI, with the same limits
+        self.clip_limits = ClipLimits(max_bytes=cfg.max_video_bytes)
         self.limiter = RateLimiter(cfg.heavy_per_minute)
         self.jobs = JobStore(Path(cfg.gallery_dir) / "jobs.sqlite")
         self._sessions: Any = None
@@ -356,7 +361,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         """Refit P(same individual) per species on the gallery's own individuals (a job)."""
         def run(progress: Any) -> dict[str, Any]:
             with svc.lock:
-                return svc.gallery.recalibrate(kind=kind, progress=progress)
+                return recalibrate_gallery(svc.gallery, kind=kind, progress=progress)
         return as_job("recalibrate", run, wait)
 
     class Decision(BaseModel):
@@ -421,7 +426,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                 else p.current
             if cand is None:
                 raise GalleryError(f"proposal {proposal_id} has no candidate {individual_id or ''}".strip())
-            pic = svc.gallery.evidence(review.query_image(svc.gallery, proposal_id), cand["image_id"])
+            pic = evidence(svc.gallery, review.query_image(svc.gallery, proposal_id), cand["image_id"])
         return Response(content=png_bytes(pic), media_type="image/png")
 
     @app.get("/export/camtrap-dp", dependencies=[Depends(require_token)])
@@ -467,7 +472,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
     @app.post("/calibrate", dependencies=[Depends(require_token)])
     def calibrate() -> dict[str, Any]:
         with svc.lock:
-            return svc.gallery.calibrate()
+            return calibrate_open_set(svc.gallery)
 
     @app.get("/images/{image_id}/thumbnail")
     def thumbnail(image_id: int = PathParam(ge=0, le=MAX_ID)):
@@ -522,11 +527,8 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                 "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
 
     def assign_clusters(result: Any, video: str, species: str, encounter: str) -> list[dict[str, Any]]:
-        from ..video import assign_video
-
-        with svc.lock:
-            res = assign_video(svc.gallery, result, video_name=video, species=species, encounter=encounter or None)
-        return [a.__dict__ for a in res]
+        return place_clip(svc.gallery, result, None, video, species=species, encounter=encounter or None,
+                          lock=svc.lock)["assignments"]
 
     @app.post("/clips/cluster", dependencies=[Depends(heavy)])
     def clip_cluster(video: UploadFile = File(...), detections: UploadFile = File(...),
@@ -555,7 +557,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         def run(progress: Any) -> dict[str, Any]:
             import tempfile
 
-            from ..video import ClusterConfig, cluster_video
+            from ..video import ClusterConfig
 
             with tempfile.TemporaryDirectory() as tmp:
                 vpath = Path(tmp) / f"clip{suffix}"
@@ -563,24 +565,18 @@ def create_api(cfg: ServiceConfig, model: Any = None):
                 dpath = Path(tmp) / f"detections{det_suffix if det_suffix in ('.json', '.txt', '.csv') else '.csv'}"
                 dpath.write_bytes(raw)
                 progress(0.05, "decoding, embedding and clustering the clip")
-                result, source = cluster_video(vpath, dpath, svc.model, ClusterConfig(k=k), fmt=detections_format,
-                                               min_score=min_score, cache_dir=Path(tmp) / "cache")
+                req = ClipRequest(video_name or name, video=vpath, detections=dpath, config=ClusterConfig(k=k),
+                                  detections_format=detections_format, min_score=min_score,
+                                  cache_dir=Path(tmp) / "cache")
+                result, source = cluster_clip(svc.model, req, Path(tmp), svc.clip_limits)
                 progress(0.85, "matching the clusters to the gallery")
-                proposals = None
-                if review:
-                    from ..video import propose_video
-
-                    with svc.lock:
-                        proposals = propose_video(svc.gallery, result, source, video_name or name, species=species,
-                                                  actor=actor)
+                placed = place_clip(svc.gallery, result, source, video_name or name, review_first=review,
+                                    species=species, encounter=encounter or None, actor=actor,
+                                    lock=svc.lock) if review or assign else {}
             out = clip_summary(result, video_name or name)
             out["detections"] = [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1),
                                   int(r.label)] for r in result.detections.itertuples()]
-            if proposals is not None:
-                out["proposals"] = proposals
-            elif assign:
-                out["assignments"] = assign_clusters(result, video_name or name, species, encounter)
-            return out
+            return {**out, **placed}
         return as_job("clips/cluster", run, wait)
 
     @app.post("/clips/crops", dependencies=[Depends(heavy)])
@@ -605,7 +601,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             zpath = Path(tmp) / "crops.zip"
             zpath.write_bytes(data)
             root = (Path(tmp) / "crops").resolve()
-            crops = read_crop_archive(zpath, root, max_bytes=4 * cfg.max_video_bytes)
+            crops = read_crop_archive(zpath, root, max_bytes=svc.clip_limits.max_unpacked)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -9,6 +9,7 @@ import io
 import logging
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import gradio as gr
@@ -76,7 +77,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         if top and top["matcher"]:
             try:
                 with svc.lock:
-                    picture = svc.gallery.evidence(query, top["image_id"])
+                    picture = evidence_picture(svc.gallery, query, top["image_id"])
             except ReidHubError:
                 picture = None
         return items, (f"{verdict}\n\n| rank | name | id | species | score | verified matches | P(same) |\n"
@@ -98,8 +99,9 @@ def build_ui(svc: ReidService) -> gr.Blocks:
              token: str, request: gr.Request = None, progress: gr.Progress = gr.Progress()):
         import tempfile
 
-        from reid_hub.data.imaging import load_image
-        from reid_hub.video import ClusterConfig, assign_video, cluster_crops, cluster_video, read_crop_archive
+        from ..data.imaging import load_image
+        from ..video import ClusterConfig
+        from .clips import ClipRequest, cluster_clip, place_clip
 
         if crops_zip is None and (video_file is None or detections_file is None):
             return pd.DataFrame(), None, ("Upload a video and its detections (MegaDetector JSON, MOT, COCO or CSV), "
@@ -110,16 +112,18 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             kk = int(k) if k and k > 0 else None
             with tempfile.TemporaryDirectory() as tmp:
                 progress(0.05, desc="decoding, embedding and clustering")
-                if crops_zip is not None:
-                    crops = read_crop_archive(crops_zip, Path(tmp) / "crops")
-                    result, source = cluster_crops(crops, svc.model, ClusterConfig(k=kk), cache_dir=Path(tmp) / "c"), None
-                    name = video_name.strip() or Path(str(crops_zip)).name
-                else:
-                    result, source = cluster_video(video_file, detections_file, svc.model, ClusterConfig(k=kk))
-                    name = video_name.strip() or Path(str(video_file)).name
+                upload = crops_zip if crops_zip is not None else video_file
+                name = video_name.strip() or Path(str(upload)).name
+                req = ClipRequest(name, crops=Path(crops_zip) if crops_zip is not None else None,
+                                  video=None if crops_zip is not None else Path(video_file),
+                                  detections=None if crops_zip is not None else Path(detections_file),
+                                  config=ClusterConfig(k=kk), min_score=0.0 if crops_zip is not None else 0.5,
+                                  cache_dir=Path(tmp) / "cache")
+                result, source = cluster_clip(svc.model, req, Path(tmp), svc.clip_limits)
                 progress(0.85, desc="matching the animals to the gallery")
-                with svc.lock:
-                    res = assign_video(svc.gallery, result, video_name=name, encounter=encounter.strip() or None)
+                placed = place_clip(svc.gallery, result, source, name, encounter=encounter.strip() or None,
+                                    lock=svc.lock)
+                res = [SimpleNamespace(**a) for a in placed["assignments"]]
                 det = result.detections
                 names = {int(a.cluster): a.display_name for a in res}
                 if source is None:  # crops: one representative crop per animal, named
@@ -168,7 +172,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             cand = p.current
             thumb = _thumb(svc, cand["image_id"]) if cand else None
             try:
-                pic = svc.gallery.evidence(query, cand["image_id"]) if cand and cand.get("matcher") else None
+                pic = evidence_picture(svc.gallery, query, cand["image_id"]) if cand and cand.get("matcher") else None
             except ReidHubError:
                 pic = None
         prob = "-" if not cand or cand.get("probability") is None else f"{cand['probability']:.2f}"

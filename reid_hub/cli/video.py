@@ -14,7 +14,8 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
     import torch
 
     from ..models.loading import from_pretrained
-    from ..video import ClusterConfig, HeadConfig, assign_video, cluster_crops, cluster_video, is_crop_table
+    from ..app.clips import ClipRequest, cluster_clip, place_clip
+    from ..video import ClusterConfig, HeadConfig, is_crop_table
 
     if args.k is not None and args.k < 1:
         raise ConfigError("--k must be at least 1")
@@ -27,18 +28,19 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
     model = from_pretrained(args.model)
     if torch.cuda.is_available():
         model = model.cuda()
-    if is_crop_table(args.video):  # a crop-video: the table is the detections
-        if args.detections:
-            raise ConfigError(f"{args.video} is a crop table (frame, path columns): give no --detections")
-        result, source = cluster_crops(args.video, model, config, min_score=args.min_score, cache_dir=args.cache_dir,
-                                       progress=not args.quiet), None
-    else:
-        if not args.detections:
-            raise ConfigError(f"{args.video}: a video or frame folder needs --detections (a table of crops with "
-                              "frame and path columns needs none)")
-        result, source = cluster_video(args.video, args.detections, model, config, fmt=args.format,
-                                       min_score=args.min_score, padding=args.padding, cache_dir=args.cache_dir,
-                                       progress=not args.quiet)
+    crop_video = is_crop_table(args.video)  # a crop-video: the table is the detections
+    if crop_video and args.detections:
+        raise ConfigError(f"{args.video} is a crop table (frame, path columns): give no --detections")
+    if not crop_video and not args.detections:
+        raise ConfigError(f"{args.video}: a video or frame folder needs --detections (a table of crops with "
+                          "frame and path columns needs none)")
+    name = args.video_name or Path(args.video).name
+    req = ClipRequest(name, video=None if crop_video else Path(args.video),
+                      detections=None if crop_video else Path(args.detections), crops=Path(args.video) if crop_video
+                      else None, config=config, detections_format=args.format, min_score=args.min_score,
+                      padding=args.padding, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                      progress=not args.quiet)
+    result, source = cluster_clip(model, req, Path(args.video).parent)
     out = Path(args.out) if args.out else Path(args.video).parent / f"{Path(args.video).stem}_ids"
     result.write(out, source, padding=args.padding)
     summary: dict[str, Any] = {"out": str(out), "k": result.k, "detections": len(result.detections),
@@ -53,12 +55,10 @@ def _cmd_video_cluster(args: argparse.Namespace) -> int:
 
         gallery = open_gallery(args.gallery, model)
         try:
-            res = assign_video(gallery, result, video_name=args.video_name or Path(args.video).name,
-                               enroll=not args.match_only, species=args.species or "", threshold=args.threshold,
-                               encounter=args.encounter)
+            summary.update(place_clip(gallery, result, source, name, species=args.species or "",
+                                      encounter=args.encounter, enroll=not args.match_only, threshold=args.threshold))
         finally:
             gallery.close()
-        summary["assignments"] = [a.__dict__ for a in res]
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

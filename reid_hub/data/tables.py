@@ -238,7 +238,7 @@ class ReIDImageDataset(Dataset):
         self.classes = list(classes) if classes is not None else sorted(self.df["label"].unique())
         index = {c: i for i, c in enumerate(self.classes)}
         self.targets = [index.get(lbl, -1) for lbl in self.df["label"]]
-        self.augment = _train_augment(preprocess.size) if augment else None
+        self.augment = train_augment(preprocess.size) if augment else None
         self.seed, self.epoch = int(seed), 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -265,7 +265,7 @@ class ReIDImageDataset(Dataset):
         return to_tensor(img, self.cfg), self.targets[i]
 
 
-def _train_augment(size: int) -> tuple[Any, Any]:
+def train_augment(size: int) -> tuple[Any, Any]:
     from torchvision import transforms as T
 
     class _Crop:  # a random sub-window that keeps the image's aspect (the model letterboxes after it)

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from ..data import tables as rdata
 from ..errors import DataError
-from ..scoring.fusion import FusionCalibration, fit_fusion, labelled_pairs, shortlist
+from ..scoring.ranker import Ranker, matrix_search
+from ..scoring.fusion import FusionCalibration, fit_fusion, labelled_pairs
 from ..scoring.calibration import expected_calibration_error
 from ..scoring.matchers import LocalFeatures, LocalMatcher, create_matcher, default_shortlist
 from ..models.model import ReIDModel
@@ -177,17 +178,12 @@ class FusedScorer:
         emb = self.features.embeddings(part)
         g = emb @ emb.T
         cals, source = self.calibrations(part)
-        cand = shortlist(g, self._depth(len(part)), self._groups(part))
-        qi = np.repeat(np.arange(len(part)), cand.shape[1])
-        ci = cand.ravel()
-        keep = ci >= 0
-        qi, ci = qi[keep], ci[keep]
-        loc = self.features.pair_scores(part, qi, ci)
-        probs = {"global": np.zeros(len(qi)), "local": np.zeros(len(qi)), "fused": np.zeros(len(qi))}
-        for i in np.unique(qi):
-            m = qi == i
-            for k, v in cals[i].probabilities(g[i, ci[m]], loc[m]).items():
-                probs[k][m] = v
+        # the one ranker, over the table against itself: each row owns itself, so the probabilities are per pair
+        ranker = Ranker(matrix_search(g, self._groups(part)), lambda ids: (ids >= 0, ids[ids >= 0]),
+                        lambda q, c: self.features.pair_scores(part, q, c), lambda q, _: cals[q])
+        cands = ranker.rank(np.arange(len(part)), self._depth(len(part)))
+        qi, ci = cands.query, cands.image
+        probs = {"global": cands.p_global, "local": cands.p_local, "fused": cands.p_fused}
         out = (g - 3.0).astype(np.float64)  # below every probability: unlisted candidates rank after the shortlist
         out[qi, ci] = probs[self.output]
         labels = part["label"].to_numpy()

@@ -30,7 +30,7 @@ from ..models.model import ReIDModel
 
 log = logging.getLogger(__name__)
 
-#: bump when the augmentation recipe of data._train_augment changes (it is part of the cache key)
+#: bump when the augmentation recipe of data.train_augment changes (it is part of the cache key)
 AUGMENT_VERSION = 1
 
 
@@ -64,7 +64,7 @@ class TrunkCache:
         self.folder = Path(root) if root else default_cache_root()
         self.folder = self.folder / key
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._augment = rdata._train_augment(model.config.preprocess.size)
+        self._augment = rdata.train_augment(model.config.preprocess.size)
 
     def path(self, row: pd.Series | dict) -> Path:
         """The file holding one row's views (keyed by image id, image path and box)."""

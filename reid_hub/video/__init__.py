@@ -9,7 +9,7 @@ from .detections import (FORMATS, box_iou, clean_detections, frame_groups, iou_l
                          read_tracks_csv)
 from .frames import FrameSource, iter_frames, open_frames
 from .head import HeadConfig, ProjectionHead, hungarian_pair_labels, train_head
-from .pipeline import assign_video, cluster_video, load_video_detections, propose_video
+from .pipeline import cluster_video, load_video_detections
 from .pseudo import augment, make_pseudo_video
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "FORMATS", "box_iou", "clean_detections", "frame_groups", "iou_links", "iou_tracklets", "read_detections",
     "FrameSource", "iter_frames", "open_frames",
     "HeadConfig", "ProjectionHead", "hungarian_pair_labels", "train_head",
-    "assign_video", "cluster_video", "load_video_detections", "propose_video",
+    "cluster_video", "load_video_detections",
     "augment", "make_pseudo_video", "read_tracks_csv",
 ]
 

@@ -1,0 +1,123 @@
+"""The one clip flow of the service, the UI and the CLI: a clip (a video with its detections, or a crop-video) ->
+its animals (self-supervised clustering) -> persistent gallery individuals, or review proposals.
+
+Limits are the caller's (`ClipLimits`, from the service's config); the steps are the same everywhere.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..data.imaging import crop_box
+from ..errors import TooLargeError
+from ..gallery import Gallery, assign_clip, review
+from ..video import ClusterConfig, VideoClustering, cluster_crops, cluster_video, read_crop_archive
+from ..video.frames import FrameSource
+
+
+@dataclass(frozen=True)
+class ClipLimits:
+    """What a clip may weigh: the upload (video or crop archive) and what a crop archive may unpack to."""
+
+    max_bytes: int = 200 * 1024 * 1024
+    max_files: int = 50000
+
+    @property
+    def max_unpacked(self) -> int:
+        return 4 * self.max_bytes
+
+
+@dataclass
+class ClipRequest:
+    """One clip to identify: `video` + `detections`, or `crops` (a crop table, or a zip of one with its crops)."""
+
+    name: str
+    video: Optional[Path] = None
+    detections: Optional[Path] = None
+    crops: Optional[Path] = None
+    config: ClusterConfig = field(default_factory=ClusterConfig)
+    detections_format: str = "auto"
+    min_score: float = 0.5
+    padding: float = 0.1
+    cache_dir: Optional[Path] = None
+    progress: bool = False
+
+
+def cluster_clip(model: Any, req: ClipRequest, workdir: Path,
+                 limits: ClipLimits = ClipLimits()) -> tuple[VideoClustering, Optional[FrameSource]]:
+    """The animals of a clip: its clustering, and its frames (None for a crop-video)."""
+    if req.crops is not None:
+        crops: Any = req.crops
+        if Path(req.crops).suffix.lower() == ".zip":
+            if Path(req.crops).stat().st_size > limits.max_bytes:
+                raise TooLargeError(f"archive larger than {limits.max_bytes} bytes")
+            crops = read_crop_archive(req.crops, Path(workdir) / "crops", max_files=limits.max_files,
+                                      max_bytes=limits.max_unpacked)
+        return cluster_crops(crops, model, req.config, min_score=req.min_score,
+                             cache_dir=req.cache_dir, progress=req.progress), None
+    if req.video is not None and Path(req.video).is_file() and Path(req.video).stat().st_size > limits.max_bytes:
+        raise TooLargeError(f"video larger than {limits.max_bytes} bytes")
+    return cluster_video(req.video, req.detections, model, req.config, fmt=req.detections_format,
+                         min_score=req.min_score, padding=req.padding, cache_dir=req.cache_dir,
+                         progress=req.progress)
+
+
+def place_clip(gallery: Gallery, result: VideoClustering, source: Optional[FrameSource], name: str,
+               review_first: bool = False, species: str = "", encounter: Optional[str] = None, enroll: bool = True,
+               threshold: Optional[float] = None, actor: str = "local",
+               lock: Any = None) -> dict[str, list]:
+    """Give the clip's clusters persistent individuals (`assignments`), or with `review_first` send each to review
+    (`proposals`; a crop-video has no frames to draw from, so it is assigned)."""
+    with lock or nullcontext():
+        if review_first and source is not None:
+            return {"proposals": propose_video(gallery, result, source, name, species=species, actor=actor)}
+        res = assign_video(gallery, result, name, enroll=enroll, species=species, threshold=threshold,
+                           encounter=encounter)
+    return {"assignments": [a.__dict__ for a in res]}
+
+
+def assign_video(gallery: Any, result: VideoClustering, video_name: str, enroll: bool = True,
+                 species: str = "", threshold: Optional[float] = None, encounter: Optional[str] = None) -> list:
+    """Match (and with `enroll`, add) every cluster of a clustered video to the gallery's persistent
+    individuals; videos of one `encounter` (e.g. the synchronized cameras of one recording) show the same
+    animals. See gallery.assign_clip."""
+    frames, boxes = result.frames_and_boxes()
+    return assign_clip(gallery, result.clusters(), video=video_name, frames=frames, boxes=boxes, species=species,
+                       threshold=threshold, enroll=enroll, encounter=encounter)
+
+
+def propose_video(gallery: Any, result: VideoClustering, source: FrameSource, video_name: str, species: str = "",
+                  camera: Optional[str] = None, max_members: int = 12, padding: float = 0.1,
+                  actor: str = "local") -> list[dict[str, Any]]:
+    """Send every cluster of a clustered video to review instead of enrolling it: one proposal per cluster
+    with up to `max_members` of its detections (spread over the clip; their crops give the evidence and,
+    once confirmed, thumbnails and local features), its top candidates and P(same individual). Clusters
+    the gallery auto-accepts are enrolled at once (see gallery.review.propose)."""
+    det = result.detections.reset_index(drop=True)
+    clusters = result.clusters()
+    picks: dict[str, np.ndarray] = {}
+    for key in clusters:
+        rows = np.flatnonzero(det["label"].to_numpy() == int(key))
+        picks[key] = rows[np.linspace(0, len(rows) - 1, min(max_members, len(rows))).round().astype(int)]
+    wanted = sorted({int(det.loc[i, "frame"]) for rows in picks.values() for i in rows})
+    frames = dict(source.iter_frames(wanted))
+    out = []
+    for key, rows in picks.items():
+        emb = np.asarray(result.embeddings[rows], np.float32)
+        crops = [crop_box(frames[int(det.loc[i, "frame"])], (det.loc[i, "x"], det.loc[i, "y"], det.loc[i, "w"],
+                                                              det.loc[i, "h"]), pad=padding) for i in rows]
+        proto = emb.mean(axis=0)
+        rep = int(np.argmax(emb @ proto))  # the member closest to the cluster's centre shows the cluster
+        res = review.propose(gallery, emb, crops[rep], species=species, source=f"{video_name}#{key}", video=video_name,
+                             camera=camera, cluster=key, frames=[int(det.loc[i, "frame"]) for i in rows],
+                             boxes=[tuple(float(det.loc[i, c]) for c in "xywh") for i in rows], images=crops,
+                             actor=actor)
+        out.append({"cluster": key, **res})
+    return out
+
+
+__all__ = ["ClipLimits", "ClipRequest", "cluster_clip", "place_clip", "assign_video", "propose_video"]
