@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test candidates evaluate bench report clean space
+.PHONY: install demo test candidates bench report clean space wheel
 
 install: $(STAMP)
 
@@ -25,19 +25,25 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/reid-hub serve
 
 # assemble a folder that can be pushed as a Hugging Face Space as is
+# (the package with its shipped files where a wheel has them: reid_hub/model_cards, reid_hub/examples)
 space:
-	rm -rf build/space && mkdir -p build/space/model_cards
+	rm -rf build/space && mkdir -p build/space
 	cp serve/app.py serve/README.md serve/requirements.txt build/space/
-	cp -r reid_hub build/space/reid_hub && cp -r gallery build/space/gallery && rm -rf build/space/gallery/demo-store
+	cp -r reid_hub build/space/reid_hub && cp -r examples build/space/reid_hub/examples
+	mkdir -p build/space/reid_hub/model_cards
+	cp -r model_cards/multispecies-v2 model_cards/TEMPLATE.md build/space/reid_hub/model_cards/
 	find build/space -name __pycache__ -prune -exec rm -rf {} +
-	cp -r model_cards/multispecies-v2 model_cards/TEMPLATE.md build/space/model_cards/
+
+# the wheel (the released models and the demo's data inside) in dist/
+wheel: install
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation . -w dist
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # train the release candidates on ../shared/data (resumable; long: run in the background)
 candidates: install
-	$(BIN)/python benchmarks/train_candidates.py
+	$(BIN)/python tools/train_candidates.py
 
 bench: install
 	$(BIN)/python benchmarks/embed_throughput.py

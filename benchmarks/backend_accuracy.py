@@ -16,8 +16,8 @@ import numpy as np
 
 from reid_hub import DEFAULT_MODEL, from_pretrained
 from reid_hub.data import tables as rdata
-from reid_hub.evaluation.runner import machine_info
 from reid_hub.evaluation.metrics import retrieval_metrics
+from reid_hub.evaluation.runner import machine_info
 from reid_hub.models.onnx_engine import OnnxEmbedder
 
 HERE = Path(__file__).parent

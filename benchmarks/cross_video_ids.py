@@ -11,37 +11,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
+from reid_hub.data import tables as rdata
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.evaluation.scorers import embed_table
-from reid_hub.scoring.calibration import calibrate_threshold
 from reid_hub.gallery import Gallery, assign_clip
+from reid_hub.scoring.calibration import calibrate_threshold
+
+from common import SHARED, plan_videos  # the benchmarks' shared helpers
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
 
 
-def plan_videos(labels: np.ndarray, videos: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """Per pseudo-video, {identity: row indices}: each identity with two images or more appears in 1-3 of
-    the videos, its images divided among them (none reused)."""
-    rng = random.Random(seed)
-    ids = sorted({lbl for lbl in labels if (labels == lbl).sum() >= 2})
-    appear = {i: sorted(rng.sample(range(videos), k=min(videos, rng.choice([1, 2, 2, 3])))) for i in ids}
-    plan: list[dict[str, np.ndarray]] = [dict() for _ in range(videos)]
-    for i in ids:
-        idx = list(np.flatnonzero(labels == i))
-        rng.shuffle(idx)
-        vids = appear[i][: len(idx)]
-        for part, v in zip(np.array_split(np.array(idx), len(vids)), vids):
-            plan[v][i] = part
-    return plan
 
 
 def run_species(emb: np.ndarray, labels: np.ndarray, threshold: float, videos: int, per_video: int,

@@ -29,17 +29,17 @@ import pandas as pd
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
+from reid_hub.data import tables as rdata
 from reid_hub.discovery import AnswerLog, Discovery, DiscoveryConfig, simulate_reviewer
 from reid_hub.discovery.graph import build_graph
 from reid_hub.discovery.grouping import constrained_average_linkage
 from reid_hub.evaluation.runner import imagenet_baseline, machine_info
 from reid_hub.evaluation.scorers import embed_table
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from common import RESULTS, SHARED  # the benchmarks' shared helpers
+
 SPECIES = ["lion", "nyala", "chimpanzee", "cat_faces", "fish_fs48"]
-RESULTS = Path(__file__).resolve().parent / "results"
 SPLIT = Path(__file__).resolve().parent / "splits" / "generalization_seed0.csv"
 GRID = np.round(np.arange(0.025, 0.6, 0.025), 3)
 

@@ -23,10 +23,10 @@ import timm
 import torch
 
 from reid_hub import DEFAULT_MODEL, from_pretrained
-from reid_hub.models.backends import thread_count
-from reid_hub.evaluation.runner import machine_info
-from reid_hub.models.onnx_engine import OnnxEmbedder
 from reid_hub.data.synthetic import coat, photo
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.models.backends import thread_count
+from reid_hub.models.onnx_engine import OnnxEmbedder
 
 
 def jpeg_files(folder: Path, n: int) -> list[str]:

@@ -11,9 +11,9 @@ import json
 import logging
 from pathlib import Path
 
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluation.runner import (embedding_scorer, evaluate_methods, machine_info, sift_similarity, write_results)
+from reid_hub.data import tables as rdata
+from reid_hub.evaluation.runner import embedding_scorer, evaluate_methods, machine_info, sift_similarity, write_results
 from reid_hub.models.model import create_model
 
 HERE = Path(__file__).resolve().parent

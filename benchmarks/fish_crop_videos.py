@@ -26,13 +26,15 @@ import numpy as np
 import pandas as pd
 
 from reid_hub import from_pretrained
+from reid_hub.app.clips import assign_video
 from reid_hub.evaluation.metrics import cluster_accuracy
 from reid_hub.evaluation.runner import imagenet_baseline, machine_info
-from reid_hub.app.clips import assign_video
 from reid_hub.video import ClusterConfig, cluster_crops, read_crop_table
 
+from common import SHARED as DATA  # the benchmarks' shared helpers
+
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data" / "video"
+SHARED = DATA / "video"
 
 
 def _run(table: pd.DataFrame, model: Any, cfg: ClusterConfig, descriptor: str = "embedding",

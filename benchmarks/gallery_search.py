@@ -24,8 +24,9 @@ import numpy as np
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.gallery import Gallery
 
+from common import SHARED  # the benchmarks' shared helpers
+
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
 
 
 def real_embeddings(n: int, model_name: str) -> np.ndarray:

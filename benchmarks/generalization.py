@@ -29,19 +29,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluation.scorers import embed_table
 from reid_hub.evaluation.runner import evaluate_methods, imagenet_baseline, machine_info
 from reid_hub.models.model import ReIDModel, create_model, join_general
 from reid_hub.training.loop import TrainConfig, interpolate_backbone, train
 from reid_hub.training.trunk_cache import TrunkCache, load_clean_views
 
-from release_model import dataset_license  # a sibling script (benchmarks/ is on sys.path when run)
+from common import (CROSS, SHARED, cosine_scorer, dataset_license, embed_table_cached,  # the benchmarks' shared helpers
+                    species_summary, staged_split)
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
-CROSS = "camera"
 
 _LITE0 = dict(model="lite0", pretrained=True, overrides={"preprocess": {"size": 224}})
 _LITE2 = dict(model="lite2", pretrained=True, overrides={"preprocess": {"size": 260}})
@@ -66,31 +63,8 @@ GENERAL_WEIGHTS = (0.7, 1.0, 1.5, 2.0, 3.0)
 VARIANTS = ["model"] + [f"wise{a}" for a in WISE_ALPHAS] + [f"general{w}" for w in GENERAL_WEIGHTS]
 
 
-def staged_split(data: list[str]) -> pd.DataFrame:
-    """The data table with the benchmark's identity split (seed 0, 30% unseen per species). The species
-    multispecies-v1 was trained on keep its exact split (its unseen identities stay unseen, so v1 is scored only
-    on identities it never saw); new species take the seeded per-species draw."""
-    df = rdata.split_by_identity(rdata.load_sources(data), 0.3, 0)
-    v1_split = json.loads((HERE / "results" / "candidates.json").read_text())["split"]
-    for sp, entry in v1_split.items():
-        rows = df["species"] == sp
-        df.loc[rows, "split"] = np.where(df.loc[rows, "identity"].isin(entry["unseen_identities"]), "unseen", "train")
-    return df
 
 
-def embed_table_cached(model: ReIDModel, df: pd.DataFrame, cache: Path, raw_tag: str | None = None) -> dict[str, np.ndarray]:
-    """image_id -> embedding (with `raw_tag`: the pooled backbone features), cached as .npz beside the run
-    (keyed by the model's fingerprint, or by the tag)."""
-    f = cache / (f"raw-{raw_tag}.npz" if raw_tag else f"emb-{model.fingerprint()}.npz")
-    if f.is_file():
-        z = np.load(f, allow_pickle=True)
-        return dict(zip(z["ids"], z["emb"]))
-    cache.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    emb = embed_table(model, df, batch_size=16, raw_features=raw_tag is not None)
-    logging.info("embedded %d images with %s in %.0f s", len(df), model.config.name, time.time() - t0)
-    np.savez(f, ids=np.asarray(df["image_id"]), emb=emb)
-    return dict(zip(df["image_id"], emb))
 
 
 @torch.inference_mode()
@@ -107,30 +81,8 @@ def _embed_cached(model: ReIDModel, paths: list[Path], frozen: int, raw: bool = 
     return np.concatenate(out)
 
 
-def cosine_scorer(table: dict[str, np.ndarray], centred: bool = False):
-    """Cosine similarities of the embeddings in `table` of a data table's images; `centred`: after subtracting the
-    mean embedding of those images (the gallery being searched), then re-normalising."""
-    def score(part: pd.DataFrame) -> np.ndarray:
-        e = np.stack([table[i] for i in part["image_id"]]).astype(np.float32)
-        e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
-        if centred:
-            e -= e.mean(axis=0, keepdims=True)
-            e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
-        return e @ e.T
-    return score
 
 
-def species_summary(res: dict[str, Any], method: str) -> dict[str, Any]:
-    """Per-species top-1, top-5, mAP and query count (and open-set scores, when evaluated) of one method of an
-    `evaluate_methods` result, rounded for the results JSON."""
-    out = {}
-    for sp, entry in res["species"].items():
-        m = entry[method]
-        out[sp] = {"top1": round(m["top1"], 4), "top5": round(m["top5"], 4), "mAP": round(m["mAP"], 4),
-                   "queries": m["queries"]}
-        if "open_set" in m:
-            out[sp]["open_set"] = {k: round(float(m["open_set"][k]), 4) for k in ("auroc", "balanced_accuracy")}
-    return out
 
 
 def _variant_model(runs: Path, cand: str, variant: str, tag: str = "all") -> ReIDModel:

@@ -22,8 +22,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 
 
 def png(seed: int) -> bytes:
@@ -44,7 +44,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tmp = tempfile.mkdtemp()
-    code = (f"import sys; sys.path.insert(0, {str(REPO / 'serve')!r}); from app import create_app; import uvicorn; "
+    code = ("from reid_hub.app.ui import create_app; import uvicorn; "
             f"from reid_hub.app.service import ServiceConfig; "
             f"uvicorn.run(create_app(ServiceConfig(model={args.model!r}, gallery_dir={tmp!r}, token='t')), "
             f"host='127.0.0.1', port={port}, log_level='warning')")

@@ -20,16 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
+from reid_hub.data import tables as rdata
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.gallery import Gallery
 from reid_hub.gallery.identification import identify, set_matcher
 from reid_hub.gallery.recalibration import recalibrate
 from reid_hub.models.loading import DEFAULT_MODEL
 
+from common import SHARED  # the benchmarks' shared helpers
+
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
 OUT = HERE / "results" / "identify_latency.json"
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
 from gallery_search import real_embeddings, synth
+
 from reid_hub.evaluation.runner import machine_info
 
 HERE = Path(__file__).resolve().parent

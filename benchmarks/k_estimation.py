@@ -19,8 +19,9 @@ from reid_hub.evaluation.metrics import clustering_metrics
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.video import ClusterConfig, cluster_descriptors, make_pseudo_video
 
+from common import SHARED  # the benchmarks' shared helpers
+
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
 
 
 def main() -> None:
@@ -60,7 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(HERE))
     main()

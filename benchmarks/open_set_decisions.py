@@ -19,13 +19,13 @@ import numpy as np
 
 from reid_hub import DEFAULT_MODEL, from_pretrained
 from reid_hub.data import tables as rdata
-from reid_hub.scoring.decisions import NEW, DecisionBands
 from reid_hub.evaluation.runner import machine_info
-from reid_hub.scoring.fusion import known_probability
-from reid_hub.gallery import recalibration as gcal, open_gallery
-from reid_hub.gallery.identification import calibration_set
-from reid_hub.gallery.identification import identify
+from reid_hub.gallery import open_gallery
+from reid_hub.gallery import recalibration as gcal
+from reid_hub.gallery.identification import calibration_set, identify
 from reid_hub.gallery.recalibration import recalibrate
+from reid_hub.scoring.decisions import NEW, DecisionBands
+from reid_hub.scoring.fusion import known_probability
 
 HERE = Path(__file__).parent
 

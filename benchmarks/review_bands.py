@@ -21,19 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from cross_video_ids import plan_videos
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
+from reid_hub.data import tables as rdata
+from reid_hub.data.imaging import load_image
 from reid_hub.errors import GalleryError
 from reid_hub.evaluation.runner import machine_info
-from reid_hub.gallery import Gallery, review
-from reid_hub.models.loading import DEFAULT_MODEL
-from reid_hub.data.imaging import load_image
 from reid_hub.evaluation.scorers import embed_table
+from reid_hub.gallery import Gallery, review
 from reid_hub.gallery.recalibration import recalibrate
+from reid_hub.models.loading import DEFAULT_MODEL
+
+from common import SHARED, plan_videos  # the benchmarks' shared helpers
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
 SPLIT = HERE / "splits" / "generalization_seed0.csv"
 FOLDERS = ["lion", "nyala", "chimpanzee", "cat_faces"]
 

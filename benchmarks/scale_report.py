@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import RESULTS, SHARED  # the benchmarks' shared helpers
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-SHARED = HERE.parent.parent / "shared" / "data"
 
 
 def run(script: str, *args: str) -> None:
@@ -32,8 +32,8 @@ def run(script: str, *args: str) -> None:
 def engines(model: str, images: int) -> dict:
     """Local engine vs Ray local mode (2 workers) on the same real images, end to end."""
     from reid_hub.data import tables as rdata
-    from reid_hub.scale.embedding import EmbedJob, embed_collection
     from reid_hub.evaluation.runner import machine_info
+    from reid_hub.scale.embedding import EmbedJob, embed_collection
 
     sources = [p.parent for p in sorted(SHARED.glob("*/metadata.csv"))]
     if not sources:

@@ -26,8 +26,8 @@ from reid_hub import from_pretrained
 from reid_hub.evaluation.runner import evaluate_methods, imagenet_baseline, machine_info
 from reid_hub.models.model import ReIDModel
 
-# a sibling script (benchmarks/ is on sys.path when run)
-from generalization import CROSS, SHARED, cosine_scorer, embed_table_cached, species_summary, staged_split
+from common import (CROSS, SHARED, cosine_scorer, embed_table_cached, species_summary,  # the benchmarks' shared helpers
+                    staged_split)
 
 HERE = Path(__file__).resolve().parent
 IMAGENET_SIZES = (224, 256, 288, 320)

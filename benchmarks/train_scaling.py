@@ -61,8 +61,9 @@ def main() -> None:
     train(TrainConfig(out_dir=str(tmp / "single"), **common), progress=False)
     out["single_process_img_per_s"] = ips(tmp / "single")
 
-    from reid_hub.training.ray_trainer import train_on_ray
     import ray
+
+    from reid_hub.training.ray_trainer import train_on_ray
 
     train_on_ray(TrainConfig(out_dir=str(tmp / "ray"), **common), workers=2)
     ray.shutdown()

@@ -21,20 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
-from reid_hub.evaluation.runner import machine_info
+from reid_hub.data import tables as rdata
 from reid_hub.evaluation.metrics import open_set_metrics, retrieval_metrics
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.evaluation.scorers import FusedScorer, TableFeatures, local_scorer
 from reid_hub.models.loading import DEFAULT_MODEL
 from reid_hub.scoring.matchers import create_matcher
-from reid_hub.evaluation.scorers import FusedScorer, TableFeatures, local_scorer
+
+from common import CROSS, SHARED  # the benchmarks' shared helpers
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
 SPLIT = HERE / "splits" / "generalization_seed0.csv"
 OUT = HERE / "results" / "verification.json"
 FOLDERS = ["lion", "nyala", "chimpanzee", "cat_faces", "fish_fs48"]
-CROSS = "camera"
 
 
 def _metrics(sim: np.ndarray, labels: np.ndarray, groups: Any) -> dict[str, Any]:

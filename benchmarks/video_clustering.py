@@ -28,16 +28,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
+from reid_hub.data import tables as rdata
 from reid_hub.evaluation.metrics import clustering_metrics, idf1
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.models.model import create_model
-from reid_hub.video import (ClusterConfig, HeadConfig, augment, cluster_descriptors, compute_descriptors, load_video_detections, make_pseudo_video)
+from reid_hub.video import (ClusterConfig, HeadConfig, augment, cluster_descriptors, compute_descriptors,
+                            load_video_detections, make_pseudo_video)
+
+from common import REPO, SHARED  # the benchmarks' shared helpers
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-SHARED = REPO.parent / "shared" / "data"
 FLY = REPO / "examples" / "fly_pair_clip_gt"
 CACHE = REPO / "runs" / "video_bench"
 

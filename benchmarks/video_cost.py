@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common import REPO  # the benchmarks' shared helpers
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 FLY = REPO / "examples" / "fly_pair_clip_gt"
 
 

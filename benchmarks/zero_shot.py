@@ -12,13 +12,14 @@ import json
 import logging
 from pathlib import Path
 
-from reid_hub.data import tables as rdata
 from reid_hub import from_pretrained
+from reid_hub.data import tables as rdata
 from reid_hub.evaluation.runner import embedding_scorer, evaluate_methods, machine_info
 from reid_hub.models.model import create_model
 from reid_hub.training.loop import TrainConfig, train
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+from common import SHARED  # the benchmarks' shared helpers
+
 HERE = Path(__file__).resolve().parent
 
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from reid_hub.models import backends, onnx_engine
-from reid_hub.errors import ConfigError
-from reid_hub.models.model import create_model
 from reid_hub.data.synthetic import coat, photo
+from reid_hub.errors import ConfigError
+from reid_hub.models import backends, onnx_engine
+from reid_hub.models.model import create_model
 
 pytest.importorskip("onnxruntime")
 

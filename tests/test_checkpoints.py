@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from reid_hub import from_pretrained, save_pretrained
-from reid_hub.models.foreign import checkpoint_kind
 from reid_hub.errors import ModelMismatchError, OfflineError
+from reid_hub.models.foreign import checkpoint_kind
 
 
 def _timm_folder(tmp_path, arch="test_vit", size=160):

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from reid_hub.cli import main
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
+from test_cli import run_cli
 
 from reid_hub import create_model, save_pretrained
 from reid_hub.discovery import AnswerLog, Constraints, Discovery, DiscoveryConfig, load_collection
@@ -17,8 +18,6 @@ from reid_hub.discovery.graph import build_graph
 from reid_hub.discovery.grouping import constrained_average_linkage
 from reid_hub.discovery.simulate import leave_one_out_top1, simulate_reviewer
 from reid_hub.errors import ConfigError, DataError
-
-from test_cli import run_cli
 
 
 def blobs(identities: int = 12, per: int = 10, dim: int = 32, spread: float = 0.35, modes: int = 1,

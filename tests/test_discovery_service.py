@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("gradio")
 import httpx  # noqa: E402
-
 from conftest import make_identity_images  # noqa: E402
+from test_service import _launch, _open_ui, _serve, _shots  # noqa: E402
+
 from reid_hub import create_model, save_pretrained
 from reid_hub.discovery.run import DiscoverRequest, discover
-from test_service import _launch, _open_ui, _serve, _shots  # noqa: E402
 
 AUTH = {"Authorization": "Bearer s3cret"}
 

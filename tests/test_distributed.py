@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_identity_images
+
 from reid_hub import create_model, save_pretrained
 from reid_hub.data import tables as rdata
-from reid_hub.scale.embedding import EmbedJob, done_image_ids, embed_collection, ingest_shards, read_embedding_shards
 from reid_hub.errors import ConfigError, ModelMismatchError
+from reid_hub.scale.embedding import EmbedJob, done_image_ids, embed_collection, ingest_shards, read_embedding_shards
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,9 @@ def test_ray_local_mode_matches_the_local_path_and_feeds_a_gallery(collection, t
 
 
 def test_many_videos_are_described_with_failures_recorded_and_done_ones_skipped(collection, tmp_path):
-    from reid_hub.scale.embedding import embed_videos
     from test_video import write_moving_animals
+
+    from reid_hub.scale.embedding import embed_videos
 
     root, _, model = collection
     v1, _ = write_moving_animals(tmp_path / "a", k=2, frames=5, as_video=True)

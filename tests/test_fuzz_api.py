@@ -17,10 +17,12 @@ pytest.importorskip("fastapi")
 pytest.importorskip("gradio")
 
 from conftest import make_identity_images  # noqa: E402
-from coats import coat, photo  # noqa: E402
+from test_service import _serve  # noqa: E402
+
 from reid_hub import create_model, save_pretrained
 from reid_hub.discovery.run import DiscoverRequest, discover
-from test_service import _serve  # noqa: E402
+
+from coats import coat, photo  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ST = Path(os.environ.get("REID_HUB_SCHEMATHESIS", REPO / ".venv-fuzz" / "bin" / "st"))

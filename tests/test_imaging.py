@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from reid_hub.errors import ImageError
 from reid_hub.data.imaging import PreprocessConfig, crop_box, load_image, preprocess, resize_for_model
+from reid_hub.errors import ImageError
 
 
 def test_corrupt_and_missing_files_are_image_errors(tmp_path):

@@ -13,8 +13,8 @@ import time
 import httpx
 import pytest
 
-from reid_hub.errors import DataError
 from reid_hub.app.jobs import DONE, FAILED, INTERRUPTED, JobStore
+from reid_hub.errors import DataError
 
 pytest.importorskip("fastapi")
 
@@ -73,11 +73,12 @@ def test_a_job_of_a_killed_server_is_reported_interrupted_after_restart(tmp_path
 
 def test_long_requests_answer_202_and_the_job_is_polled_to_its_result(tmp_path):
     import numpy as np
+    from test_service import _serve
 
     from reid_hub import create_model, save_pretrained
     from reid_hub.app.service import ServiceConfig
+
     from coats import coat, photo
-    from test_service import _serve
 
     def png(img) -> bytes:
         import io

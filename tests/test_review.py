@@ -4,11 +4,11 @@ import threading
 import numpy as np
 import pytest
 
-from coats import coat, photo
 from reid_hub.errors import ConflictError, DataError, GalleryError
-from reid_hub.gallery import Gallery
-from reid_hub.gallery import review
+from reid_hub.gallery import Gallery, review
 from reid_hub.gallery.recalibration import recalibrate
+
+from coats import coat, photo
 
 D = 16
 

@@ -3,10 +3,11 @@ import time
 
 import pytest
 
-from coats import coat, photo
 from reid_hub import create_model
-from reid_hub.errors import ConfigError, TooLargeError
 from reid_hub.app.sessions import SessionGalleries
+from reid_hub.errors import ConfigError, TooLargeError
+
+from coats import coat, photo
 
 
 def test_sessions_are_separate_limited_and_expire(tmp_path):

@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 
 import reid_hub.training.loop as rtrain
 from reid_hub import from_pretrained
-from reid_hub.errors import CheckpointError, ConfigError
-from reid_hub.evaluation.scorers import embed_table
-from reid_hub.evaluation.metrics import retrieval_metrics
 from reid_hub.data import tables as rdata
+from reid_hub.errors import CheckpointError, ConfigError
+from reid_hub.evaluation.metrics import retrieval_metrics
+from reid_hub.evaluation.scorers import embed_table
 
 
 def _cfg(toy_data, out, **kw):
@@ -122,9 +122,9 @@ def test_finetune_on_a_new_species_without_the_original_data(toy_data, tmp_path)
 
 
 def test_distillation_initialises_a_student(toy_data, tmp_path, monkeypatch):
-    from reid_hub.models import model as rmodel
-
     import dataclasses
+
+    from reid_hub.models import model as rmodel
 
     rmodel.register_model(dataclasses.replace(rmodel.get_model_config("tiny-test"), name="tiny-teacher"))
     real_create = rtrain.create_model

@@ -86,9 +86,9 @@ def test_ray_two_workers_match_one_and_resume_after_a_killed_worker(toy_data, tm
     single = tmp_path / "single"
     rtrain.train(_cfg(toy_data, single), progress=False)
     # 1. a 2-worker Ray run on the same global batches: same loss curve within the tolerance
-    from reid_hub.training.ray_trainer import train_on_ray
-
     import ray
+
+    from reid_hub.training.ray_trainer import train_on_ray
     try:
         ray_run = tmp_path / "ray"
         folder = train_on_ray(_cfg(toy_data, ray_run), workers=2)

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from coats import coat, photo
 from reid_hub.errors import ConfigError, DataError, GalleryError
 from reid_hub.gallery import Gallery, identify, recalibrate, set_matcher
 from reid_hub.gallery.identification import evidence
+
+from coats import coat, photo
 
 D = 16
 

@@ -13,9 +13,12 @@ from PIL import Image
 
 from reid_hub.errors import ConfigError, DataError
 from reid_hub.evaluation.metrics import cluster_accuracy, clustering_metrics, idf1
-from reid_hub.training.losses import SigmoidPairLoss
 from reid_hub.models.model import create_model
-from reid_hub.video import (ClusterConfig, HeadConfig, box_iou, cluster_descriptors, cluster_video, compute_descriptors, constrained_assign, frame_groups, hungarian_pair_labels, iou_links, iou_tracklets, load_video_detections, make_pseudo_video, open_frames, read_detections, read_tracks_csv, train_head)
+from reid_hub.training.losses import SigmoidPairLoss
+from reid_hub.video import (ClusterConfig, HeadConfig, box_iou, cluster_descriptors, cluster_video, compute_descriptors,
+                            constrained_assign, frame_groups, hungarian_pair_labels, iou_links, iou_tracklets,
+                            load_video_detections, make_pseudo_video, open_frames, read_detections, read_tracks_csv,
+                            train_head)
 from reid_hub.video.head import prototype_labels
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,18 +4,17 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from ..resources import cache_dir, examples_dir, source_checkout
+from ..data.imaging import crop_box
 from ..errors import DataError, ReidHubError
 from ..evaluation.metrics import cluster_accuracy, clustering_metrics, retrieval_metrics
-from ..models.loading import DEFAULT_MODEL, from_pretrained
-from ..data.imaging import crop_box
-from ..video import ClusterConfig, cluster_descriptors, cluster_video, iter_frames, read_tracks_csv
 from ..gallery.recalibration import calibrate_open_set, recalibrate
+from ..models.loading import DEFAULT_MODEL, from_pretrained
+from ..resources import cache_dir, examples_dir, source_checkout
+from ..video import ClusterConfig, cluster_descriptors, cluster_video, iter_frames, read_tracks_csv
 
 if TYPE_CHECKING:
     from ..gallery import Gallery
@@ -82,9 +81,9 @@ def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINI
 
     import pandas as pd
 
-    from ..gallery import open_gallery
     from ..data.imaging import load_image
     from ..data.synthetic import coat, photo
+    from ..gallery import open_gallery
 
     spec = json.loads(definition.read_text())
     gallery = open_gallery(folder, model)

@@ -16,11 +16,19 @@ import gradio as gr
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from ..data.imaging import load_image
+from ..discovery.evidence import pair_evidence
 from ..errors import ReidHubError
-from .demo import build_demo_gallery, demo_examples, demo_store_dir
-from .service import ReidService, ServiceConfig, create_api
+from ..gallery import review
 from ..gallery.identification import evidence as evidence_picture
+from ..gallery.identification import identify
 from ..gallery.recalibration import recalibrate
+from ..models.loading import DEFAULT_MODEL, from_pretrained
+from ..video import ClusterConfig
+from .api import create_api
+from .clips import ClipRequest, cluster_clip, place_clip
+from .demo import build_demo_gallery, demo_examples, demo_store_dir
+from .service import ReidService, ServiceConfig
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +107,6 @@ def build_ui(svc: ReidService) -> gr.Blocks:
              token: str, request: gr.Request = None, progress: gr.Progress = gr.Progress()):
         import tempfile
 
-        from ..data.imaging import load_image
-        from ..video import ClusterConfig
-        from .clips import ClipRequest, cluster_clip, place_clip
-
         if crops_zip is None and (video_file is None or detections_file is None):
             return pd.DataFrame(), None, ("Upload a video and its detections (MegaDetector JSON, MOT, COCO or CSV), "
                                           "or a crop-video: a zip of a crop table (frame, path[, camera]) and its crops.")
@@ -157,8 +161,6 @@ def build_ui(svc: ReidService) -> gr.Blocks:
 
     def review_show(pid: Optional[int]):
         """The proposal `pid` (or the oldest pending one): query, current candidate, evidence, text."""
-        from reid_hub.gallery import review
-
         empty = (None, None, None, "No proposal is waiting for review.", None)
         with svc.lock:
             if pid is None:
@@ -184,8 +186,6 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         return query, thumb, pic, text, p.id
 
     def review_act(pid: Optional[int], action: str, name: str, token: str):
-        from reid_hub.gallery import review
-
         if pid is None:
             return (*review_show(None)[:3], "Load a proposal first.", None)
         try:
@@ -204,8 +204,6 @@ def build_ui(svc: ReidService) -> gr.Blocks:
 
     def question_show():
         """The best question of the served discovery: both images with their matches, and what it asks."""
-        from reid_hub.discovery.evidence import pair_evidence
-
         try:
             got = svc.discovery_questions(1)
         except ReidHubError as exc:
@@ -265,7 +263,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             g = svc.sessions.get(session_of(request))
             query = img.convert("RGB")
             with svc.sessions.lock:
-                res = g.identify(svc.embed(query), query, k=5)
+                res = identify(g, svc.embed(query), query, k=5)
                 top = res.matches[0] if res.matches else None
                 pic = evidence_picture(g, query, top.image_id) if top and top.matcher else None
         except ReidHubError as exc:
@@ -420,8 +418,6 @@ def create_app(cfg: ServiceConfig, model: Any = None):
 
 def main(argv: Optional[list[str]] = None) -> None:
     import uvicorn
-
-    from ..models.loading import DEFAULT_MODEL, from_pretrained
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=os.environ.get("REID_HUB_MODEL", DEFAULT_MODEL))

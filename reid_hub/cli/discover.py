@@ -8,7 +8,6 @@ from ..errors import ConfigError
 from .args import non_negative_int, on_off, open_unit, positive_int
 
 
-
 def _cmd_discover(args: argparse.Namespace) -> int:
     from ..discovery.run import DiscoverRequest, discover
     from ..discovery.session import DiscoveryConfig

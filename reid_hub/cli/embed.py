@@ -9,7 +9,6 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 
 
-
 def _image_table(images: Sequence[str]):
     """A data table of plain image files (no identities)."""
     import pandas as pd

@@ -7,7 +7,6 @@ from typing import Any
 from ..errors import ConfigError
 
 
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..data import tables as rdata
     from ..evaluation.runner import evaluate_model, method_names, write_results

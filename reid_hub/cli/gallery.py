@@ -10,12 +10,11 @@ from ..errors import ConfigError
 from .args import on_off, positive_int, probability
 
 
-
 def _cmd_gallery(args: argparse.Namespace) -> int:
+    from ..data.imaging import load_image
     from ..gallery import evidence, export_gallery, identify, import_gallery, open_gallery, recalibrate
     from ..gallery.recalibration import calibrate_open_set
     from ..models.loading import from_pretrained
-    from ..data.imaging import load_image
 
     model = from_pretrained(args.model)
     if args.action == "import":

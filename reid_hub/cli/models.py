@@ -6,8 +6,6 @@ import json
 from typing import Any
 
 
-
-
 def _cmd_models(args: argparse.Namespace) -> int:
     from ..models.loading import model_table
 

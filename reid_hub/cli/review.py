@@ -10,7 +10,6 @@ from ..errors import ConfigError
 from .args import positive_int
 
 
-
 def _cmd_review(args: argparse.Namespace) -> int:
     from ..gallery import Gallery, review
 

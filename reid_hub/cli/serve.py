@@ -7,7 +7,6 @@ from typing import Any
 from .args import non_negative_int, positive_int
 
 
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ..app.demo import run_demo
 

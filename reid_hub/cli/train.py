@@ -5,8 +5,6 @@ import argparse
 from typing import Any
 
 
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..training.loop import TrainConfig, finetune_config, train
 

@@ -9,12 +9,11 @@ from typing import Any
 from ..errors import ConfigError
 
 
-
 def _cmd_video_cluster(args: argparse.Namespace) -> int:
     import torch
 
-    from ..models.loading import from_pretrained
     from ..app.clips import ClipRequest, cluster_clip, place_clip
+    from ..models.loading import from_pretrained
     from ..video import ClusterConfig, HeadConfig, is_crop_table
 
     if args.k is not None and args.k < 1:

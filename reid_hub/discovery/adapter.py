@@ -13,7 +13,6 @@ from typing import Optional
 import numpy as np
 import torch
 
-
 log = logging.getLogger(__name__)
 
 

@@ -20,10 +20,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..scoring.calibration import calibrate_threshold
 from ..discovery.session import Discovery, DiscoveryConfig
 from ..errors import DataError
 from ..models.model import ReIDModel, create_model
+from ..scoring.calibration import calibrate_threshold
 from ..scoring.matchers import create_matcher
 from .metrics import clustering_metrics, open_set_metrics, retrieval_metrics
 from .scorers import FusedScorer, Scorer, TableFeatures, embedding_scorer, local_scorer
@@ -149,8 +149,8 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
 def imagenet_baseline(name: str = "lite0") -> ReIDModel:
     """The ImageNet backbone `name` without re-ID training, at the input size its weights were trained at
     (its pooled features, `describe(raw_features=True)`, are the baseline)."""
-    from ..models.model import get_model_config
     from ..models.imagenet import NATIVE_SIZE
+    from ..models.model import get_model_config
 
     size = NATIVE_SIZE.get(get_model_config(name).imagenet_weights or "")
     return create_model(name, pretrained=True, **({"preprocess": {"size": size}} if size else {}))

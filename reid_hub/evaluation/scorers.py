@@ -15,11 +15,11 @@ from tqdm.auto import tqdm
 
 from ..data import tables as rdata
 from ..errors import DataError
-from ..scoring.ranker import Ranker, matrix_search
-from ..scoring.fusion import FusionCalibration, fit_fusion, labelled_pairs
-from ..scoring.calibration import expected_calibration_error
-from ..scoring.matchers import LocalFeatures, LocalMatcher, create_matcher, default_shortlist
 from ..models.model import ReIDModel
+from ..scoring.calibration import expected_calibration_error
+from ..scoring.fusion import FusionCalibration, fit_fusion, labelled_pairs
+from ..scoring.matchers import LocalFeatures, LocalMatcher, create_matcher, default_shortlist
+from ..scoring.ranker import Ranker, matrix_search
 
 log = logging.getLogger(__name__)
 

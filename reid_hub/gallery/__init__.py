@@ -9,9 +9,9 @@ store imports none of them.
 """
 from .archive import export_gallery, import_gallery
 from .clips import ClusterAssignment, assign_clip
+from .identification import Identification, VerifiedMatch, evidence, identify, set_matcher
 from .recalibration import recalibrate
 from .store import Gallery, GalleryError, GallerySettings, Match, SearchResult, open_gallery
-from .identification import Identification, VerifiedMatch, evidence, identify, set_matcher
 
 __all__ = ["Gallery", "GallerySettings", "GalleryError", "Match", "SearchResult", "ClusterAssignment", "assign_clip", "open_gallery",
            "export_gallery", "import_gallery", "identify", "evidence", "recalibrate", "set_matcher", "Identification",

@@ -13,11 +13,11 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from ..scoring.decisions import NEW, REVIEW, DecisionBands
 from ..errors import ConfigError, DataError, GalleryError
+from ..scoring.decisions import NEW, REVIEW, DecisionBands
 from ..scoring.fusion import CalibrationSet, FusionCalibration, known_probability
-from ..scoring.ranker import Ranker
 from ..scoring.matchers import MATCHERS, LocalFeatures, PairMatch, default_shortlist, draw_matches
+from ..scoring.ranker import Ranker
 from .store import DEFAULT_ACCEPT, Gallery
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..scoring.calibration import calibrate_threshold
 from ..errors import DataError, GalleryError
+from ..scoring.calibration import calibrate_threshold
 from ..scoring.fusion import ANY_SPECIES, CalibrationSet, fit_fusion, labelled_pairs
 from ..scoring.matchers import default_shortlist
-
 from .store import Gallery
 
 log = logging.getLogger(__name__)

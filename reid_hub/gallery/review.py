@@ -19,10 +19,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..scoring.decisions import ACCEPT, NEW
-from ..errors import ConfigError, ConflictError, DataError, GalleryError
 from ..data.imaging import save_jpeg
-
+from ..errors import ConfigError, ConflictError, DataError, GalleryError
+from ..scoring.decisions import ACCEPT, NEW
 from .identification import identify
 from .store import Gallery
 

@@ -23,8 +23,8 @@ import faiss
 import numpy as np
 
 from ..errors import ConfigError, DataError, GalleryError, ModelMismatchError
-from ..scoring.ranker import Ranker
 from ..scoring.matchers import DEFAULT_MATCHER, LocalFeatures, LocalMatcher, create_matcher
+from ..scoring.ranker import Ranker
 from .index import INDEX_KINDS, base_kind, build_index, faiss_search, index_ids, num_gpus
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..errors import ModelMismatchError
 from ..data.imaging import PreprocessConfig
+from ..errors import ModelMismatchError
 from .model import ModelConfig, ReIDModel, load_miewid_weights, read_safetensors
 
 log = logging.getLogger(__name__)

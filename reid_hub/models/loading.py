@@ -15,10 +15,10 @@ from typing import Any, Optional
 
 import torch
 
-from .foreign import Fetch, checkpoint_kind, folder_fetch, load_foreign, read_config
-from ..resources import model_cards_dir
 from ..errors import ConfigError, ModelMismatchError, OfflineError, UnknownModelError
+from ..resources import model_cards_dir
 from .card import ModelCard, render_card
+from .foreign import Fetch, checkpoint_kind, folder_fetch, load_foreign, read_config
 from .model import ModelConfig, ReIDModel, get_model_config, list_models
 
 log = logging.getLogger(__name__)

@@ -25,12 +25,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.imaging import ImageLike, PreprocessConfig, preprocess
+from ..errors import ConfigError, ModelMismatchError, UnknownModelError
 from .backends import resolve_backend, thread_count
 from .card import ModelCard, render_card
-from ..errors import ConfigError, ModelMismatchError, UnknownModelError
-from ..data.imaging import ImageLike, PreprocessConfig, preprocess
-from .onnx_engine import BUCKETS, EngineCache, bucket
 from .imagenet import load_imagenet_backbone
+from .onnx_engine import BUCKETS, EngineCache, bucket
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.synthetic import coat, photo
 from ..resources import cache_dir as shared_cache_dir
 from .backends import thread_count
-from ..data.synthetic import coat, photo
 
 log = logging.getLogger(__name__)
 

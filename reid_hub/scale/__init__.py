@@ -1,0 +1,3 @@
+"""Scale: `embedding` (embedding large collections, or the detections of many videos, on Ray Data or in-process,
+sharded and resumable).
+"""

@@ -28,8 +28,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..data import tables as rdata
-from ..models.backends import current_runtime, set_runtime, validate_backend
 from ..errors import ConfigError, ModelMismatchError
+from ..models.backends import current_runtime, set_runtime, validate_backend
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .calibration import ScoreCalibrator, calibrate_threshold, excluded_pairs, expected_calibration_error
 from ..errors import DataError
+from .calibration import ScoreCalibrator, calibrate_threshold, excluded_pairs, expected_calibration_error
 
 log = logging.getLogger(__name__)
 

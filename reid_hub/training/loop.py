@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 from ..data import tables as rdata
 from ..errors import CheckpointError, ConfigError
 from ..models.loading import ModelCard, from_pretrained, save_pretrained
-from .losses import SubCenterArcFace, dynamic_margins
 from ..models.model import ReIDModel, create_model
 from .ddp import dist_context, local_batch_size, shard_steps
+from .losses import SubCenterArcFace, dynamic_margins
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..data import tables as rdata
-from ..errors import ConfigError
-from ..resources import cache_dir
 from ..data.imaging import resize_for_model, to_tensor
+from ..errors import ConfigError
 from ..models.model import ReIDModel
+from ..resources import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
 """Per-video identification: frames and detections in, an identity per detection out (seed 000
 self-supervised head, seed 001 IoU temporal positives), ready for the gallery's cross-video IDs."""
-from .kmeans import constrained_assign, kmeans
 from .cluster import ClusterConfig, KEstimate, VideoClustering, cluster_descriptors, cooccurrence_score, estimate_k
 from .color import color_histogram, color_histograms, with_color
 from .crops import cluster_crops, extract_crop_archive, is_crop_table, read_crop_archive, read_crop_table
@@ -9,6 +8,7 @@ from .detections import (FORMATS, box_iou, clean_detections, frame_groups, iou_l
                          read_tracks_csv)
 from .frames import FrameSource, iter_frames, open_frames
 from .head import HeadConfig, ProjectionHead, hungarian_pair_labels, train_head
+from .kmeans import constrained_assign, kmeans
 from .pipeline import cluster_video, load_video_detections
 from .pseudo import augment, make_pseudo_video
 

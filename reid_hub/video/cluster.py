@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from .kmeans import constrained_assign, kmeans
 from .color import with_color
 from .detections import frame_groups, iou_links, iou_tracklets
 from .head import HeadConfig, train_head
+from .kmeans import constrained_assign, kmeans
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,13 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, DataError
 from ..data.imaging import crop_box, load_image, preprocess
-from .color import COLOR_DIM, color_histogram
-from .color import VERSION as COLOR_VERSION
-from .frames import FrameSource
+from ..errors import ConfigError, DataError
 from ..resources import cache_dir
+from .color import COLOR_DIM
+from .color import VERSION as COLOR_VERSION
+from .color import color_histogram
+from .frames import FrameSource
 
 log = logging.getLogger(__name__)
 

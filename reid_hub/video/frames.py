@@ -8,8 +8,8 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import DataError
 from ..data.imaging import load_image
+from ..errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

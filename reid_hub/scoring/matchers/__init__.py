@@ -7,7 +7,8 @@ correspondences and the RANSAC inliers among them; `score` is the verified count
 """
 from .base import LocalFeatures, LocalMatcher, PairMatch, ransac_inliers
 from .evidence import draw_matches
-from .registry import (DEFAULT_MATCHER, DEFAULT_SHORTLISTS, MATCHERS, VERIFY_WHOLE_GALLERY_UP_TO, create_matcher, default_shortlist)
+from .registry import (DEFAULT_MATCHER, DEFAULT_SHORTLISTS, MATCHERS, VERIFY_WHOLE_GALLERY_UP_TO, create_matcher,
+                       default_shortlist)
 
 __all__ = ["LocalFeatures", "LocalMatcher", "PairMatch", "ransac_inliers", "draw_matches", "MATCHERS",
            "DEFAULT_MATCHER", "DEFAULT_SHORTLISTS", "VERIFY_WHOLE_GALLERY_UP_TO",

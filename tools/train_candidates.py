@@ -2,7 +2,7 @@
 
 Each candidate is a resumable run folder under runs/candidates/<name>/; re-running the script
 continues unfinished runs and skips finished ones. Usage:
-    python benchmarks/train_candidates.py [--data DIR ...] [--only NAME ...]
+    python tools/train_candidates.py [--data DIR ...] [--only NAME ...]
 """
 from __future__ import annotations
 

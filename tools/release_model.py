@@ -2,20 +2,23 @@
 
 The card's metrics come from an evaluation JSON written by evaluate_candidates.py (same split);
 the fp16 weights written here are the ones that evaluation loaded, so the metrics describe them.
-Usage: python benchmarks/release_model.py --run runs/candidates/lite0-imagenet \
+Usage: python tools/release_model.py --run runs/candidates/lite0-imagenet \
            --results benchmarks/results/candidates.json [--name multispecies-v1]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from reid_hub import ModelCard, from_pretrained, save_pretrained
 from reid_hub.models.loading import DEFAULT_MODEL
 from reid_hub.resources import model_cards_dir
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))  # the benchmarks' shared helpers
+from common import dataset_license  # noqa: E402
+
 
 REFERENCES = (
     "Published reference on the public datasets (not the same split or subset as ours): MegaDescriptor-L-384 "
@@ -27,26 +30,8 @@ REFERENCES = (
 )
 
 
-KNOWN_LICENSES = {  # from each dataset's SOURCE.md; the images are never redistributed with reid-hub
-    "lion": "none stated by the source (research use here)",
-    "nyala": "none stated by the source (research use here)",
-    "chimpanzee": "non-commercial (C-Tai / chimpanzee_faces terms)",
-    "cat_faces": "MIT repository, no separate data license",
-    "fish_fs48": "none stated by the source (research use here)",
-}
 
 
-def dataset_license(dataset: str) -> str:
-    """The license line of a staged dataset, from the table above or its SOURCE.md."""
-    if dataset in KNOWN_LICENSES:
-        return KNOWN_LICENSES[dataset]
-    src = SHARED / dataset / "SOURCE.md"
-    if not src.is_file():
-        return "see dataset SOURCE.md"
-    for line in src.read_text().splitlines():
-        if line.lower().startswith("license:"):
-            return line.split(":", 1)[1].strip().split(". ")[0].replace("|", "/")
-    return "not stated"
 
 
 def _training_text(run: Path, cfg: dict) -> str:

@@ -1,0 +1,134 @@
+"""What the benchmark scripts share: where the data and the results are, how a result file is written (with the
+machine, the versions and the date), the staged identity split, cached embeddings, and a few scorers.
+
+The scripts run as `python benchmarks/NAME.py`, so this module is importable as `common` beside them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reid_hub.data import tables as rdata
+from reid_hub.evaluation.runner import machine_info
+from reid_hub.evaluation.scorers import embed_table
+from reid_hub.models.model import ReIDModel
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+#: the staged real data (../shared/data beside the checkout)
+SHARED = REPO.parent / "shared" / "data"
+#: the column that names the camera of a fish image: never match a query against its own camera
+CROSS = "camera"
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write benchmarks/results/NAME.json with the machine, library versions and date beside `payload`."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    body = {"machine": machine_info(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **payload}
+    out.write_text(json.dumps(body, indent=2, default=float))
+    return out
+
+
+def staged_split(data: list[str]) -> pd.DataFrame:
+    """The data table with the benchmark's identity split (seed 0, 30% unseen per species). The species
+    multispecies-v1 was trained on keep its exact split (its unseen identities stay unseen, so v1 is scored only
+    on identities it never saw); new species take the seeded per-species draw."""
+    df = rdata.split_by_identity(rdata.load_sources(data), 0.3, 0)
+    v1_split = json.loads((HERE / "results" / "candidates.json").read_text())["split"]
+    for sp, entry in v1_split.items():
+        rows = df["species"] == sp
+        df.loc[rows, "split"] = np.where(df.loc[rows, "identity"].isin(entry["unseen_identities"]), "unseen", "train")
+    return df
+
+
+def embed_table_cached(model: ReIDModel, df: pd.DataFrame, cache: Path, raw_tag: str | None = None) -> dict[str, np.ndarray]:
+    """image_id -> embedding (with `raw_tag`: the pooled backbone features), cached as .npz beside the run
+    (keyed by the model's fingerprint, or by the tag)."""
+    f = cache / (f"raw-{raw_tag}.npz" if raw_tag else f"emb-{model.fingerprint()}.npz")
+    if f.is_file():
+        z = np.load(f, allow_pickle=True)
+        return dict(zip(z["ids"], z["emb"]))
+    cache.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    emb = embed_table(model, df, batch_size=16, raw_features=raw_tag is not None)
+    logging.info("embedded %d images with %s in %.0f s", len(df), model.config.name, time.time() - t0)
+    np.savez(f, ids=np.asarray(df["image_id"]), emb=emb)
+    return dict(zip(df["image_id"], emb))
+
+
+def cosine_scorer(table: dict[str, np.ndarray], centred: bool = False):
+    """Cosine similarities of the embeddings in `table` of a data table's images; `centred`: after subtracting the
+    mean embedding of those images (the gallery being searched), then re-normalising."""
+    def score(part: pd.DataFrame) -> np.ndarray:
+        e = np.stack([table[i] for i in part["image_id"]]).astype(np.float32)
+        e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
+        if centred:
+            e -= e.mean(axis=0, keepdims=True)
+            e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
+        return e @ e.T
+    return score
+
+
+def species_summary(res: dict[str, Any], method: str) -> dict[str, Any]:
+    """Per-species top-1, top-5, mAP and query count (and open-set scores, when evaluated) of one method of an
+    `evaluate_methods` result, rounded for the results JSON."""
+    out = {}
+    for sp, entry in res["species"].items():
+        m = entry[method]
+        out[sp] = {"top1": round(m["top1"], 4), "top5": round(m["top5"], 4), "mAP": round(m["mAP"], 4),
+                   "queries": m["queries"]}
+        if "open_set" in m:
+            out[sp]["open_set"] = {k: round(float(m["open_set"][k]), 4) for k in ("auroc", "balanced_accuracy")}
+    return out
+
+
+KNOWN_LICENSES = {  # from each dataset's SOURCE.md; the images are never redistributed with reid-hub
+    "lion": "none stated by the source (research use here)",
+    "nyala": "none stated by the source (research use here)",
+    "chimpanzee": "non-commercial (C-Tai / chimpanzee_faces terms)",
+    "cat_faces": "MIT repository, no separate data license",
+    "fish_fs48": "none stated by the source (research use here)",
+}
+
+
+def dataset_license(dataset: str) -> str:
+    """The license line of a staged dataset, from the table above or its SOURCE.md."""
+    if dataset in KNOWN_LICENSES:
+        return KNOWN_LICENSES[dataset]
+    src = SHARED / dataset / "SOURCE.md"
+    if not src.is_file():
+        return "see dataset SOURCE.md"
+    for line in src.read_text().splitlines():
+        if line.lower().startswith("license:"):
+            return line.split(":", 1)[1].strip().split(". ")[0].replace("|", "/")
+    return "not stated"
+
+
+def plan_videos(labels: np.ndarray, videos: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Per pseudo-video, {identity: row indices}: each identity with two images or more appears in 1-3 of
+    the videos, its images divided among them (none reused)."""
+    rng = random.Random(seed)
+    ids = sorted({lbl for lbl in labels if (labels == lbl).sum() >= 2})
+    appear = {i: sorted(rng.sample(range(videos), k=min(videos, rng.choice([1, 2, 2, 3])))) for i in ids}
+    plan: list[dict[str, np.ndarray]] = [dict() for _ in range(videos)]
+    for i in ids:
+        idx = list(np.flatnonzero(labels == i))
+        rng.shuffle(idx)
+        vids = appear[i][: len(idx)]
+        for part, v in zip(np.array_split(np.array(idx), len(vids)), vids):
+            plan[v][i] = part
+    return plan
+
+
+__all__ = ["HERE", "REPO", "RESULTS", "SHARED", "CROSS", "write_result", "staged_split", "embed_table_cached",
+           "cosine_scorer", "species_summary", "KNOWN_LICENSES", "dataset_license", "plan_videos"]
