@@ -471,6 +471,9 @@ def test_visitor_flow_on_a_public_demo_in_a_real_browser(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     spec = json.loads(DEMO_DEFINITION.read_text())
     spec["shared_data"] = str(tmp_path / "none")  # what ships, as in a Space: no ../shared data
+    spec["video"] = str(DEMO_DEFINITION.parent / spec["video"])  # the copy keeps pointing at the shipped files
+    for entry in spec["crop_tables"]:
+        entry["table"] = str(DEMO_DEFINITION.parent / entry["table"])
     (tmp_path / "demo.json").write_text(json.dumps(spec))
     model = from_pretrained("multispecies-v2")
     build_demo_gallery(model, tmp_path / "demo", definition=tmp_path / "demo.json").close()
