@@ -22,7 +22,6 @@ import httpx
 import numpy as np
 from PIL import Image
 
-
 HERE = Path(__file__).resolve().parent
 
 

@@ -19,6 +19,18 @@ def test_registry_has_the_named_configs():
         create_model("no-such-model")
 
 
+def test_models_table_lists_released_models_and_configs_in_one_table():
+    from reid_hub import DEFAULT_MODEL
+    from reid_hub.models.loading import model_table, release_names
+
+    rows = model_table()
+    kinds = {r["name"]: r["kind"] for r in rows}
+    assert kinds[f"{DEFAULT_MODEL} (default)"] == "released"
+    assert all(kinds.get(n, kinds.get(f"{n} (default)")) == "released" for n in release_names())
+    assert {n for n, k in kinds.items() if k == "config"} == set(list_models())
+    assert all(r["weights"].endswith("MiB") for r in rows if r["kind"] == "released")
+
+
 def test_overrides_replace_fields_without_touching_the_registry():
     cfg = get_model_config("tiny-test", embedding_dim=16, preprocess={"size": 40})
     assert cfg.embedding_dim == 16 and cfg.preprocess.size == 40
@@ -96,6 +108,17 @@ def test_card_is_rendered_with_metrics(tmp_path):
     text = (folder / "README.md").read_text()
     assert text.startswith("---\nlibrary_name: reid-hub")
     assert "| toyfox | 0.500 |" in text and "Only a test." in text and "${" not in text
+
+
+def test_both_save_paths_write_the_one_card_and_load_back_alike(tmp_path):
+    """`save_pretrained(model, dir)` and the mixin's `model.save_pretrained(dir)` render the same template (through
+    the mixin's card hook), and `from_pretrained` reads either folder."""
+    model = create_model("tiny-test")
+    ours = save_pretrained(model, tmp_path / "ours")
+    model.save_pretrained(tmp_path / "mixin")
+    assert (ours / "README.md").read_text() == (tmp_path / "mixin" / "README.md").read_text()
+    assert model.fingerprint() in (ours / "README.md").read_text()
+    assert from_pretrained(tmp_path / "mixin").fingerprint() == from_pretrained(ours).fingerprint() == model.fingerprint()
 
 
 def test_newer_format_and_foreign_weights_are_mismatch_errors(tmp_path):

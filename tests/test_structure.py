@@ -89,7 +89,7 @@ def test_cycle_finder_finds_a_circle():
 def test_graph_sees_function_level_and_type_checking_imports(tmp_path):
     edges, in_function = _graph()
     assert "reid_hub.scoring.calibration" in edges["reid_hub.gallery.recalibration"]  # module level
-    assert "reid_hub.app.demo" in edges["reid_hub.cli.serve"]  # inside a function
+    assert "reid_hub.app.demo" in edges["reid_hub.cli.cmd_serve"]  # inside a function
     assert in_function > 0
 
 

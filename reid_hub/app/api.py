@@ -13,14 +13,14 @@ from typing import Any, Optional
 from PIL import Image
 
 from ..data.imaging import crop_box
-from ..discovery.evidence import pair_evidence
+from ..discovery.pair_picture import pair_evidence
 from ..errors import AuthError, DataError, ReidHubError, TooLargeError
 from ..gallery import GalleryError, assign_clip, review
 from ..gallery.camtrap import export_camtrap_dp
 from ..gallery.identification import evidence
 from ..gallery.recalibration import calibrate_open_set
 from ..gallery.recalibration import recalibrate as recalibrate_gallery
-from ..scoring.matchers.evidence import png_bytes
+from ..scoring.matchers.drawing import png_bytes
 from ..video import ClusterConfig, cluster_crops, read_crop_archive
 from .clips import ClipRequest, cluster_clip, place_clip
 from .jobs import DONE, FAILED

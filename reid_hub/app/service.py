@@ -227,7 +227,7 @@ class ReidService:
 
     def evidence(self, img: Image.Image, image_id: int) -> bytes:
         """PNG: the query beside a gallery image with their verified keypoint matches."""
-        from ..scoring.matchers.evidence import png_bytes
+        from ..scoring.matchers.drawing import png_bytes
 
         with self.lock:
             return png_bytes(evidence(self.gallery, img, image_id))

@@ -17,7 +17,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from ..data.imaging import load_image
-from ..discovery.evidence import pair_evidence
+from ..discovery.pair_picture import pair_evidence
 from ..errors import ReidHubError
 from ..gallery import review
 from ..gallery.identification import evidence as evidence_picture

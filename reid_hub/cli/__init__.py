@@ -1,5 +1,5 @@
-"""The `reid-hub` command line: one module per command group (models, embed, train, evaluate, serve, gallery,
-review, video, discover).
+"""The `reid-hub` command line: one module per command group (`cmd_<group>`: models, embed, train, evaluate, serve,
+gallery, review, video, discover).
 
 Every expected failure prints one `error: ...` line on stderr and exits with the code of its
 error type (see reid_hub.errors); unexpected ones exit 70.
@@ -13,11 +13,12 @@ from typing import Optional, Sequence
 
 from ..errors import ReidHubError
 from ..models.backends import set_runtime
-from . import discover, embed, evaluate, gallery, models, review, serve, train, video
+from . import (cmd_discover, cmd_embed, cmd_evaluate, cmd_gallery, cmd_models, cmd_review, cmd_serve, cmd_train,
+               cmd_video)
 from .args import runtime_parser
 
 log = logging.getLogger("reid_hub.cli")
-GROUPS = (models, embed, train, evaluate, serve, gallery, discover, review, video)
+GROUPS = (cmd_models, cmd_embed, cmd_train, cmd_evaluate, cmd_serve, cmd_gallery, cmd_discover, cmd_review, cmd_video)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ Modules: `store` (the Gallery: individuals, images, local features, settings, au
 store imports none of them.
 """
 from .archive import export_gallery, import_gallery
-from .clips import ClusterAssignment, assign_clip
+from .clip_assignment import ClusterAssignment, assign_clip
 from .identification import Identification, VerifiedMatch, evidence, identify, set_matcher
 from .recalibration import recalibrate
 from .store import Gallery, GalleryError, GallerySettings, Match, SearchResult, open_gallery

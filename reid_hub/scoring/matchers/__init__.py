@@ -6,7 +6,7 @@ XFeat with mutual nearest neighbours or LighterGlue). Every matcher returns `Loc
 correspondences and the RANSAC inliers among them; `score` is the verified count).
 """
 from .base import LocalFeatures, LocalMatcher, PairMatch, ransac_inliers
-from .evidence import draw_matches
+from .drawing import draw_matches
 from .registry import (DEFAULT_MATCHER, DEFAULT_SHORTLISTS, MATCHERS, VERIFY_WHOLE_GALLERY_UP_TO, create_matcher,
                        default_shortlist)
 

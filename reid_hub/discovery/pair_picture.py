@@ -6,7 +6,7 @@ from typing import Optional
 from ..data.tables import read_sample
 from ..errors import ConfigError
 from ..scoring.matchers import create_matcher
-from ..scoring.matchers.evidence import draw_matches, png_bytes
+from ..scoring.matchers.drawing import draw_matches, png_bytes
 from .session import Discovery
 
 
