@@ -1,7 +1,8 @@
-"""Coarse-to-fine scoring: a global shortlist, local-feature scores for it, and both calibrated to
-P(same individual) (as WildFusion does) and fused: a weighted sum of their log-odds, the weights chosen per
-species by the ranking they give on out-of-fold labelled pairs (WildFusion's plain mean lets a matcher that is
-blind on a species drag its ranking down), recalibrated so the fused number is itself a probability.
+"""Fusion for coarse-to-fine scoring (the ranking itself is scoring.ranker): the global and local scores of
+shortlisted pairs, both calibrated to P(same individual) (as WildFusion does) and fused: a weighted sum of their
+log-odds, the weights chosen per species by the ranking they give on out-of-fold labelled pairs (WildFusion's plain
+mean lets a matcher that is blind on a species drag its ranking down), recalibrated so the fused number is itself a
+probability.
 
 Calibration is fitted on the pairs a search actually re-scores: each labelled image against its
 top-B global candidates among the other labelled images. Per species, with a global fallback.

@@ -1,4 +1,5 @@
-"""One call from a video (or frame folder) and its detections to identities, and on to a gallery."""
+"""One call from a video (or frame folder) and its detections to the identity of every detection (galleries are
+the caller's: app.clips)."""
 from __future__ import annotations
 
 import logging
