@@ -7,14 +7,21 @@ from PIL import Image
 
 from reid_hub import ModelCard, create_model, from_pretrained, list_models, save_pretrained
 from reid_hub.errors import ConfigError, ModelMismatchError, UnknownModelError
-from reid_hub.models.model import get_model_config, load_miewid_weights
+from reid_hub.models.configs import get_model_config
+from reid_hub.models.model import load_miewid_weights
 
 
-def test_registry_has_the_named_configs():
+def test_registry_names_configs_arch_tag_and_keeps_the_short_names():
     names = list_models()
-    for n in ("effv2-b0", "effv2-rw-t", "miewid-msv2", "lite0", "lite2", "tiny-test"):
-        assert n in names
-    assert get_model_config("effv2-b0").backbone.startswith("tf_efficientnetv2")
+    assert all(n.count(".") == 1 and n.split(".")[0] == get_model_config(n).backbone for n in names)
+    for short, full in (("effv2-b0", "tf_efficientnetv2_b0.scratch"), ("effv2-rw-t", "efficientnetv2_rw_t.scratch"),
+                        ("miewid-msv2", "efficientnetv2_rw_m.miewid_msv2"), ("lite0", "tf_efficientnet_lite0.in1k"),
+                        ("lite2", "tf_efficientnet_lite2.in1k"), ("tiny-test", "test_efficientnet.test")):
+        assert full in names and short not in names
+        a, b = get_model_config(short), get_model_config(full)
+        assert (a.name, b.name) == (short, full) and a.backbone == b.backbone and a.preprocess == b.preprocess
+    # a model built by its short name keeps the fingerprint it had before the arch.tag names
+    assert create_model("tiny-test").config.name == "tiny-test"
     with pytest.raises(UnknownModelError):
         create_model("no-such-model")
 

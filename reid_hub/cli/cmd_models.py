@@ -10,7 +10,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from ..models.loading import model_table
 
     rows = model_table()
-    cols = ["name", "kind", "backbone", "input", "weights", "description"]
+    cols = ["name", "kind", "alias", "backbone", "input", "weights", "description"]
     width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols[:-1]}
     print("  ".join(c.ljust(width[c]) for c in cols[:-1]) + "  " + cols[-1])
     for r in rows:

@@ -150,7 +150,7 @@ def imagenet_baseline(name: str = "lite0") -> ReIDModel:
     """The ImageNet backbone `name` without re-ID training, at the input size its weights were trained at
     (its pooled features, `describe(raw_features=True)`, are the baseline)."""
     from ..models.imagenet import NATIVE_SIZE
-    from ..models.model import get_model_config
+    from ..models.configs import get_model_config
 
     size = NATIVE_SIZE.get(get_model_config(name).imagenet_weights or "")
     return create_model(name, pretrained=True, **({"preprocess": {"size": size}} if size else {}))

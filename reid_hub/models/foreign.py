@@ -16,7 +16,8 @@ import torch
 
 from ..data.imaging import PreprocessConfig
 from ..errors import ModelMismatchError
-from .model import ModelConfig, ReIDModel, load_miewid_weights, read_safetensors
+from .configs import ModelConfig
+from .model import ReIDModel, load_miewid_weights, read_safetensors
 
 log = logging.getLogger(__name__)
 

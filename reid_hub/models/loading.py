@@ -19,7 +19,8 @@ from ..errors import ConfigError, ModelMismatchError, OfflineError, UnknownModel
 from ..resources import model_cards_dir
 from .card import ModelCard, render_card
 from .foreign import Fetch, checkpoint_kind, folder_fetch, load_foreign, read_config
-from .model import ModelConfig, ReIDModel, get_model_config, list_models
+from .configs import ALIASES, ModelConfig, get_model_config, list_models
+from .model import ReIDModel
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,15 @@ def model_table() -> list[dict[str, Any]]:
     for name in release_names():
         folder = model_cards_dir() / name
         cfg = ModelConfig.from_dict(json.loads((folder / "config.json").read_text()))
-        rows.append({"name": name + (" (default)" if name == DEFAULT_MODEL else ""), "kind": "released",
+        rows.append({"name": name + (" (default)" if name == DEFAULT_MODEL else ""), "kind": "released", "alias": "",
                      "backbone": cfg.backbone, "input": f"{cfg.preprocess.size}px",
                      "weights": f"{(folder / 'model.safetensors').stat().st_size / 2**20:.1f} MiB",
                      "description": cfg.description})
     for name in list_models():
         cfg = get_model_config(name)
-        rows.append({"name": name, "kind": "config", "backbone": cfg.backbone, "input": f"{cfg.preprocess.size}px",
+        aliases = ", ".join(a for a, n in sorted(ALIASES.items()) if n == name)
+        rows.append({"name": name, "kind": "config", "alias": aliases, "backbone": cfg.backbone,
+                     "input": f"{cfg.preprocess.size}px",
                      "weights": "ImageNet backbone" if cfg.imagenet_weights else "random",
                      "description": cfg.description})
     return rows

