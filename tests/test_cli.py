@@ -77,6 +77,13 @@ def test_gallery_commands(toy_data, tmp_path):
     other_model = save_pretrained(create_model("tiny-test", embedding_dim=16), tmp_path / "m2")
     r = run_cli("gallery", "list", "--gallery", g, "--model", other_model)
     assert r.returncode == 4 and "model" in r.stderr
+    # identify writes the evidence picture into a folder it makes, named after the query
+    r = run_cli("gallery", "identify", imgs[4], "--gallery", g, "--model", model_dir, "--evidence", tmp_path / "ev" / "new")
+    assert r.returncode == 0, r.stderr
+    best = json.loads(r.stdout[:r.stdout.rindex("}") + 1])["matches"][0]
+    picture = tmp_path / "ev" / "new" / f"{imgs[4].stem}-evidence.png"
+    assert best["matcher"] == "sift" and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"evidence: {picture}" in r.stdout
 
 
 def test_evaluate_with_methods_fused_alone_the_documented_form(toy_data, tmp_path):

@@ -48,8 +48,8 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
             print(json.dumps({"image": str(path), **res.to_dict()}, indent=2))
             if args.evidence and res.matches and res.matches[0].matcher:
                 out = Path(args.evidence)
-                out.parent.mkdir(parents=True, exist_ok=True)
                 target = out / f"{Path(path).stem}-evidence.png" if out.suffix.lower() != ".png" else out
+                target.parent.mkdir(parents=True, exist_ok=True)  # a folder that does not exist yet is made
                 evidence(g, img, res.matches[0].image_id, query_features=res.query_features).save(target)
                 print(f"evidence: {target}")
     elif args.action == "calibrate":
