@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from datetime import datetime, timezone
@@ -15,11 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from reid_hub.data import tables as rdata
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.evaluation.scorers import embed_table
 from reid_hub.models.model import ReIDModel
+from reid_hub.video import augment
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -130,5 +133,46 @@ def plan_videos(labels: np.ndarray, videos: int, seed: int) -> list[dict[str, np
     return plan
 
 
+
+def photo_descriptors(part: pd.DataFrame, models: dict, variants: int, seed: int, path: Path) -> dict[str, np.ndarray]:
+    """(n_photos * variants, D) descriptors per feature kind; row = photo * variants + variant."""
+    if path.is_file():
+        z = np.load(path)
+        return {k: z[k] for k in z.files}
+    out: dict[str, list] = {k: [] for k in models}
+    rows = list(part.itertuples(index=False))
+    items = [(i, v) for i in range(len(rows)) for v in range(variants)]
+    for start in tqdm(range(0, len(items), 64), desc=path.stem, unit="batch"):
+        imgs = []
+        for i, v in items[start:start + 64]:
+            rng = np.random.default_rng([seed, i, v])
+            imgs.append(augment(rdata.read_sample(rows[i]._asdict()), rng))
+        for kind, (model, raw) in models.items():
+            out[kind].append(model.describe(model.preprocess(imgs), raw_features=raw))
+    arrays = {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return arrays
+
+
+def real_embeddings(n: int, model_name: str) -> np.ndarray:
+    from reid_hub import from_pretrained
+
+    model = from_pretrained(model_name)
+    paths = sorted(SHARED.glob("*/images/*/*.jpg"))[:: max(1, len(sorted(SHARED.glob("*/images/*/*.jpg"))) // n)][:n]
+    if not paths:
+        raise SystemExit("no real images in ../shared/data")
+    return model.embed([str(p) for p in paths], batch_size=16)
+
+
+def synth(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    centres = base[rng.integers(0, len(base), size=(n + 4) // 5)]
+    centres = centres + rng.normal(0, 0.5 / np.sqrt(base.shape[1]), centres.shape).astype(np.float32)
+    x = np.repeat(centres, 5, axis=0)[:n] + rng.normal(0, 0.25 / np.sqrt(base.shape[1]), (n, base.shape[1]))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
 __all__ = ["HERE", "REPO", "RESULTS", "SHARED", "CROSS", "write_result", "staged_split", "embed_table_cached",
-           "cosine_scorer", "species_summary", "KNOWN_LICENSES", "dataset_license", "plan_videos"]
+           "cosine_scorer", "species_summary", "KNOWN_LICENSES", "dataset_license", "plan_videos", "photo_descriptors", "real_embeddings", "synth"]

@@ -24,27 +24,13 @@ import numpy as np
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.gallery import Gallery
 
-from common import SHARED  # the benchmarks' shared helpers
+from common import real_embeddings, synth  # the benchmarks' shared helpers
 
 HERE = Path(__file__).resolve().parent
 
 
-def real_embeddings(n: int, model_name: str) -> np.ndarray:
-    from reid_hub import from_pretrained
-
-    model = from_pretrained(model_name)
-    paths = sorted(SHARED.glob("*/images/*/*.jpg"))[:: max(1, len(sorted(SHARED.glob("*/images/*/*.jpg"))) // n)][:n]
-    if not paths:
-        raise SystemExit("no real images in ../shared/data")
-    return model.embed([str(p) for p in paths], batch_size=16)
 
 
-def synth(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    centres = base[rng.integers(0, len(base), size=(n + 4) // 5)]
-    centres = centres + rng.normal(0, 0.5 / np.sqrt(base.shape[1]), centres.shape).astype(np.float32)
-    x = np.repeat(centres, 5, axis=0)[:n] + rng.normal(0, 0.25 / np.sqrt(base.shape[1]), (n, base.shape[1]))
-    x = x.astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def timed(fn, repeats: int) -> list[float]:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from gallery_search import real_embeddings, synth
 
 from reid_hub.evaluation.runner import machine_info
+
+from common import real_embeddings, synth  # the benchmarks' shared helpers
 
 HERE = Path(__file__).resolve().parent
 

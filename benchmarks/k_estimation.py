@@ -19,14 +19,12 @@ from reid_hub.evaluation.metrics import clustering_metrics
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.video import ClusterConfig, cluster_descriptors, make_pseudo_video
 
-from common import SHARED  # the benchmarks' shared helpers
+from common import SHARED, photo_descriptors  # the benchmarks' shared helpers
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    from video_clustering import photo_descriptors  # the same photo descriptors as the clustering benchmark
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--k", type=int, default=8)

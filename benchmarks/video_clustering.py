@@ -26,17 +26,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from reid_hub import from_pretrained
 from reid_hub.data import tables as rdata
 from reid_hub.evaluation.metrics import clustering_metrics, idf1
 from reid_hub.evaluation.runner import machine_info
 from reid_hub.models.model import create_model
-from reid_hub.video import (ClusterConfig, HeadConfig, augment, cluster_descriptors, compute_descriptors,
-                            load_video_detections, make_pseudo_video)
+from reid_hub.video import (ClusterConfig, HeadConfig, cluster_descriptors, compute_descriptors, load_video_detections,
+                            make_pseudo_video)
 
-from common import REPO, SHARED  # the benchmarks' shared helpers
+from common import REPO, SHARED, photo_descriptors  # the benchmarks' shared helpers
 
 HERE = Path(__file__).resolve().parent
 FLY = REPO / "examples" / "fly_pair_clip_gt"
@@ -73,27 +72,6 @@ def run_methods(desc: dict[str, np.ndarray], det: pd.DataFrame, truth: np.ndarra
     return out
 
 
-def photo_descriptors(part: pd.DataFrame, models: dict, variants: int, seed: int, path: Path) -> dict[str, np.ndarray]:
-    """(n_photos * variants, D) descriptors per feature kind; row = photo * variants + variant."""
-    if path.is_file():
-        z = np.load(path)
-        return {k: z[k] for k in z.files}
-    out: dict[str, list] = {k: [] for k in models}
-    rows = list(part.itertuples(index=False))
-    items = [(i, v) for i in range(len(rows)) for v in range(variants)]
-    for start in tqdm(range(0, len(items), 64), desc=path.stem, unit="batch"):
-        imgs = []
-        for i, v in items[start:start + 64]:
-            rng = np.random.default_rng([seed, i, v])
-            imgs.append(augment(rdata.read_sample(rows[i]._asdict()), rng))
-        for kind, (model, raw) in models.items():
-            out[kind].append(model.describe(model.preprocess(imgs), raw_features=raw))
-    arrays = {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return arrays
 
 
 def save(report: dict, out: Path) -> None:

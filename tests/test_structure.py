@@ -138,3 +138,28 @@ def test_the_wheel_lists_every_package_and_ships_the_default_model():
     from reid_hub import DEFAULT_MODEL
 
     assert (ROOT.parent / "model_cards" / DEFAULT_MODEL / "model.safetensors").is_file()
+
+
+def test_every_declared_make_target_exists():
+    import re
+
+    text = (ROOT.parent / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", text, re.M).group(1).split()
+    rules = set(re.findall(r"^([A-Za-z][\w-]*):", text, re.M))
+    assert phony and set(phony) <= rules
+
+
+def test_benchmarks_readme_has_a_paragraph_per_script_and_no_script_imports_a_sibling_benchmark():
+    import re
+
+    bench = ROOT.parent / "benchmarks"
+    scripts = {p.name for p in bench.glob("*.py")}
+    named = set(re.findall(r"\*\*([\w]+\.py)\*\*", (bench / "README.md").read_text()))
+    assert scripts == named
+    siblings = {p.stem for p in bench.glob("*.py")} - {"common"}
+    for p in bench.glob("*.py"):
+        tree = ast.parse(p.read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not imported & siblings, p.name
+        assert "sys.path.insert" not in p.read_text(), p.name

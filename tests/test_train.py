@@ -124,9 +124,9 @@ def test_finetune_on_a_new_species_without_the_original_data(toy_data, tmp_path)
 def test_distillation_initialises_a_student(toy_data, tmp_path, monkeypatch):
     import dataclasses
 
-    from reid_hub.models import model as rmodel
+    from reid_hub.models import configs
 
-    rmodel.register_model(dataclasses.replace(rmodel.get_model_config("tiny-test"), name="tiny-teacher"))
+    configs.register_model(dataclasses.replace(configs.get_model_config("tiny-test"), name="tiny-teacher"))
     real_create = rtrain.create_model
 
     def create(name, pretrained=False, **kw):  # the tiny teacher has no packaged weights: use random ones
