@@ -126,14 +126,15 @@ def test_distillation_initialises_a_student(toy_data, tmp_path, monkeypatch):
 
     from reid_hub.models import configs
 
-    configs.register_model(dataclasses.replace(configs.get_model_config("tiny-test"), name="tiny-teacher"))
+    configs.register_model(dataclasses.replace(configs.get_model_config("tiny-test"), name="test_efficientnet.teacher"))
     real_create = rtrain.create_model
 
     def create(name, pretrained=False, **kw):  # the tiny teacher has no packaged weights: use random ones
-        return real_create(name, pretrained=False if name == "tiny-teacher" else pretrained, **kw)
+        return real_create(name, pretrained=False if name == "test_efficientnet.teacher" else pretrained, **kw)
 
     monkeypatch.setattr(rtrain, "create_model", create)
-    out = rtrain.distill("tiny-test", "tiny-teacher", [str(p) for p in toy_data], tmp_path / "student", epochs=2,
+    out = rtrain.distill("tiny-test", "test_efficientnet.teacher", [str(p) for p in toy_data], tmp_path / "student",
+                         epochs=2,
                          batch_size=8)
     log = [json.loads(l)["loss"] for l in (tmp_path / "student.jsonl").read_text().splitlines()]
     assert len(log) >= 4 and min(log[-2:]) < log[0]
