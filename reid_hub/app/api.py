@@ -21,8 +21,8 @@ from ..gallery.identification import evidence
 from ..gallery.recalibration import calibrate_open_set
 from ..gallery.recalibration import recalibrate as recalibrate_gallery
 from ..scoring.matchers.drawing import png_bytes
-from ..video import ClusterConfig, cluster_crops, read_crop_archive
-from .clips import ClipRequest, cluster_clip, place_clip
+from ..video import ClusterConfig
+from .clips import ClipRequest, cluster_clip, open_crop_archive, place_clip
 from .jobs import DONE, FAILED
 from .service import MAX_ID, MAX_WAIT_S, ReidService, ServiceConfig, http_status
 
@@ -380,7 +380,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
             zpath = Path(tmp) / "crops.zip"
             zpath.write_bytes(data)
             root = (Path(tmp) / "crops").resolve()
-            crops = read_crop_archive(zpath, root, max_bytes=svc.clip_limits.max_unpacked)
+            crops = open_crop_archive(zpath, root, svc.clip_limits)  # checked before the job: a 4xx at once
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -388,7 +388,9 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         def run(progress: Any) -> dict[str, Any]:
             try:
                 progress(0.05, "embedding and clustering the crops")
-                result = cluster_crops(crops, svc.model, ClusterConfig(k=k), cache_dir=Path(tmp) / "cache")
+                req = ClipRequest(video_name or name, crops=crops, config=ClusterConfig(k=k), min_score=0.0,
+                                  cache_dir=Path(tmp) / "cache")
+                result, _ = cluster_clip(svc.model, req, Path(tmp))
                 det = result.detections.sort_values("input_row", kind="stable")
                 out = clip_summary(result, video_name or name)
                 out["labels"] = [{"row": int(r.input_row), "frame": int(r.source_frame), "camera": str(r.camera),

@@ -1,7 +1,8 @@
 """The one clip flow of the service, the UI and the CLI: a clip (a video with its detections, or a crop-video) ->
 its animals (self-supervised clustering) -> persistent gallery individuals, or review proposals.
 
-Limits are the caller's (`ClipLimits`, from the service's config); the steps are the same everywhere.
+Limits are the caller's (`ClipLimits`, from the service's config, for uploads; none for the CLI's own files); the
+steps are the same everywhere.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import pandas as pd
 
 from ..data.imaging import crop_box
 from ..errors import TooLargeError
@@ -38,7 +40,7 @@ class ClipRequest:
     name: str
     video: Optional[Path] = None
     detections: Optional[Path] = None
-    crops: Optional[Path] = None
+    crops: Optional[Path | pd.DataFrame] = None  # a table file, a zip of one with its crops, or a read table
     config: ClusterConfig = field(default_factory=ClusterConfig)
     detections_format: str = "auto"
     min_score: float = 0.5
@@ -47,19 +49,25 @@ class ClipRequest:
     progress: bool = False
 
 
+def open_crop_archive(archive: Path, dest: Path, limits: ClipLimits) -> pd.DataFrame:
+    """The crop table of an uploaded zip, extracted into `dest` within `limits` (TooLargeError beyond them)."""
+    if Path(archive).stat().st_size > limits.max_bytes:
+        raise TooLargeError(f"archive larger than {limits.max_bytes} bytes")
+    return read_crop_archive(archive, dest, max_files=limits.max_files, max_bytes=limits.max_unpacked)
+
+
 def cluster_clip(model: Any, req: ClipRequest, workdir: Path,
-                 limits: ClipLimits = ClipLimits()) -> tuple[VideoClustering, Optional[FrameSource]]:
-    """The animals of a clip: its clustering, and its frames (None for a crop-video)."""
+                 limits: Optional[ClipLimits] = None) -> tuple[VideoClustering, Optional[FrameSource]]:
+    """The animals of a clip: its clustering, and its frames (None for a crop-video). With `limits` (uploads), a
+    video or crop archive above them is a TooLargeError; a crop archive is extracted into `workdir`."""
     if req.crops is not None:
         crops: Any = req.crops
-        if Path(req.crops).suffix.lower() == ".zip":
-            if Path(req.crops).stat().st_size > limits.max_bytes:
-                raise TooLargeError(f"archive larger than {limits.max_bytes} bytes")
-            crops = read_crop_archive(req.crops, Path(workdir) / "crops", max_files=limits.max_files,
-                                      max_bytes=limits.max_unpacked)
+        if not isinstance(crops, pd.DataFrame) and Path(crops).suffix.lower() == ".zip":
+            crops = open_crop_archive(crops, Path(workdir) / "crops", limits or ClipLimits())
         return cluster_crops(crops, model, req.config, min_score=req.min_score,
                              cache_dir=req.cache_dir, progress=req.progress), None
-    if req.video is not None and Path(req.video).is_file() and Path(req.video).stat().st_size > limits.max_bytes:
+    if limits is not None and req.video is not None and Path(req.video).is_file() \
+            and Path(req.video).stat().st_size > limits.max_bytes:
         raise TooLargeError(f"video larger than {limits.max_bytes} bytes")
     return cluster_video(req.video, req.detections, model, req.config, fmt=req.detections_format,
                          min_score=req.min_score, padding=req.padding, cache_dir=req.cache_dir,
@@ -120,4 +128,4 @@ def propose_video(gallery: Any, result: VideoClustering, source: FrameSource, vi
     return out
 
 
-__all__ = ["ClipLimits", "ClipRequest", "cluster_clip", "place_clip", "assign_video", "propose_video"]
+__all__ = ["ClipLimits", "ClipRequest", "open_crop_archive", "cluster_clip", "place_clip", "assign_video", "propose_video"]

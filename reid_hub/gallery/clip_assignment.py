@@ -65,18 +65,17 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
     protos = np.stack([e.mean(axis=0) / np.linalg.norm(e.mean(axis=0)) for e in embs.values()])
     inds = gallery.individuals()
     score = np.full((len(keys), len(inds)), -np.inf)
+    col = {d["id"]: j for j, d in enumerate(inds)}
     if inds and len(gallery):
         # each individual's best image, from the ranker's shortlist of each prototype through the gallery's index
-        col = {d["id"]: j for j, d in enumerate(inds)}
         _, _, owners = gallery.owners()
         cands = gallery_ranker(gallery)[0].shortlist(protos, min(len(gallery), CLIP_SHORTLIST))
-        for r in range(len(keys)):
-            for o, rows in cands.best_per_owner(r, len(owners)):
+        for r, plan in enumerate(cands.best_per_owner(len(keys), len(owners))):
+            for o, rows in plan:
                 score[r, col[owners[o][0]]] = cands.global_score[rows[0]]
     assigned: dict[int, tuple[int, float]] = {}
     taken: set[int] = set()
     if encounter and inds:
-        col = {d["id"]: j for j, d in enumerate(inds)}
         members: dict[int, list[np.ndarray]] = {}
         for iid, vec in gallery.encounter_embeddings(encounter, exclude_video=video):
             members.setdefault(col[iid], []).append(vec)

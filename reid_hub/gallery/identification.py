@@ -58,12 +58,12 @@ def calibration_set(gallery: Gallery) -> Optional[CalibrationSet]:
     return CalibrationSet.from_dict(d) if d else None
 
 
-def gallery_ranker(gallery: Gallery, species: Optional[str] = None, image: Optional[Image.Image] = None,
+def gallery_ranker(gallery: Gallery, allowed: Optional[np.ndarray] = None, image: Optional[Image.Image] = None,
                    calibration: Optional[CalibrationSet] = None) -> tuple[Ranker, dict[str, LocalFeatures]]:
-    """The ranker of a gallery: its FAISS index (only `species` when given) for the shortlist, its stored local
-    features against `image`'s for verification (none without an image), `calibration` per candidate species.
-    Also returns the query's local features by matcher (extracted on first use), for the evidence picture."""
-    allowed, _ = gallery.species_pool(species)
+    """The ranker of a gallery: its FAISS index (only the image ids `allowed`, e.g. one species' from
+    `Gallery.species_pool`, when given) for the shortlist, its stored local features against `image`'s for
+    verification (none without an image), `calibration` per candidate species. Also returns the query's local
+    features by matcher (extracted on first use), for the evidence picture."""
     _, _, inds = gallery.owners()
     settings = gallery.settings
     qfeats: dict[str, LocalFeatures] = {}
@@ -149,12 +149,12 @@ def identify(gallery: Gallery, embedding: np.ndarray, image: Optional[Image.Imag
     if len(q) != 1:
         raise DataError(f"identify takes one query embedding, got {len(q)}")
     settings = gallery.settings
-    _, pool = gallery.species_pool(species)
+    allowed, pool = gallery.species_pool(species)
     depth = int(shortlist or settings.shortlist or default_shortlist(settings.matcher_for(species), pool))
     if depth < 1:
         raise ConfigError("the shortlist needs at least one candidate")
     cal = calibration_set(gallery)
-    ranker, qfeats = gallery_ranker(gallery, species, image, cal)
+    ranker, qfeats = gallery_ranker(gallery, allowed, image, cal)
     cands = ranker.rank(q, min(pool, depth))
     _, _, inds = gallery.owners()
     prob = cands.probability
@@ -169,7 +169,7 @@ def identify(gallery: Gallery, embedding: np.ndarray, image: Optional[Image.Imag
                              float(cands.p_local[r]) if calibrated else None,
                              matcher=settings.matcher_for(sp) if loc is not None else None)
 
-    best = {m.individual_id: m for m in (verified(int(rows[0])) for _, rows in cands.best_per_owner(0, len(inds)))}
+    best = {m.individual_id: m for m in (verified(int(rows[0])) for _, rows in cands.best_per_owner(1, len(inds))[0])}
     ranked = list(best.values())[:k]
     accept_band = float(accept if accept is not None else settings.accept)
     top = ranked[0] if ranked else None

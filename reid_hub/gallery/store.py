@@ -590,7 +590,7 @@ class Gallery:
         _, _, inds = self.owners()
         ranker = Ranker(lambda x, depth: self.nearest(x, depth, allowed), self.owner_positions)
         cands = ranker.shortlist(q, min(pool, max(50, k * images_per_match * 4)))
-        plans = [cands.best_per_owner(r, k, images_per_match) for r in range(len(q))]
+        plans = cands.best_per_owner(len(q), k, images_per_match)
         rows = self._image_rows(np.unique(cands.image[np.concatenate([rs for plan in plans for _, rs in plan] or
                                                                      [np.zeros(0, np.int64)])]))
         thr = self.threshold

@@ -13,12 +13,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .fusion import FusionCalibration
+from .fusion import FusionCalibration, LocalScores, shortlist
 
 #: (queries (n, d), depth) -> (scores (n, depth), image ids (n, depth), -1 where fewer)
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
-#: (query rows, image ids) of shortlisted pairs -> local scores (NaN where an image has no local features)
-LocalScores = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: (query row, owner) -> the calibration that scores that pair (None: uncalibrated)
 CalibrationOf = Callable[[int, Any], Optional[FusionCalibration]]
 
@@ -51,27 +49,29 @@ class Candidates:
         p = self.probability
         return np.where(np.isnan(p), self.global_score, p)
 
-    def best_per_owner(self, query: int, k: int, per_owner: int = 1) -> list[tuple[Any, np.ndarray]]:
-        """The `k` best owners of one query, best first, each with the positions of its `per_owner` best pairs."""
-        rows = np.flatnonzero(self.query == query)
-        rows = rows[np.argsort(-self.key[rows], kind="stable")]
-        out: dict[Any, list[int]] = {}
-        for r in rows.tolist():
-            o = self.owner[r]
-            o = o.item() if hasattr(o, "item") else o
-            got = out.get(o)
+    def best_per_owner(self, queries: int, k: int, per_owner: int = 1) -> list[list[tuple[Any, np.ndarray]]]:
+        """For each of the first `queries` queries, its `k` best owners, best first, each with the positions of its
+        `per_owner` best pairs (ties keep the shortlist's order). One sort for every query."""
+        order = np.lexsort((-self.key, self.query))  # by query, then best first; lexsort is stable
+        plans: list[dict[Any, list[int]]] = [{} for _ in range(queries)]
+        for r, q, o in zip(order.tolist(), self.query[order].tolist(), self.owner[order].tolist()):
+            if q >= queries:
+                continue
+            plan = plans[q]
+            got = plan.get(o)
             if got is None:
-                if len(out) < k:
-                    out[o] = [r]
+                if len(plan) < k:
+                    plan[o] = [r]
             elif len(got) < per_owner:
                 got.append(r)
-        return [(o, np.array(rs, dtype=np.int64)) for o, rs in out.items()]
+        return [[(o, np.array(rs, dtype=np.int64)) for o, rs in plan.items()] for plan in plans]
 
 
 class Ranker:
     """Ranks candidates for queries: `search` gives the global shortlist, `owner_of` maps image ids to their
     individual (dropping ids it does not know: -1 padding, images deleted since), `local` verifies pairs and
-    `calibration` turns scores into P(same individual); the last two are optional."""
+    `calibration` turns scores into P(same individual); the last two are optional. `local` is fusion's
+    `LocalScores` (query rows, image ids) -> scores, NaN where an image has no local features."""
 
     def __init__(self, search: Search, owner_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                  local: Optional[LocalScores] = None, calibration: Optional[CalibrationOf] = None) -> None:
@@ -123,8 +123,6 @@ class Ranker:
 def matrix_search(sim: np.ndarray, groups: Optional[Sequence[Any]] = None) -> Search:
     """A `Search` over a precomputed (n, n) similarity matrix of a table against itself: a query never returns itself,
     nor rows sharing its `groups` value (e.g. the same camera), nor -inf entries."""
-    from .fusion import shortlist
-
     def search(rows: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
         cand = shortlist(sim, depth, groups)[np.asarray(rows, dtype=np.int64)]
         score = np.where(cand >= 0, sim[np.asarray(rows)[:, None], np.maximum(cand, 0)], -np.inf)
