@@ -128,4 +128,5 @@ def propose_video(gallery: Any, result: VideoClustering, source: FrameSource, vi
     return out
 
 
-__all__ = ["ClipLimits", "ClipRequest", "open_crop_archive", "cluster_clip", "place_clip", "assign_video", "propose_video"]
+__all__ = ["ClipLimits", "ClipRequest", "open_crop_archive", "cluster_clip", "place_clip", "assign_video",
+           "propose_video"]

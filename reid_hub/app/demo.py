@@ -13,7 +13,8 @@ from ..errors import DataError, ReidHubError
 from ..evaluation.metrics import cluster_accuracy, clustering_metrics, retrieval_metrics
 from ..gallery.recalibration import calibrate_open_set, recalibrate
 from ..models.loading import DEFAULT_MODEL, from_pretrained
-from ..resources import cache_dir, examples_dir, source_checkout
+from ..resources import cache_dir as shared_cache_dir
+from ..resources import examples_dir, source_checkout
 from ..video import ClusterConfig, cluster_descriptors, cluster_video, iter_frames, read_tracks_csv
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ DEMO_DEFINITION = examples_dir() / "demo.json"
 def demo_store_dir() -> Path:
     """Where the demo gallery is built on first start ($REID_HUB_CACHE/demo-gallery): writable wherever reid-hub is
     installed."""
-    return cache_dir() / "demo-gallery"
+    return shared_cache_dir() / "demo-gallery"
 
 
 #: the demo's default segment of the 1,500-frame clip, chosen by measurement: 500 frames run in under a minute

@@ -43,8 +43,8 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
     to the open-set matching below, against the other individuals.
 
     Each cluster's prototype (mean of its unit embeddings) is scored against the individuals of its
-    CLIP_SHORTLIST nearest images in the gallery's index (best image score; the others cannot match); clusters and individuals are matched one-to-one by the Hungarian
-    algorithm; a match scoring below the open-set threshold does not count, and every unmatched
+    CLIP_SHORTLIST nearest images in the gallery's index (best image score; the others cannot match);
+    clusters and individuals are matched one-to-one by the Hungarian algorithm; a match scoring below the open-set threshold does not count, and every unmatched
     cluster becomes a new individual. A gallery without a threshold is calibrated first (and after
     a first clip has given it two individuals). With `enroll`, the cluster's embeddings are added to its
     individual (skipping ones already there), so re-running the same clip changes nothing.

@@ -22,12 +22,14 @@ MAX_TIED_SHARE = 0.5
 
 def calibrate_open_set(gallery: Gallery, max_images: int = 5000) -> dict[str, Any]:
     """The open-set threshold on the best global score, from the gallery's genuine/impostor best scores."""
-    _, labels, e = gallery.labelled_embeddings()
+    ids, labels = gallery.labelled_images()
     if len(labels) > max_images:  # a seeded sample keeps calibration quadratic in max_images, not in the gallery
         pick = np.sort(np.random.default_rng(0).choice(len(labels), size=max_images, replace=False))
-        labels, e = labels[pick], e[pick]
+        ids, labels = ids[pick], labels[pick]
     if len(set(labels)) < 2 or len(labels) < 3:
         raise GalleryError("calibration needs at least two individuals and three images")
+    vec = gallery.embeddings_by_id(ids)  # only the sample's vectors are read
+    e = np.stack([vec[int(i)] for i in ids])
     sim = e @ e.T
     thr = calibrate_threshold(sim, labels)
     s = sim.copy()
@@ -43,17 +45,19 @@ def calibrate_open_set(gallery: Gallery, max_images: int = 5000) -> dict[str, An
 
 
 def _species_pairs(gallery: Gallery, species: str, depth: int, max_images: int) -> Optional[tuple[dict, np.ndarray]]:
-    ids, labels, e = gallery.labelled_embeddings(species)
+    ids, labels = gallery.labelled_images(species)
     name = gallery.settings.matcher_for(species)
     feats = gallery.stored_features(ids.tolist(), name)
     keep = np.array([int(i) in feats for i in ids], bool)  # only images that can be verified
-    ids, labels, e = ids[keep], labels[keep], e[keep]
+    ids, labels = ids[keep], labels[keep]
     if len(ids) > max_images:
         pick = np.sort(np.random.default_rng(0).choice(len(ids), size=max_images, replace=False))
-        ids, labels, e = ids[pick], labels[pick], e[pick]
+        ids, labels = ids[pick], labels[pick]
     counts = {lbl: int((labels == lbl).sum()) for lbl in set(labels.tolist())}
     if len(counts) < 2 or max(counts.values(), default=0) < 2:
         return None
+    vec = gallery.embeddings_by_id(ids)  # only the sample's vectors are read
+    e = np.stack([vec[int(i)] for i in ids])
     m = gallery.matcher(name)
     flist = [feats[int(i)] for i in ids]
 

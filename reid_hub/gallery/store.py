@@ -625,12 +625,7 @@ class Gallery:
 
     def _rerank_exact(self, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact inner products of each query's shortlist (vectors from the database), best first."""
-        wanted = [int(i) for i in np.unique(ids[ids >= 0])]
-        vec: dict[int, np.ndarray] = {}
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start:start + 900]
-            vec.update((r[0], np.frombuffer(r[1], dtype=np.float32)) for r in self.db.execute(
-                f"SELECT id, embedding FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        vec = self.embeddings_by_id(np.unique(ids[ids >= 0]))
         scores = np.full(ids.shape, -np.inf, dtype=np.float32)
         for r in range(len(ids)):
             for c, i in enumerate(ids[r]):
@@ -665,13 +660,22 @@ class Gallery:
             "AND s.video = m.video WHERE s.encounter=? AND s.video<>?", (encounter, exclude_video or "")).fetchall()
         return [(iid, np.frombuffer(blob, dtype=np.float32)) for iid, blob in rows]
 
-    def labelled_embeddings(self, species: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Image ids, their individuals' ids and their unit embeddings (of one `species` when given), by image id."""
-        sql = "SELECT m.id, m.individual_id, m.embedding FROM images m JOIN individuals i ON i.id = m.individual_id"
+    def labelled_images(self, species: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Image ids and their individuals' ids (of one `species` when given), by image id; no embeddings are read."""
+        sql = "SELECT m.id, m.individual_id FROM images m JOIN individuals i ON i.id = m.individual_id"
         rows = self.db.execute(sql + (" WHERE i.species=?" if species is not None else "") + " ORDER BY m.id",
                                (species,) if species is not None else ()).fetchall()
-        e = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows]) if rows else np.zeros((0, self.dim), np.float32)
-        return np.array([r[0] for r in rows], np.int64), np.array([str(r[1]) for r in rows]), e
+        return np.array([r[0] for r in rows], np.int64), np.array([str(r[1]) for r in rows])
+
+    def embeddings_by_id(self, image_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored unit embedding of each of these images (ids not in the gallery are absent)."""
+        wanted = [int(i) for i in image_ids]
+        vec: dict[int, np.ndarray] = {}
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            chunk = wanted[start:start + 900]
+            vec.update((r[0], np.frombuffer(r[1], dtype=np.float32)) for r in self.db.execute(
+                f"SELECT id, embedding FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return vec
 
     def owner_positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which `ids` are images of the gallery (not -1 padding, not deleted), and the position in `owners()`'s

@@ -76,5 +76,4 @@ def _table(rows: list[dict[str, Any]], columns: Optional[list[str]]) -> str:
     return "\n".join(lines)
 
 
-
 __all__ = ["ModelCard", "render_card", "CARD_TEMPLATE"]

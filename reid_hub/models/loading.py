@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ConfigError, ModelMismatchError, OfflineError, UnknownModelError
 from ..resources import model_cards_dir
-from .card import ModelCard, render_card
+from .card import ModelCard
 from .foreign import Fetch, checkpoint_kind, folder_fetch, load_foreign, read_config
 from .configs import ALIASES, ModelConfig, get_model_config, list_models
 from .model import ReIDModel
@@ -149,7 +149,6 @@ def save_pretrained(model: ReIDModel, save_directory: str | Path, card: Optional
                        for k, v in model.state_dict().items()}
             model.load_state_dict(rounded)
         model.save_pretrained(tmp, model_card_kwargs={"card": card, "template": template})  # card: generate_model_card
-        model.save_dtype = None
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -183,5 +182,5 @@ def push_to_hub(model: ReIDModel, repo_id: str, card: Optional[ModelCard] = None
     return str(getattr(info, "commit_url", info))
 
 
-__all__ = ["ModelCard", "DEFAULT_MODEL", "from_pretrained", "save_pretrained", "push_to_hub", "render_card",
+__all__ = ["ModelCard", "DEFAULT_MODEL", "from_pretrained", "save_pretrained", "push_to_hub",
            "release_names", "resolve", "model_table"]
