@@ -9,7 +9,6 @@ import io
 import logging
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Optional
 
 import gradio as gr
@@ -127,9 +126,9 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                 progress(0.85, desc="matching the animals to the gallery")
                 placed = place_clip(svc.gallery, result, source, name, encounter=encounter.strip() or None,
                                     lock=svc.lock)
-                res = [SimpleNamespace(**a) for a in placed["assignments"]]
+                res = placed["assignments"]  # the same dicts the API answers
                 det = result.detections
-                names = {int(a.cluster): a.display_name for a in res}
+                names = {int(a["cluster"]): a["display_name"] for a in res}
                 if source is None:  # crops: one representative crop per animal, named
                     reps = result.representatives(1)
                     img = Image.new("RGB", (160 * max(1, len(reps)), 140), (30, 30, 30))
@@ -150,14 +149,14 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                     where = f"frame {busiest}"
         except ReidHubError as exc:
             return pd.DataFrame(), None, f"**Error:** {exc}"
-        table = pd.DataFrame([{"cluster": a.cluster, "detections": int((det["label"] == int(a.cluster)).sum()),
-                               "persistent id": a.individual_id, "name": a.display_name, "new": a.is_new,
-                               "score": None if a.score is None else round(a.score, 3),
-                               "images added": a.images_added} for a in res])
+        table = pd.DataFrame([{"cluster": a["cluster"], "detections": int((det["label"] == int(a["cluster"])).sum()),
+                               "persistent id": a["individual_id"], "name": a["display_name"], "new": a["is_new"],
+                               "score": None if a["score"] is None else round(a["score"], 3),
+                               "images added": a["images_added"]} for a in res])
         est = result.k_estimate
         k_note = "" if est is None else f" (k={result.k} estimated, runner-up {est.runner_up}, confidence {est.confidence:.2f})"
         return table, img, (f"{len(det)} detections in {det['frame'].nunique()} frames, {result.k} animals{k_note}; "
-                            f"{sum(a.is_new for a in res)} new individual(s). Preview: {where}.")
+                            f"{sum(a['is_new'] for a in res)} new individual(s). Preview: {where}.")
 
     def review_show(pid: Optional[int]):
         """The proposal `pid` (or the oldest pending one): query, current candidate, evidence, text."""
