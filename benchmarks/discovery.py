@@ -31,9 +31,10 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
 from reid_hub import from_pretrained
 from reid_hub.data import tables as rdata
-from reid_hub.discovery import AnswerLog, Discovery, DiscoveryConfig, simulate_reviewer
+from reid_hub.discovery import AnswerLog, Constraints, Discovery, DiscoveryConfig, simulate_reviewer
 from reid_hub.discovery.graph import build_graph
 from reid_hub.discovery.grouping import constrained_average_linkage
+from reid_hub.discovery.verification import LocalEvidence, VerifyConfig, verify_collection
 from reid_hub.evaluation.runner import imagenet_baseline, machine_info
 from reid_hub.evaluation.scorers import embed_table
 
@@ -68,6 +69,19 @@ def embeddings(ds: str, df: pd.DataFrame, setting: str) -> np.ndarray:
     return e
 
 
+def local_evidence(ds: str, df: pd.DataFrame, e: np.ndarray, setting: str) -> LocalEvidence:
+    """The verified pairs of a dataset (reid-hub discover's default verification), cached like the embeddings."""
+    cache = Path(os.environ.get("REID_HUB_CACHE", Path.home() / ".cache" / "reid-hub")) / "discovery"
+    f = cache / f"local-{setting}-{ds}.npz"
+    keys, cfg = df["image_id"].tolist(), VerifyConfig()
+    got = LocalEvidence.load(f, keys, cfg)
+    if got is None:
+        got = verify_collection(df, e, {ds: np.arange(len(df))}, cfg)
+        cache.mkdir(parents=True, exist_ok=True)
+        got.save(f, keys, cfg)
+    return got
+
+
 def label_chosen_baseline(e: np.ndarray, y: np.ndarray) -> dict:
     """Cosine average linkage of every pair at the ARI-best distance threshold (chosen with the labels)."""
     dist = 1 - e @ e.T
@@ -82,10 +96,21 @@ def label_chosen_baseline(e: np.ndarray, y: np.ndarray) -> dict:
     return best
 
 
-def threshold_sweep(e: np.ndarray, y: np.ndarray) -> list[float]:
+def threshold_sweep(e: np.ndarray, y: np.ndarray, local: LocalEvidence, centre: float = VerifyConfig().centre,
+                    structure: Constraints | None = None) -> list[float]:
+    """ARI at every grouping threshold on the grid, with local evidence (centre: where it alone says P = 0.5;
+    inf: the global embedding alone)."""
     g = build_graph(e)
-    return [float(adjusted_rand_score(y, constrained_average_linkage(len(e), g.i, g.j, g.jaccard, float(t))))
-            for t in GRID]
+    if np.isfinite(centre) and len(local):
+        g = g.with_local(e, local.i, local.j, local.p_same(VerifyConfig(centre=centre)))
+    return [float(adjusted_rand_score(y, constrained_average_linkage(len(e), g.i, g.j, g.similarity, float(t),
+                                                                     structure))) for t in GRID]
+
+
+#: structure columns a user of these collections has: fish_fs48's sequences each film one fish (SOURCE.md)
+TRACKS = {"fish_fs48": "sequence"}
+#: centres of the local evidence's logistic compared (inf: no verification)
+CENTRES = (10.0, 12.0, 15.0, 20.0, 30.0, float("inf"))
 
 
 POINTS = (0, 10, 25, 50, 100, 200)
@@ -100,13 +125,15 @@ def _at(points: list[dict], n: int, key: str) -> str:
 
 def report(res: dict) -> str:
     """Markdown tables of a results file: 0-answer ARI against the baselines, then the curves."""
-    lines = ["| species | images / animals | label-chosen baseline ARI | ours, default threshold | ours, LOSO threshold |"
-             " best threshold with labels |", "|---|---|---|---|---|---|"]
+    lines = ["| species | images / animals | label-chosen baseline ARI | ours, default | ours, no verification |"
+             " ours, LOSO threshold | best threshold with labels | LOSO centre |", "|---|---|---|---|---|---|---|---|"]
     for ds, e in res["species"].items():
         lf = e["label_free"]
         lines.append(f"| {ds} | {e['images']} / {e['individuals']} | {e['baseline_label_chosen']['ari']:.3f} | "
-                     f"{lf['ari_default']:.3f} | {lf['ari_loso']:.3f} (t={lf['loso_threshold']}) | "
-                     f"{lf['ari_best_with_labels']:.3f} (t={lf['best_threshold_with_labels']}) |")
+                     f"{lf['ari_default']:.3f} | {lf.get('ari_no_verification', float('nan')):.3f} | "
+                     f"{lf['ari_loso']:.3f} (t={lf['loso_threshold']}) | "
+                     f"{lf['ari_best_with_labels']:.3f} (t={lf['best_threshold_with_labels']}) | "
+                     f"{lf.get('loso_centre', 'n/a')} |")
     for key in ("ari", "top1_unasked"):
         lines += ["", f"{key} after N simulated answers:", "",
                   "| species | questions | " + " | ".join(str(n) for n in POINTS) + " |",
@@ -155,15 +182,20 @@ def main() -> None:
             unseen = set(pd.read_csv(SPLIT).query("split == 'unseen'")["image_id"])
             keep = df["image_id"].isin(unseen).to_numpy()
             df, e = df[keep].reset_index(drop=True), e[keep]
-        data[ds] = (df, e)
+        data[ds] = (df, e, local_evidence(ds, df, e, args.setting))
     sweeps = res.setdefault("threshold_sweep", {"grid": GRID.tolist()})
+    centres = res.setdefault("centre_sweep", {"centres": [str(c) for c in CENTRES]})
     for ds in SPECIES:
         if ds not in sweeps:
-            sweeps[ds] = threshold_sweep(data[ds][1], data[ds][0]["identity"].to_numpy())
+            sweeps[ds] = threshold_sweep(data[ds][1], data[ds][0]["identity"].to_numpy(), data[ds][2])
+        if ds not in centres:  # ARI at the default threshold for each centre: is the default centre LOSO-safe?
+            t = DiscoveryConfig().threshold
+            centres[ds] = [threshold_sweep(data[ds][1], data[ds][0]["identity"].to_numpy(), data[ds][2], c)
+                           [int(np.argmin(abs(GRID - t)))] for c in CENTRES]
     for ds in args.species:
         if ds in res["species"] and not args.force:
             continue
-        df, e = data[ds]
+        df, e, local = data[ds]
         y = df["identity"].to_numpy()
         others = [s for s in SPECIES if s != ds]
         loso_t = float(GRID[int(np.argmax(np.mean([sweeps[s] for s in others], axis=0)))])
@@ -173,22 +205,30 @@ def main() -> None:
                                 "ari_default": sweeps[ds][int(np.argmin(abs(GRID - DiscoveryConfig().threshold)))],
                                 "loso_threshold": loso_t, "ari_loso": sweeps[ds][int(np.argmin(abs(GRID - loso_t)))],
                                 "best_threshold_with_labels": float(GRID[int(np.argmax(sweeps[ds]))]),
-                                "ari_best_with_labels": float(max(sweeps[ds]))},
+                                "ari_best_with_labels": float(max(sweeps[ds])),
+                                "ari_no_verification": centres[ds][-1],
+                                "loso_centre": CENTRES[int(np.argmax(np.mean([centres[s] for s in others], axis=0)))],
+                                "verified_pairs": len(local)},
                  "curves": {}}
-        for strategy in ("gain", "random"):
-            for adapter in ((True, False) if ds in args.adapter_species and strategy == "gain" else (False,)):
-                name = f"{strategy}{'+adapter' if adapter else ''}"
-                with tempfile.TemporaryDirectory() as tmp:
-                    t0 = time.perf_counter()
-                    d = Discovery(df, e, DiscoveryConfig(strategy=strategy, adapter=adapter),
-                                  answers=AnswerLog(Path(tmp) / "answers.sqlite"), keys=df["image_id"].tolist())
-                    timings: list[float] = []
-                    curve = simulate_reviewer(d, y, args.answers, args.batch, progress=False, timings=timings)
-                    entry["curves"][name] = {"points": curve, "seconds": round(time.perf_counter() - t0, 1),
-                                             "seconds_per_answer": {"median": float(np.median(timings)),
-                                                                    "max": float(np.max(timings))}}
-                print(ds, name, [(c["answers"], round(c["ari"], 3), c["top1_unasked"]) for c in curve
-                                 if c["answers"] in (0, 10, 20, 30, 50, 100, 200)], flush=True)
+        runs = [(f"{strategy}{'+adapter' if adapter else ''}", strategy, adapter, None)
+                for strategy in ("gain", "random")
+                for adapter in ((True, False) if ds in args.adapter_species and strategy == "gain" else (False,))]
+        if ds in TRACKS:  # the collection's own structure, as a user would pass it with --track-column
+            runs += [(f"{strategy}, tracks", strategy, False, TRACKS[ds]) for strategy in ("gain", "random")]
+        for name, strategy, adapter, track in runs:
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                d = Discovery(df, e, DiscoveryConfig(strategy=strategy, adapter=adapter),
+                              Constraints.from_columns(df, track) if track else None,
+                              answers=AnswerLog(Path(tmp) / "answers.sqlite"), keys=df["image_id"].tolist(),
+                              local=local)
+                timings: list[float] = []
+                curve = simulate_reviewer(d, y, args.answers, args.batch, progress=False, timings=timings)
+                entry["curves"][name] = {"points": curve, "seconds": round(time.perf_counter() - t0, 1),
+                                         "seconds_per_answer": {"median": float(np.median(timings)),
+                                                                "max": float(np.max(timings))}}
+            print(ds, name, [(c["answers"], round(c["ari"], 3), c["top1_unasked"]) for c in curve
+                             if c["answers"] in (0, 10, 20, 30, 50, 100, 200)], flush=True)
         res["species"][ds] = entry
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(res, indent=2))

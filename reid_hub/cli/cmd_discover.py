@@ -11,10 +11,11 @@ from .args import non_negative_int, on_off, open_unit, positive_int
 def _cmd_discover(args: argparse.Namespace) -> int:
     from ..discovery.run import DiscoverRequest, discover
     from ..discovery.session import DiscoveryConfig
+    from ..discovery.verification import VerifyConfig
 
     if args.answers and not args.answers_from:
         raise ConfigError("--answers needs --answers-from COLUMN")
-    cfg = DiscoveryConfig(adapter=args.adapter, strategy=args.questions,
+    cfg = DiscoveryConfig(adapter=args.adapter, strategy=args.questions, verify=VerifyConfig(matcher=args.verify),
                           **({"threshold": args.threshold} if args.threshold is not None else {}))
     summary = discover(DiscoverRequest(args.table, args.out, args.model, args.species, args.track_column,
                                        args.frame_column, args.answers, args.answers_from, args.batch, cfg,
@@ -67,6 +68,8 @@ def add_parsers(sub: Any, runtime: argparse.ArgumentParser, default_model: str) 
                    help="learn a per-species adapter from answers (off by default: it has not yet beaten none)")
     s.add_argument("--threshold", type=open_unit, default=None,
                    help="grouping threshold on the neighbourhood similarity (default: the label-free one)")
+    s.add_argument("--verify", choices=["sift", "none"], default="sift",
+                   help="local verification of candidate pairs (default sift; none: the global embedding alone)")
     s.set_defaults(func=_cmd_discover)
 
     s = sub.add_parser("questions", help="list or answer the pair questions of a discovery folder")

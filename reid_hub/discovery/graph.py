@@ -7,6 +7,7 @@ what lets one label-free threshold serve species the model never saw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import faiss
 import numpy as np
@@ -27,7 +28,9 @@ class GraphConfig:
 
 @dataclass
 class CandidateGraph:
-    """Undirected candidate pairs (i < j) with their cosine and Jaccard (neighbourhood agreement) similarities."""
+    """Undirected candidate pairs (i < j) with their cosine and Jaccard (neighbourhood agreement) similarities,
+    and P(same) from local verification (`local`, 0 where a pair was not verified). A pair's `similarity` is
+    the stronger of its Jaccard similarity and its local P(same): either kind of evidence can join two images."""
 
     n: int
     i: np.ndarray
@@ -35,9 +38,36 @@ class CandidateGraph:
     cosine: np.ndarray
     jaccard: np.ndarray
     encoding: sp.csr_matrix
+    local: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.i)
+
+    @property
+    def similarity(self) -> np.ndarray:
+        return self.jaccard if self.local is None else np.maximum(self.jaccard, self.local)
+
+    def with_local(self, emb: np.ndarray, i: np.ndarray, j: np.ndarray, p_same: np.ndarray,
+                   min_p: float = 0.05) -> "CandidateGraph":
+        """This graph of embeddings `emb` plus local evidence: verified pairs with P(same) above `min_p` become
+        edges too (their Jaccard similarity computed from the encoding), and every edge carries its local P(same)."""
+        keep = np.asarray(p_same) > min_p
+        n = max(self.n, 1)
+        own = self.i * n + self.j
+        extra = np.asarray(i, np.int64)[keep] * n + np.asarray(j, np.int64)[keep]
+        keys = np.union1d(own, extra)
+        a, b = keys // n, keys % n
+        jac = np.empty(len(keys))
+        pos = np.searchsorted(keys, own)
+        jac[pos] = self.jaccard
+        new = np.ones(len(keys), bool)
+        new[pos] = False
+        if new.any():
+            jac[new] = self.jaccard_of(a[new], b[new])
+        cos = np.einsum("nd,nd->n", emb[a], emb[b]).astype(np.float64)
+        local = np.zeros(len(keys))
+        local[np.searchsorted(keys, extra)] = np.asarray(p_same, float)[keep]
+        return CandidateGraph(self.n, a, b, cos, jac, self.encoding, local)
 
     def pair_index(self) -> dict[tuple[int, int], int]:
         """(i, j) with i < j -> edge position."""

@@ -19,6 +19,7 @@ from .collection import load_collection
 from .constraints import Constraints
 from .session import Discovery, DiscoveryConfig, write_atomic, write_csv_atomic
 from .simulate import simulate_reviewer
+from .verification import LocalEvidence, VerifyConfig, verify_collection
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,21 @@ def _embeddings(model: Any, table: pd.DataFrame, keys: list[str], out: Path) -> 
     return emb
 
 
+def _local_evidence(d_table: pd.DataFrame, emb: np.ndarray, keys: list[str], config: VerifyConfig,
+                    out: Path) -> LocalEvidence:
+    """The collection's verified pairs, cached in `out/verification.npz` for these rows and settings."""
+    if not config.enabled:
+        return LocalEvidence.empty()
+    cache = out / "verification.npz"
+    got = LocalEvidence.load(cache, keys, config)
+    if got is None:
+        species = d_table["species"].astype(str)
+        rows = {s: np.asarray(r, np.int64) for s, r in species.groupby(species).indices.items()}
+        got = verify_collection(d_table, emb, rows, config)
+        got.save(cache, keys, config)
+    return got
+
+
 def _select(table: pd.DataFrame, req: DiscoverRequest) -> pd.DataFrame:
     for col, flag in ((req.track_column, "--track-column"), (req.frame_column, "--frame-column"),
                       (req.answers_from, "--answers-from")):
@@ -91,12 +107,16 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
                  out / "state.json")
     answers = AnswerLog(out / "answers.sqlite")
     t0 = time.perf_counter()
-    d = Discovery(table, emb, req.config, structure, answers, keys)
+    local = _local_evidence(table, emb, keys, req.config.verify, out)
+    t_verify = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    d = Discovery(table, emb, req.config, structure, answers, keys, local)
     if answers.current():
         d.learn()
     t_group = time.perf_counter() - t0
     extra: dict[str, Any] = {"model": {"name": model.config.name, "fingerprint": model.fingerprint()},
-                             "seconds": {"embed": round(t_embed, 2), "group": round(t_group, 2)}}
+                             "seconds": {"embed": round(t_embed, 2), "verify": round(t_verify, 2),
+                                         "group": round(t_group, 2)}}
     if req.answers > 0:
         if not req.answers_from:
             raise ConfigError("--answers needs --answers-from COLUMN (the column that holds the true identities)")
@@ -151,7 +171,8 @@ def propose_to_gallery(d: Discovery, gallery_dir: str, model: Any, source: str, 
 
 
 def _config_dict(cfg: DiscoveryConfig) -> dict[str, Any]:
-    return {"threshold": cfg.threshold, "adapter": cfg.adapter, "strategy": cfg.strategy}
+    return {"threshold": cfg.threshold, "adapter": cfg.adapter, "strategy": cfg.strategy,
+            "verify": cfg.verify.matcher}
 
 
 def open_discovery(folder: str | Path) -> Discovery:
@@ -168,11 +189,12 @@ def open_discovery(folder: str | Path) -> Discovery:
     z = np.load(out / "embeddings.npz", allow_pickle=False)
     if list(z["keys"]) != keys:
         raise DataError(f"{folder}: the table changed since it was discovered; run reid-hub discover again")
-    cfg = replace(DiscoveryConfig(), **{k: v for k, v in s.get("config", {}).items()
-                                        if k in ("threshold", "adapter", "strategy")})
+    saved = s.get("config", {})
+    cfg = replace(DiscoveryConfig(), **{k: v for k, v in saved.items() if k in ("threshold", "adapter", "strategy")},
+                  verify=VerifyConfig(matcher=saved.get("verify", "none")))  # folders from before verification
     d = Discovery(table, z["emb"], cfg, Constraints.from_columns(table, s.get("track_column"),
                                                                   s.get("frame_column")),
-                  AnswerLog(out / "answers.sqlite"), keys)
+                  AnswerLog(out / "answers.sqlite"), keys, _local_evidence(table, z["emb"], keys, cfg.verify, out))
     if d.answered():
         d.learn()
     return d

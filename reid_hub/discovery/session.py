@@ -25,6 +25,7 @@ from .constraints import Constraints, UnionFind
 from .graph import CandidateGraph, GraphConfig, build_graph
 from .grouping import by_first_row, linkage
 from .questions import STRATEGIES, Question, random_questions, rank_questions
+from .verification import LocalEvidence, VerifyConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class DiscoveryConfig:
     adapter: bool = False
     adapter_config: AdapterConfig = field(default_factory=AdapterConfig)
     strategy: str = "gain"
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -58,11 +60,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Discovery:
-    """The individuals of one collection: rows of `table` with their `embeddings` (L2-normalised)."""
+    """The individuals of one collection: rows of `table` with their `embeddings` (L2-normalised) and, when
+    given, the local verification of its pairs (`local`, see `verification.verify_collection`)."""
 
     def __init__(self, table: pd.DataFrame, embeddings: np.ndarray, config: DiscoveryConfig = DiscoveryConfig(),
                  structure: Optional[Constraints] = None, answers: Optional[AnswerLog] = None,
-                 keys: Optional[Sequence[str]] = None) -> None:
+                 keys: Optional[Sequence[str]] = None, local: Optional[LocalEvidence] = None) -> None:
         if len(table) != len(embeddings):
             raise ConfigError(f"{len(table)} rows but {len(embeddings)} embeddings")
         self.table = table.reset_index(drop=True)
@@ -77,13 +80,20 @@ class Discovery:
         species = self.table["species"].astype(str) if "species" in self.table else pd.Series([""] * len(table))
         self.species_rows = {s: np.asarray(rows, np.int64) for s, rows in species.groupby(species).indices.items()}
         self.adapters: dict[str, PairAdapter] = {s: PairAdapter() for s in self.species_rows}
+        self.local = local or LocalEvidence.empty()
         self.emb = self.raw.copy()
         self.graph = self._build_graph()
         self.labels = self.regroup()
 
     # -- state ------------------------------------------------------------------------------------------------
     def _build_graph(self) -> CandidateGraph:
-        """One candidate graph over all rows, edges only within a species."""
+        """One candidate graph over all rows, edges only within a species, with the local evidence."""
+        g = self._embedding_graph()
+        if len(self.local):
+            g = g.with_local(self.emb, self.local.i, self.local.j, self.local.p_same(self.config.verify))
+        return g
+
+    def _embedding_graph(self) -> CandidateGraph:
         parts = []
         for s, rows in self.species_rows.items():
             self.emb[rows] = self.adapters[s](self.raw[rows])
@@ -123,9 +133,9 @@ class Discovery:
             (c.add_must if same else c.add_cannot)(a, b)
         return c
 
-    def p_same(self, jaccard: np.ndarray) -> np.ndarray:
-        """P(same individual) of pairs from their Jaccard similarity."""
-        return _sigmoid((np.asarray(jaccard, float) - self.config.threshold) / self.config.slope)
+    def p_same(self, similarity: np.ndarray) -> np.ndarray:
+        """P(same individual) of pairs from their similarity (the stronger of Jaccard and local P(same))."""
+        return _sigmoid((np.asarray(similarity, float) - self.config.threshold) / self.config.slope)
 
     # -- grouping ---------------------------------------------------------------------------------------------
     def regroup(self) -> np.ndarray:
@@ -135,7 +145,7 @@ class Discovery:
         for a, b, same in answered:
             if not same:
                 base.add_cannot(a, b)
-        self.link = linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.jaccard, self.config.threshold, base)
+        self.link = linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.similarity, self.config.threshold, base)
         labels = self.link.labels
         # a "same" answer joins the two groups it links (unless the joined group would hold a cannot-link)
         comp = self.constraints(answered).components()
@@ -167,7 +177,7 @@ class Discovery:
     def confidence(self) -> np.ndarray:
         """Per row: the mean P(same) to the members of its group among its candidate pairs; for a row alone in
         its group, 1 - the largest P(same) to any other row."""
-        p = self.p_same(self.graph.jaccard)
+        p = self.p_same(self.graph.similarity)
         n = len(self.raw)
         tot, cnt, best_other = np.zeros(n), np.zeros(n), np.zeros(n)
         same = self.labels[self.graph.i] == self.labels[self.graph.j]
@@ -192,10 +202,10 @@ class Discovery:
                 ra, rb = self.row_of[a], self.row_of[b]
                 asked.add((min(ra, rb), max(ra, rb)))
         if (strategy or self.config.strategy) == "random":
-            return random_questions(self.graph.i, self.graph.j, self.p_same(self.graph.jaccard), self.labels, comp,
+            return random_questions(self.graph.i, self.graph.j, self.p_same(self.graph.similarity), self.labels, comp,
                                     blocked, asked, limit, seed)
         n = len(self.raw)
-        sim = sp.coo_matrix((np.concatenate([self.graph.jaccard, self.graph.jaccard]),
+        sim = sp.coo_matrix((np.concatenate([self.graph.similarity, self.graph.similarity]),
                              (np.concatenate([self.graph.i, self.graph.j]),
                               np.concatenate([self.graph.j, self.graph.i]))), shape=(n, n)).tocsr()
         return rank_questions(self.link, self.labels, self.p_same, sim, comp, blocked, asked, answered, limit)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..discovery.session import Discovery, DiscoveryConfig
+from ..discovery.verification import verify_collection
 from ..errors import DataError
 from ..models.model import ReIDModel, create_model
 from ..scoring.calibration import calibrate_threshold
@@ -220,8 +221,9 @@ def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] 
     for species, part in unseen.groupby("species"):
         part = part.reset_index(drop=True)
         if len(part) >= 2:  # discovery: the unseen identities grouped without labels (reid-hub discover's default)
-            grouped = Discovery(part, table_features(DEFAULT_MATCHER).embeddings(part), DiscoveryConfig(adapter=False),
-                                keys=part["image_id"].tolist())
+            emb, cfg = table_features(DEFAULT_MATCHER).embeddings(part), DiscoveryConfig(adapter=False)
+            local = verify_collection(part, emb, {str(species): np.arange(len(part))}, cfg.verify, progress=False)
+            grouped = Discovery(part, emb, cfg, keys=part["image_id"].tolist(), local=local)
             results["species"][species]["model"]["discovery"] = {
                 **clustering_metrics(part["label"], grouped.labels), "individuals": int(grouped.labels.max() + 1)}
     results["model"] = {"name": model.config.name, "fingerprint": model.fingerprint()}
