@@ -221,7 +221,8 @@ def test_discover_with_a_gallery_sends_every_individual_to_review(tmp_path, toy_
     g.enroll(iid, model.embed([str(toy_data[0] / p) for p in known["path"]]))
     g.close()
     out = tmp_path / "disc"
-    r = run_cli("discover", toy_data[0], "--out", out, "--model", tiny_model, "--gallery", tmp_path / "g")
+    r = run_cli("discover", toy_data[0], "--out", out, "--model", tiny_model, "--gallery", tmp_path / "g",
+                "--threshold", "0.9")  # the untrained model groups little at this threshold: several proposals
     assert r.returncode == 0, r.stderr
     groups = pd.read_csv(out / "individuals.csv")["individual"].nunique()
     sent = pd.read_csv(out / "gallery.csv")
@@ -232,5 +233,30 @@ def test_discover_with_a_gallery_sends_every_individual_to_review(tmp_path, toy_
     assert all(p.current and p.current["individual_id"] == iid for p in items)  # the one known fox is offered
     assert len(g) == len(known)
     g.close()
+    # decisions taken in the review queue come back as answers: two groups confirmed as one fox are one group
+    from reid_hub.discovery.run import open_discovery
+
+    a, b = items[0], items[1]
+    g = open_gallery(tmp_path / "g", model, create=False)
+    review.decide(g, a.id, "confirm", iid, actor="erin")
+    review.decide(g, b.id, "confirm", iid, actor="erin")
+    g.close()
+    members = pd.read_csv(out / "gallery_members.csv")
+    rows_a = members[members["proposal"] == a.id]["path"].tolist()
+    rows_b = members[members["proposal"] == b.id]["path"].tolist()
+    d = open_discovery(out)
+    lab = dict(zip(d.keys, d.labels))
+    assert len({lab[k] for k in rows_a + rows_b}) == 1
+    fed = [h for h in d.answers.history() if h.actor.startswith("review:")]
+    assert fed and {h.answer for h in fed} == {"same"}
+    assert len(open_discovery(out).answers.history()) == len(d.answers.history())  # feeding twice adds nothing
+    g = open_gallery(tmp_path / "g", model, create=False)
+    review.decide(g, b.id, "undo", actor="erin")
+    g.close()
+    d = open_discovery(out)  # the undone decision's answers are withdrawn; a's own rows stay one animal
+    in_force = d.answers.current()
+    assert all(in_force[(h.a, h.b)] == "skip" for h in fed if {h.a, h.b} & set(rows_b))
+    assert all(in_force[tuple(sorted(p))] == "same" for p in zip(rows_a[:-1], rows_a[1:]))
+    assert any(h.actor == "review:withdrawn" for h in d.answers.history())
     r = run_cli("discover", toy_data[0], "--out", tmp_path / "d2", "--model", tiny_model, "--gallery", tmp_path / "nope")
     assert r.returncode == 7 and "nope" in r.stderr and "Traceback" not in r.stderr  # GalleryError: no such gallery

@@ -19,6 +19,7 @@ from .collection import load_collection
 from .constraints import Constraints
 from .session import Discovery, DiscoveryConfig, write_atomic, write_csv_atomic
 from .simulate import simulate_reviewer
+from .review_feed import feed_review_decisions, write_members
 from .verification import LocalEvidence, VerifyConfig, verify_collection
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
     structure = Constraints.from_columns(table, req.track_column, req.frame_column)
     write_atomic(json.dumps({"table": str(Path(req.table).resolve()), "species": req.species,
                              "track_column": req.track_column, "frame_column": req.frame_column,
-                             "model": req.model, "config": _config_dict(req.config)}, indent=2),
+                             "model": req.model, "model_name": model.config.name,
+                             "gallery": str(Path(req.gallery).resolve()) if req.gallery else None,
+                             "config": _config_dict(req.config)}, indent=2),
                  out / "state.json")
     answers = AnswerLog(out / "answers.sqlite")
     t0 = time.perf_counter()
@@ -130,6 +133,8 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
                                            "max": round(float(np.max(timings)), 4)}
     if req.gallery:
         extra["gallery"] = propose_to_gallery(d, req.gallery, model, Path(req.table).name, out)
+        if extra["gallery"]["review_answers"]["recorded"]:  # auto-accepted proposals already decided something
+            d.learn()
     d.write(out, extra)
     return {**d.summary(), **extra}
 
@@ -139,35 +144,41 @@ def propose_to_gallery(d: Discovery, gallery_dir: str, model: Any, source: str, 
     """Send every discovered individual to the gallery's review queue: one proposal per group (up to
     `max_members` of its images, the one nearest the group's centre as its picture) with the gallery's ranked
     candidates and P(same); the gallery enrolls only what it auto-accepts (auto-accept is off by default).
-    Writes out/gallery.csv (individual, proposal, decision, best candidate) and returns counts."""
+    Writes out/gallery.csv (individual, proposal, decision, best candidate) and out/gallery_members.csv (the
+    rows of each proposal: the review decisions taken on them later come back as answers) and returns counts."""
     from ..data.tables import read_sample
     from ..gallery import open_gallery, review
 
     g = open_gallery(gallery_dir, model, create=False)
     ind = d.individuals()
     rows_out = []
+    members: dict[int, list[str]] = {}
     try:
-        for name, members in ind.groupby("individual", sort=False).indices.items():
-            members = np.asarray(members)
-            pick = members[np.linspace(0, len(members) - 1, min(max_members, len(members))).round().astype(int)]
+        for name, members_rows in ind.groupby("individual", sort=False).indices.items():
+            members_rows = np.asarray(members_rows)
+            pick = members_rows[np.linspace(0, len(members_rows) - 1,
+                                            min(max_members, len(members_rows))).round().astype(int)]
             emb = d.raw[pick]
             rep = int(np.argmax(emb @ emb.mean(axis=0)))
             images = [read_sample(r) for r in d.table.iloc[pick].to_dict("records")]
             species = str(d.table["species"].iloc[pick[0]]) if "species" in d.table else ""
             res = review.propose(g, emb, images[rep], species=species, source=f"discover:{source}#{name}",
                                  cluster=name, images=images)
+            members[int(res["proposal_id"])] = [d.keys[int(r)] for r in members_rows]
             best = review.get(g, res["proposal_id"]).current
             rows_out.append({"individual": name, "proposal": res["proposal_id"], "status": res["status"],
                              "decision": res["decision"], "candidate": (best or {}).get("individual_id", ""),
                              "candidate_name": (best or {}).get("display_name", ""),
                              "p_same": (best or {}).get("probability")})
+        write_members(out, members)
+        fed = feed_review_decisions(d.answers, g, out) if d.answers is not None else {"recorded": 0, "withdrawn": 0}
     finally:
         g.close()
     table = pd.DataFrame(rows_out)
     write_csv_atomic(table, out / "gallery.csv")
     return {"proposals": int((table["status"] == "pending").sum()) if len(table) else 0,
             "auto_accepted": int((table["status"] != "pending").sum()) if len(table) else 0,
-            "decisions": table["decision"].value_counts().to_dict() if len(table) else {}}
+            "decisions": table["decision"].value_counts().to_dict() if len(table) else {}, "review_answers": fed}
 
 
 def _config_dict(cfg: DiscoveryConfig) -> dict[str, Any]:
@@ -195,6 +206,14 @@ def open_discovery(folder: str | Path) -> Discovery:
     d = Discovery(table, z["emb"], cfg, Constraints.from_columns(table, s.get("track_column"),
                                                                   s.get("frame_column")),
                   AnswerLog(out / "answers.sqlite"), keys, _local_evidence(table, z["emb"], keys, cfg.verify, out))
+    if s.get("gallery") and d.answers is not None:  # decisions taken in the gallery's review queue since
+        from ..gallery.store import Gallery
+
+        g = Gallery(s["gallery"], s.get("model_name", ""), str(z["fingerprint"]), int(z["emb"].shape[1]), create=False)
+        try:
+            feed_review_decisions(d.answers, g, out)
+        finally:
+            g.close()
     if d.answered():
         d.learn()
     return d
