@@ -34,7 +34,7 @@ from reid_hub.data import tables as rdata
 from reid_hub.discovery import AnswerLog, Constraints, Discovery, DiscoveryConfig, simulate_reviewer
 from reid_hub.discovery.graph import build_graph
 from reid_hub.discovery.grouping import constrained_average_linkage
-from reid_hub.discovery.verification import LocalEvidence, VerifyConfig, verify_collection
+from reid_hub.discovery.local_evidence import LocalEvidence, VerifyConfig, verify_collection
 from reid_hub.evaluation.runner import imagenet_baseline, machine_info
 from reid_hub.evaluation.scorers import embed_table
 

@@ -11,7 +11,7 @@ from .args import non_negative_int, on_off, open_unit, positive_int
 def _cmd_discover(args: argparse.Namespace) -> int:
     from ..discovery.run import DiscoverRequest, discover
     from ..discovery.session import DiscoveryConfig
-    from ..discovery.verification import VerifyConfig
+    from ..discovery.local_evidence import VerifyConfig
 
     if args.answers and not args.answers_from:
         raise ConfigError("--answers needs --answers-from COLUMN")

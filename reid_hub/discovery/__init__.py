@@ -1,10 +1,11 @@
 """Discovery: the individuals of an unlabelled collection, with people in the loop.
 
 Modules: `collection` (read a folder or table), `graph` (candidate pairs and their neighbourhood-agreement
-scores), `constraints` (must / cannot links from structure and answers), `grouping` (constrained average
-linkage), `questions` (which pair to ask), `answers` (the answer log with audit), `adapter` (what the answers
-teach the embedding), `session` (the `Discovery` object tying them together), `simulate` (a simulated reviewer
-for evaluation).
+scores), `local_evidence` (verified local matches of candidate pairs as P(same)), `constraints` (must / cannot
+links from structure and answers), `grouping` (constrained average linkage), `questions` (which pair to ask),
+`answers` (the answer log with audit), `review_feed` (a gallery's review decisions as answers), `adapter` (what
+the answers teach the embedding), `session` (the `Discovery` object tying them together), `simulate` (a
+simulated reviewer for evaluation), `run` (the `reid-hub discover` flow and its output folder).
 """
 from .answers import AnswerLog
 from .collection import load_collection

@@ -20,7 +20,7 @@ from .constraints import Constraints
 from .session import Discovery, DiscoveryConfig, write_atomic, write_csv_atomic
 from .simulate import simulate_reviewer
 from .review_feed import feed_review_decisions, write_members
-from .verification import LocalEvidence, VerifyConfig, verify_collection
+from .local_evidence import LocalEvidence, VerifyConfig, verify_collection
 
 log = logging.getLogger(__name__)
 

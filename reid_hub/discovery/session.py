@@ -25,7 +25,7 @@ from .constraints import Constraints, UnionFind
 from .graph import CandidateGraph, GraphConfig, build_graph
 from .grouping import by_first_row, linkage
 from .questions import STRATEGIES, Question, random_questions, rank_questions
-from .verification import LocalEvidence, VerifyConfig
+from .local_evidence import LocalEvidence, VerifyConfig
 
 log = logging.getLogger(__name__)
 

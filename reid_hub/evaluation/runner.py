@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..discovery.session import Discovery, DiscoveryConfig
-from ..discovery.verification import verify_collection
+from ..discovery.local_evidence import verify_collection
 from ..errors import DataError
 from ..models.model import ReIDModel, create_model
 from ..scoring.calibration import calibrate_threshold

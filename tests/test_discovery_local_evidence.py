@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from reid_hub.discovery import Discovery, DiscoveryConfig
 from reid_hub.discovery.graph import GraphConfig
-from reid_hub.discovery.verification import LocalEvidence, VerifyConfig, verification_pairs, verify_collection
+from reid_hub.discovery.local_evidence import LocalEvidence, VerifyConfig, verification_pairs, verify_collection
 from reid_hub.errors import ConfigError
 
 
