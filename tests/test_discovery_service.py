@@ -102,3 +102,41 @@ def test_answering_questions_with_the_keyboard_in_a_real_browser(served, tmp_pat
         browser.close()
     assert [a for a, _ in _answers(out)[start:]] == ["same", "different", "undo", "skip"]
     assert {actor for _, actor in _answers(out)[start:]} == {"token"}
+
+
+def test_review_decisions_over_http_reach_the_served_discovery(tmp_path):
+    """Discovered individuals sent to the service's gallery: confirming two proposals as one animal in the review
+    queue joins their groups in the discovery at once, with the decision in the answer log."""
+    from reid_hub import from_pretrained
+    from reid_hub.app.service import ServiceConfig
+    from reid_hub.discovery.local_evidence import VerifyConfig
+    from reid_hub.discovery.session import DiscoveryConfig
+    from reid_hub.gallery import open_gallery
+
+    model_dir = save_pretrained(create_model("tiny-test"), tmp_path / "model")
+    data = make_identity_images(tmp_path / "cats", "cat", 4, 4, seed=7)
+    g = open_gallery(tmp_path / "gallery", from_pretrained(str(model_dir)))
+    iid = g.add_individual("Known cat", species="cat")
+    g.close()
+    out = tmp_path / "found"
+    # a high threshold and no verification: many small groups, so several proposals
+    discover(DiscoverRequest(str(data / "metadata.csv"), str(out), model=str(model_dir), gallery=str(tmp_path / "gallery"),
+                             config=DiscoveryConfig(threshold=0.95, verify=VerifyConfig(matcher="none"))))
+    members = pd.read_csv(out / "gallery_members.csv")
+    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(tmp_path / "gallery"), token="s3cret",
+                        heavy_per_minute=0, discovery_dir=str(out))
+    with _serve(cfg) as base:
+        c = httpx.Client(base_url=base, timeout=120)
+        before = c.get("/discovery").json()
+        items = c.get("/review", params={"limit": 200}).json()["items"]
+        assert len(items) >= 2
+        a, b = items[0]["id"], items[1]["id"]
+        for pid in (a, b):
+            r = c.post(f"/review/{pid}", json={"action": "confirm", "individual_id": iid}, headers=AUTH)
+            assert r.status_code == 200, r.text
+        fed = [row for row in _answers(out) if row[1] == "review:gallery"]
+        assert fed and {ans for ans, _ in fed} == {"same"}
+        ind = pd.read_csv(out / "individuals.csv").set_index("path")["individual"]
+        rows = members[members["proposal"].isin([a, b])]["path"]
+        assert ind[rows].nunique() == 1  # the two groups are one individual now
+        assert c.get("/discovery").json()["individuals"] < before["individuals"]

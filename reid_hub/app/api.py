@@ -199,10 +199,8 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         """confirm / reject / new / undo; a retried decision returns the recorded one, a different decision on a
         decided proposal (or a stale expected_version) is a 409."""
 
-        with svc.lock:
-            return review.decide(svc.gallery, proposal_id, body.action, individual_id=body.individual_id,
-                                 display_name=body.display_name, force=body.force, actor=actor,
-                                 expected_version=body.expected_version)
+        return svc.decide(proposal_id, body.action, actor, individual_id=body.individual_id,
+                          display_name=body.display_name, force=body.force, expected_version=body.expected_version)
 
     @app.get("/review/{proposal_id}/evidence.png")
     def review_evidence(proposal_id: int = PathParam(ge=0, le=MAX_ID), individual_id: Optional[str] = Query(default=None)):

@@ -133,6 +133,29 @@ class ReidService:
             self._discovery = open_discovery(self.cfg.discovery_dir)
         return self._discovery
 
+    def decide(self, proposal_id: int, action: str, actor: str, **kwargs: Any) -> dict[str, Any]:
+        """One review decision (see `gallery.review.decide`); when the served discovery sent that proposal, the
+        decision reaches its answers at once (and it regroups)."""
+        from ..gallery import review
+
+        with self.lock:
+            out = review.decide(self.gallery, proposal_id, action, actor=actor, **kwargs)
+            if self._discovery is not None and self._feeds_discovery():
+                from ..discovery.review_feed import feed_review_decisions
+
+                fed = feed_review_decisions(self._discovery.answers, self.gallery, Path(self.cfg.discovery_dir))
+                if fed["recorded"] or fed["withdrawn"]:
+                    self._discovery.learn()
+                    self._discovery.write(self.cfg.discovery_dir)
+            return out
+
+    def _feeds_discovery(self) -> bool:
+        """Whether the served discovery sent its individuals to this service's gallery."""
+        from ..discovery.run import discovery_gallery
+
+        sent = discovery_gallery(self.cfg.discovery_dir)
+        return sent is not None and sent.resolve() == Path(self.cfg.gallery_dir).resolve()
+
     def discovery_questions(self, limit: int = 20) -> dict[str, Any]:
         """The next pair questions of the served discovery, with what is known of the grouping."""
         with self.lock:

@@ -189,8 +189,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             return (*review_show(None)[:3], "Load a proposal first.", None)
         try:
             actor = svc.authorize(token)
-            with svc.lock:
-                out = review.decide(svc.gallery, int(pid), action, display_name=name.strip() or None, actor=actor)
+            out = svc.decide(int(pid), action, actor, display_name=name.strip() or None)
         except ReidHubError as exc:
             q, t, e, text, _ = review_show(int(pid))
             return q, t, e, f"**{type(exc).__name__}:** {exc}  \n{text}", pid

@@ -186,6 +186,13 @@ def _config_dict(cfg: DiscoveryConfig) -> dict[str, Any]:
             "verify": cfg.verify.matcher}
 
 
+def discovery_gallery(folder: str | Path) -> Optional[Path]:
+    """The gallery a discovery folder sent its individuals to (`--gallery`), or None."""
+    state = Path(folder) / "state.json"
+    g = json.loads(state.read_text()).get("gallery") if state.is_file() else None
+    return Path(g) if g else None
+
+
 def open_discovery(folder: str | Path) -> Discovery:
     """The discovery kept in an output folder of `reid-hub discover`, with its answers applied."""
     out = Path(folder)
@@ -219,4 +226,4 @@ def open_discovery(folder: str | Path) -> Discovery:
     return d
 
 
-__all__ = ["DiscoverRequest", "discover", "open_discovery"]
+__all__ = ["DiscoverRequest", "discover", "open_discovery", "discovery_gallery"]
