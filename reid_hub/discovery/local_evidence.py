@@ -149,7 +149,9 @@ def verify_collection(table: pd.DataFrame, emb: np.ndarray, species_rows: Mappin
     feats: dict[int, LocalFeatures] = {}
     for r in tqdm(rows.tolist(), desc="local features", disable=not progress, unit="img"):
         try:
-            feats[r] = matcher.extract(read_sample(records[r]))
+            f = matcher.extract(read_sample(records[r]))
+            f.descriptors = f.descriptors.astype(np.float16)  # half the memory; matching works in float32
+            feats[r] = f
         except (OSError, ValueError) as exc:
             raise DataError(f"row {r + 1}: cannot read {records[r].get('image')!r}: {exc}") from exc
     matches = np.zeros(len(i), np.float32)
