@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 
 from .errors import ReidHubError
-from .models.loading import DEFAULT_MODEL, ModelCard, from_pretrained, push_to_hub, save_pretrained
 from .models.configs import ModelConfig, list_models
+from .models.loading import DEFAULT_MODEL, ModelCard, from_pretrained, push_to_hub, save_pretrained
 from .models.model import ReIDModel, create_model
 
 __version__ = "0.1.0"

@@ -120,7 +120,8 @@ def test_review_decisions_over_http_reach_the_served_discovery(tmp_path):
     g.close()
     out = tmp_path / "found"
     # a high threshold and no verification: many small groups, so several proposals
-    discover(DiscoverRequest(str(data / "metadata.csv"), str(out), model=str(model_dir), gallery=str(tmp_path / "gallery"),
+    discover(DiscoverRequest(str(data / "metadata.csv"), str(out), model=str(model_dir),
+                             gallery=str(tmp_path / "gallery"),
                              config=DiscoveryConfig(threshold=0.95, verify=VerifyConfig(matcher="none"))))
     members = pd.read_csv(out / "gallery_members.csv")
     cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(tmp_path / "gallery"), token="s3cret",

@@ -9,9 +9,9 @@ from .args import non_negative_int, on_off, open_unit, positive_int
 
 
 def _cmd_discover(args: argparse.Namespace) -> int:
+    from ..discovery.local_evidence import VerifyConfig
     from ..discovery.run import DiscoverRequest, discover
     from ..discovery.session import DiscoveryConfig
-    from ..discovery.local_evidence import VerifyConfig
 
     if args.answers and not args.answers_from:
         raise ConfigError("--answers needs --answers-from COLUMN")

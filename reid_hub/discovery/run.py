@@ -12,15 +12,15 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, ReidHubError
 from ..evaluation.scorers import embed_table
 from .answers import AnswerLog
 from .collection import load_collection
 from .constraints import Constraints
+from .local_evidence import LocalEvidence, VerifyConfig, verify_collection
+from .review_feed import feed_review_decisions, write_members
 from .session import Discovery, DiscoveryConfig, write_atomic, write_csv_atomic
 from .simulate import simulate_reviewer
-from .review_feed import feed_review_decisions, write_members
-from .local_evidence import LocalEvidence, VerifyConfig, verify_collection
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +216,16 @@ def open_discovery(folder: str | Path) -> Discovery:
     if s.get("gallery") and d.answers is not None:  # decisions taken in the gallery's review queue since
         from ..gallery.store import Gallery
 
-        g = Gallery(s["gallery"], s.get("model_name", ""), str(z["fingerprint"]), int(z["emb"].shape[1]), create=False)
         try:
-            feed_review_decisions(d.answers, g, out)
-        finally:
-            g.close()
+            g = Gallery(s["gallery"], s.get("model_name", ""), str(z["fingerprint"]), int(z["emb"].shape[1]),
+                        create=False)
+        except ReidHubError as exc:  # a gallery moved or rebuilt: the answers already fed stay, nothing new
+            log.warning("review decisions not read: %s", exc)
+        else:
+            try:
+                feed_review_decisions(d.answers, g, out)
+            finally:
+                g.close()
     if d.answered():
         d.learn()
     return d

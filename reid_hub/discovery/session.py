@@ -24,8 +24,8 @@ from .answers import DIFFERENT, SAME, AnswerLog
 from .constraints import Constraints, UnionFind
 from .graph import CandidateGraph, GraphConfig, build_graph
 from .grouping import by_first_row, linkage
-from .questions import STRATEGIES, Question, random_questions, rank_questions
 from .local_evidence import LocalEvidence, VerifyConfig
+from .questions import STRATEGIES, Question, random_questions, rank_questions
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 class Discovery:
     """The individuals of one collection: rows of `table` with their `embeddings` (L2-normalised) and, when
-    given, the local verification of its pairs (`local`, see `verification.verify_collection`)."""
+    given, the local verification of its pairs (`local`, see `local_evidence.verify_collection`)."""
 
     def __init__(self, table: pd.DataFrame, embeddings: np.ndarray, config: DiscoveryConfig = DiscoveryConfig(),
                  structure: Optional[Constraints] = None, answers: Optional[AnswerLog] = None,
@@ -145,7 +145,8 @@ class Discovery:
         for a, b, same in answered:
             if not same:
                 base.add_cannot(a, b)
-        self.link = linkage(len(self.raw), self.graph.i, self.graph.j, self.graph.similarity, self.config.threshold, base)
+        g = self.graph
+        self.link = linkage(len(self.raw), g.i, g.j, g.similarity, self.config.threshold, base)
         labels = self.link.labels
         # a "same" answer joins the two groups it links (unless the joined group would hold a cannot-link)
         comp = self.constraints(answered).components()

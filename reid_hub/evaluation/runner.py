@@ -20,8 +20,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..discovery.session import Discovery, DiscoveryConfig
 from ..discovery.local_evidence import verify_collection
+from ..discovery.session import Discovery, DiscoveryConfig
 from ..errors import DataError
 from ..models.model import ReIDModel, create_model
 from ..scoring.calibration import calibrate_threshold
@@ -150,8 +150,8 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
 def imagenet_baseline(name: str = "lite0") -> ReIDModel:
     """The ImageNet backbone `name` without re-ID training, at the input size its weights were trained at
     (its pooled features, `describe(raw_features=True)`, are the baseline)."""
-    from ..models.imagenet import NATIVE_SIZE
     from ..models.configs import get_model_config
+    from ..models.imagenet import NATIVE_SIZE
 
     size = NATIVE_SIZE.get(get_model_config(name).imagenet_weights or "")
     return create_model(name, pretrained=True, **({"preprocess": {"size": size}} if size else {}))

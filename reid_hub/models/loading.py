@@ -18,8 +18,8 @@ import torch
 from ..errors import ConfigError, ModelMismatchError, OfflineError, UnknownModelError
 from ..resources import model_cards_dir
 from .card import ModelCard
-from .foreign import Fetch, checkpoint_kind, folder_fetch, load_foreign, read_config
 from .configs import ALIASES, ModelConfig, get_model_config, list_models
+from .foreign import Fetch, checkpoint_kind, folder_fetch, load_foreign, read_config
 from .model import ReIDModel
 
 log = logging.getLogger(__name__)
