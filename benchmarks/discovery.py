@@ -34,7 +34,7 @@ from reid_hub.data import tables as rdata
 from reid_hub.discovery import AnswerLog, Constraints, Discovery, DiscoveryConfig, simulate_reviewer
 from reid_hub.discovery.graph import build_graph
 from reid_hub.discovery.grouping import constrained_average_linkage
-from reid_hub.discovery.local_evidence import LocalEvidence, VerifyConfig, verify_collection
+from reid_hub.discovery.local_evidence import LocalEvidence, VerifyConfig, verify_cached
 from reid_hub.evaluation.runner import imagenet_baseline, machine_info
 from reid_hub.evaluation.scorers import embed_table
 
@@ -72,14 +72,7 @@ def embeddings(ds: str, df: pd.DataFrame, setting: str) -> np.ndarray:
 def local_evidence(ds: str, df: pd.DataFrame, e: np.ndarray, setting: str) -> LocalEvidence:
     """The verified pairs of a dataset (reid-hub discover's default verification), cached like the embeddings."""
     cache = Path(os.environ.get("REID_HUB_CACHE", Path.home() / ".cache" / "reid-hub")) / "discovery"
-    f = cache / f"local-{setting}-{ds}.npz"
-    keys, cfg = df["image_id"].tolist(), VerifyConfig()
-    got = LocalEvidence.load(f, keys, cfg)
-    if got is None:
-        got = verify_collection(df, e, {ds: np.arange(len(df))}, cfg)
-        cache.mkdir(parents=True, exist_ok=True)
-        got.save(f, keys, cfg)
-    return got
+    return verify_cached(cache / f"local-{setting}-{ds}.npz", df, e, df["image_id"].tolist(), VerifyConfig())
 
 
 def label_chosen_baseline(e: np.ndarray, y: np.ndarray) -> dict:

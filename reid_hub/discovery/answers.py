@@ -82,15 +82,19 @@ class AnswerLog:
             rows = db.execute("SELECT id, a, b, answer, actor, at, undoes FROM answers ORDER BY id").fetchall()
         return [Answer(*r) for r in rows]
 
-    def current(self) -> dict[tuple[str, str], str]:
-        """The answer in force for each pair (the latest one not undone; skips included)."""
+    def in_force(self) -> dict[tuple[str, str], Answer]:
+        """The answer in force for each pair, with who gave it (the latest one not undone; skips included)."""
         hist = self.history()
         undone = {h.undoes for h in hist if h.undoes is not None}
-        out: dict[tuple[str, str], str] = {}
+        out: dict[tuple[str, str], Answer] = {}
         for h in hist:
             if h.answer != UNDO and h.id not in undone:
-                out[(h.a, h.b)] = h.answer
+                out[(h.a, h.b)] = h
         return out
+
+    def current(self) -> dict[tuple[str, str], str]:
+        """The answer in force for each pair (the latest one not undone; skips included)."""
+        return {pair: h.answer for pair, h in self.in_force().items()}
 
 
 __all__ = ["AnswerLog", "Answer", "ANSWERS", "SAME", "DIFFERENT", "SKIP", "UNDO"]

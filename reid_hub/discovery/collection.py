@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..data.tables import parse_bbox
@@ -62,4 +63,10 @@ def load_collection(table: str | Path) -> pd.DataFrame:
     return df
 
 
-__all__ = ["load_collection", "IMAGE_SUFFIXES"]
+def rows_by_species(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The row positions of each species of a table (one species "" when it has no species column)."""
+    species = table["species"].astype(str) if "species" in table else pd.Series([""] * len(table))
+    return {s: np.asarray(rows, np.int64) for s, rows in species.groupby(species).indices.items()}
+
+
+__all__ = ["load_collection", "rows_by_species", "IMAGE_SUFFIXES"]

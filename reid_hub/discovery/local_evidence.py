@@ -18,11 +18,13 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from tqdm.auto import tqdm
 
 from ..data.tables import read_sample
 from ..errors import ConfigError, DataError
 from ..scoring.matchers import LocalFeatures, create_matcher
+from .collection import rows_by_species
 from .graph import knn
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,7 @@ class LocalEvidence:
 
     def p_same(self, config: VerifyConfig) -> np.ndarray:
         """P(same individual) of each verified pair from its match count alone."""
-        x = (np.asarray(self.matches, float) - config.centre) / config.width
-        return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+        return expit((np.asarray(self.matches, float) - config.centre) / config.width)
 
     def save(self, path: Path, keys: Sequence[str], config: VerifyConfig) -> None:
         """Keep the evidence beside a discovery's outputs (atomically), tied to its rows and settings."""
@@ -161,4 +162,19 @@ def verify_collection(table: pd.DataFrame, emb: np.ndarray, species_rows: Mappin
     return LocalEvidence(i, j, matches)
 
 
-__all__ = ["VerifyConfig", "LocalEvidence", "VERIFY_CHOICES", "verification_pairs", "verify_collection"]
+def verify_cached(cache: Path, table: pd.DataFrame, emb: np.ndarray, keys: Sequence[str], config: VerifyConfig,
+                  progress: bool = True) -> LocalEvidence:
+    """The verified pairs of a collection (per species of `table`), read from `cache` when it holds them for these
+    rows and settings, else verified and written there; empty when verification is off."""
+    if not config.enabled:
+        return LocalEvidence.empty()
+    got = LocalEvidence.load(cache, keys, config)
+    if got is None:
+        got = verify_collection(table, emb, rows_by_species(table), config, progress)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        got.save(cache, keys, config)
+    return got
+
+
+__all__ = ["VerifyConfig", "LocalEvidence", "VERIFY_CHOICES", "verification_pairs", "verify_collection",
+           "verify_cached"]

@@ -93,19 +93,16 @@ def feed_review_decisions(answers: AnswerLog, gallery: Any, out: Path) -> dict[s
         assigned[pid] = (p.outcome or {}).get("individual_id") if decided else None
         rejected[pid] = list(p.rejected)
     want = implied_answers(assigned, rejected, members)
-    in_force: dict[tuple[str, str], tuple[str, str]] = {}
-    undone = {h.undoes for h in answers.history() if h.undoes is not None}
-    for h in answers.history():
-        if h.undoes is None and h.id not in undone:
-            in_force[(h.a, h.b)] = (h.answer, h.actor)
+    in_force = answers.in_force()
     recorded = withdrawn = 0
     for (a, b), value in want.items():
-        now, actor = in_force.get((a, b), ("", ACTOR + ":"))
-        if now != value and actor.startswith(ACTOR + ":"):  # a pair a person answered keeps that answer
+        now = in_force.get((a, b))
+        # a pair a person answered keeps that answer
+        if now is None or (now.answer != value and now.actor.startswith(ACTOR + ":")):
             answers.record(a, b, value, f"{ACTOR}:gallery")
             recorded += 1
-    for (a, b), (value, actor) in in_force.items():
-        if actor.startswith(ACTOR + ":") and value != SKIP and (a, b) not in want:
+    for (a, b), now in in_force.items():
+        if now.actor.startswith(ACTOR + ":") and now.answer != SKIP and (a, b) not in want:
             answers.record(a, b, SKIP, f"{ACTOR}:withdrawn")
             withdrawn += 1
     if recorded or withdrawn:

@@ -17,7 +17,7 @@ from ..evaluation.scorers import embed_table
 from .answers import AnswerLog
 from .collection import load_collection
 from .constraints import Constraints
-from .local_evidence import LocalEvidence, VerifyConfig, verify_collection
+from .local_evidence import VerifyConfig, verify_cached
 from .review_feed import feed_review_decisions, write_members
 from .session import Discovery, DiscoveryConfig, write_atomic, write_csv_atomic
 from .simulate import simulate_reviewer
@@ -58,21 +58,6 @@ def _embeddings(model: Any, table: pd.DataFrame, keys: list[str], out: Path) -> 
     return emb
 
 
-def _local_evidence(d_table: pd.DataFrame, emb: np.ndarray, keys: list[str], config: VerifyConfig,
-                    out: Path) -> LocalEvidence:
-    """The collection's verified pairs, cached in `out/verification.npz` for these rows and settings."""
-    if not config.enabled:
-        return LocalEvidence.empty()
-    cache = out / "verification.npz"
-    got = LocalEvidence.load(cache, keys, config)
-    if got is None:
-        species = d_table["species"].astype(str)
-        rows = {s: np.asarray(r, np.int64) for s, r in species.groupby(species).indices.items()}
-        got = verify_collection(d_table, emb, rows, config)
-        got.save(cache, keys, config)
-    return got
-
-
 def _select(table: pd.DataFrame, req: DiscoverRequest) -> pd.DataFrame:
     for col, flag in ((req.track_column, "--track-column"), (req.frame_column, "--frame-column"),
                       (req.answers_from, "--answers-from")):
@@ -110,7 +95,7 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
                  out / "state.json")
     answers = AnswerLog(out / "answers.sqlite")
     t0 = time.perf_counter()
-    local = _local_evidence(table, emb, keys, req.config.verify, out)
+    local = verify_cached(out / "verification.npz", table, emb, keys, req.config.verify)
     t_verify = time.perf_counter() - t0
     t0 = time.perf_counter()
     d = Discovery(table, emb, req.config, structure, answers, keys, local)
@@ -212,7 +197,8 @@ def open_discovery(folder: str | Path) -> Discovery:
                   verify=VerifyConfig(matcher=saved.get("verify", "none")))  # folders from before verification
     d = Discovery(table, z["emb"], cfg, Constraints.from_columns(table, s.get("track_column"),
                                                                   s.get("frame_column")),
-                  AnswerLog(out / "answers.sqlite"), keys, _local_evidence(table, z["emb"], keys, cfg.verify, out))
+                  AnswerLog(out / "answers.sqlite"), keys,
+                  verify_cached(out / "verification.npz", table, z["emb"], keys, cfg.verify))
     if s.get("gallery") and d.answers is not None:  # decisions taken in the gallery's review queue since
         from ..gallery.store import Gallery
 

@@ -17,10 +17,12 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.special import expit
 
 from ..errors import ConfigError
 from .adapter import AdapterConfig, PairAdapter, fit_adapter
 from .answers import DIFFERENT, SAME, AnswerLog
+from .collection import rows_by_species
 from .constraints import Constraints, UnionFind
 from .graph import CandidateGraph, GraphConfig, build_graph
 from .grouping import by_first_row, linkage
@@ -55,10 +57,6 @@ class DiscoveryConfig:
             raise ConfigError(f"threshold must lie in (0, 1), got {self.threshold}")
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
-
-
 class Discovery:
     """The individuals of one collection: rows of `table` with their `embeddings` (L2-normalised) and, when
     given, the local verification of its pairs (`local`, see `local_evidence.verify_collection`)."""
@@ -77,8 +75,7 @@ class Discovery:
         if len(set(self.keys)) != len(self.keys):
             raise ConfigError("every row needs a distinct key (its path); the table repeats one")
         self.row_of = {k: r for r, k in enumerate(self.keys)}
-        species = self.table["species"].astype(str) if "species" in self.table else pd.Series([""] * len(table))
-        self.species_rows = {s: np.asarray(rows, np.int64) for s, rows in species.groupby(species).indices.items()}
+        self.species_rows = rows_by_species(self.table)
         self.adapters: dict[str, PairAdapter] = {s: PairAdapter() for s in self.species_rows}
         self.local = local or LocalEvidence.empty()
         self.emb = self.raw.copy()
@@ -135,7 +132,7 @@ class Discovery:
 
     def p_same(self, similarity: np.ndarray) -> np.ndarray:
         """P(same individual) of pairs from their similarity (the stronger of Jaccard and local P(same))."""
-        return _sigmoid((np.asarray(similarity, float) - self.config.threshold) / self.config.slope)
+        return expit((np.asarray(similarity, float) - self.config.threshold) / self.config.slope)
 
     # -- grouping ---------------------------------------------------------------------------------------------
     def regroup(self) -> np.ndarray:
