@@ -92,15 +92,47 @@ def joint_ids(det: pd.DataFrame) -> dict[str, Any]:
     return _id_agreement(owner, sorted(det["identity"].unique()), sorted(map(str, det["camera"].unique())))
 
 
+def cross_camera_only(recordings: list[Path], models: list[str], tag: str) -> None:
+    """Persistent IDs across the cameras of each recording, per model: per recording and in total."""
+    out_file = HERE / "results" / "fish_cross_camera.json"
+    old = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    runs = old.get("runs", {})
+    for name in models:
+        model = from_pretrained(name)
+        res: dict[str, Any] = {}
+        for rec in recordings:
+            table = read_crop_table(rec / "tracks.csv")
+            res[rec.name] = {"cameras in turn, open set": cross_camera_ids(table, model, None),
+                             "cameras in turn, one encounter": cross_camera_ids(table, model, rec.name)}
+            print(rec.name, json.dumps(res[rec.name]), flush=True)
+        total = {}
+        for mode in ("cameras in turn, open set", "cameras in turn, one encounter"):
+            parts = [r[mode] for r in res.values()]
+            fish = sum(p["fish"] for p in parts)
+            same = sum(p["one_id_in_all_cameras"] for p in parts)
+            total[mode] = {"fish": fish, "one_id_in_all_cameras": same, "share": round(same / fish, 4),
+                           "persistent_ids_minted": sum(p["persistent_ids_minted"] for p in parts),
+                           "false_merges": sum(p["false_merges"] for p in parts),
+                           "false_new_ids": sum(p["false_new_ids"] for p in parts)}
+        runs.setdefault(tag, {})[name] = {"recordings": res, "total": total}
+        print(name, json.dumps(total), flush=True)
+    out_file.write_text(json.dumps({"machine": machine_info(), "runs": runs}, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="*", default=["multispecies-v2", "multispecies-v1"])
     ap.add_argument("--out", default=str(HERE / "results" / "fish_crop_videos.json"))
+    ap.add_argument("--cross-camera-only", metavar="TAG", help="only the persistent IDs across cameras (cameras in "
+                    "turn, open set and one encounter), into results/fish_cross_camera.json under TAG")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     recordings = sorted(p.parent for p in SHARED.glob("fish_fs48_seq*/tracks.csv"))
     if not recordings:
         raise SystemExit(f"no fish crop-videos under {SHARED}")
+    if args.cross_camera_only:
+        cross_camera_only(recordings, args.models, args.cross_camera_only)
+        return
     imagenet = imagenet_baseline("lite0")
     out: dict[str, Any] = {"videos": {}, "joint": {}, "k_estimation": {}, "cross_camera": {}, "cost": {},
                            "defaults": ClusterConfig().to_dict()}

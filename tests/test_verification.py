@@ -57,18 +57,38 @@ def test_verification_recovers_matches_the_embedding_ranks_low(tmp_path):
     assert fused_hits >= 9 and fused_hits > glob_hits
 
 
-def test_decisions_accept_known_and_call_unknown_new(tmp_path):
+def test_a_small_gallery_decides_nothing_alone(tmp_path):
+    """10 individuals cannot show a precision of 0.95 on held-out animals: everything goes to a person."""
     g, ids, centres, rng = build(tmp_path, individuals=10, per=3, noise=1.0)
-    recalibrate(g)
-    known = identify(g, unit(centres[3] + 0.2 * rng.normal(size=D) / np.sqrt(D)), photo(coat(103), 5))
-    assert known.matches[0].individual_id == ids[3] and known.decision in ("accept", "review")
-    assert known.probability > 0.5
-    stranger = identify(g, unit(rng.normal(size=D)), photo(coat(999), 6))
-    assert stranger.decision == "new" and stranger.probability < known.probability
+    report = recalibrate(g)
+    assert report["zebra"]["decisions"]["automatic"] is False
+    known = identify(g, unit(centres[3] + 0.2 * rng.normal(size=D) / np.sqrt(D)), photo(coat(103), 5),
+                     auto_accept=True)
+    assert known.matches[0].individual_id == ids[3] and known.probability > 0.5
+    stranger = identify(g, unit(rng.normal(size=D)), photo(coat(999), 6), auto_accept=True)
+    assert known.decision == stranger.decision == "review" and stranger.probability < known.probability
+    assert known.decision_precision is None and known.bands["accept"]["threshold"] is None
+    assert stranger.p_new > known.p_new  # P(new) is still said, and ranks the stranger above the known animal
+
+
+def test_decisions_are_automatic_only_at_the_stated_precision(tmp_path):
+    g, ids, centres, rng = build(tmp_path, individuals=30, per=5, noise=1.0)
+    report = recalibrate(g)["zebra"]["decisions"]
+    assert report["auc_p_new"] > 0.8 and report["accept"]["precision_bound"] >= 0.95
+    known = identify(g, unit(centres[3] + 0.2 * rng.normal(size=D) / np.sqrt(D)), photo(coat(103), 5),
+                     auto_accept=True)
+    stranger = identify(g, unit(rng.normal(size=D)), photo(coat(999), 6), auto_accept=True)
+    assert known.decision == "accept" and known.matches[0].individual_id == ids[3]
+    assert known.decision_precision >= 0.95 and known.coverage["accept"] > 0.3
+    assert stranger.decision != "accept" and stranger.p_new > known.p_new
     strict = identify(g, unit(centres[3]), photo(coat(103), 5), auto_accept=False)
-    assert strict.decision in ("review", "new")  # auto-accept switched off: a person decides
+    assert strict.decision == "review" and strict.bands["suggestion"] == "accept"  # a person confirms
     d = known.to_dict()
-    assert set(d) >= {"decision", "probability", "matches", "bands"} and "individual_id" in d["matches"][0]
+    assert d["p_new"] == known.p_new and d["decision_precision"] == known.decision_precision
+    assert set(d) >= {"decision", "probability", "matches", "bands", "coverage"} and "individual_id" in d["matches"][0]
+    # a stricter target than the held-out evidence can show: nothing is decided alone
+    g.update_settings(decision_precision=0.999)
+    assert identify(g, unit(centres[3]), photo(coat(103), 5), auto_accept=True).decision == "review"
 
 
 def test_without_calibration_nothing_is_auto_accepted(tmp_path):
@@ -126,29 +146,11 @@ def test_matcher_choice_per_species_is_validated(tmp_path):
         recalibrate(g)
 
 
-def test_p_known_sums_the_candidate_individuals_and_its_threshold_separates_known_from_new():
-    from reid_hub.scoring.fusion import known_probability, known_threshold, tied_share
+def test_tied_share_says_when_a_calibration_cannot_rank():
+    from reid_hub.scoring.fusion import tied_share
 
-    assert known_probability([0.3, 0.25, 0.2]) == pytest.approx(0.75)
-    assert known_probability([0.9, 0.8]) == 1.0 and known_probability([]) == 0.0
     labels = np.array(["a", "a", "b", "b", "c", "c"])
     q, c = np.nonzero(~np.eye(6, dtype=bool))  # every image against every other one
     p = np.where(labels[q] == labels[c], 0.3, 0.1)
-    # known: own 0.3 + two others 0.1 each = 0.5; as a new animal (own individual removed): 0.2
-    assert known_threshold(p, q, c, labels) == pytest.approx(0.35)
     assert tied_share(p, q, c, labels) == 0.0
     assert tied_share(np.full(len(q), 0.2), q, c, labels) == 1.0  # a flat calibration ranks nothing
-
-
-def test_a_calibration_that_cannot_rank_falls_back_to_logistic_and_says_so(tmp_path, monkeypatch):
-    from reid_hub.gallery import recalibration as gcal
-
-    g, ids, centres, rng = build(tmp_path, individuals=10, per=3, noise=1.0)
-    assert recalibrate(g)["zebra"].get("fallback") is None  # this species' isotonic fit ranks its candidates
-    monkeypatch.setattr(gcal, "MAX_TIED_SHARE", -1.0)  # every fit counts as tied: the fallback must act
-    report = recalibrate(g)
-    assert report["zebra"]["kind"] == "logistic" and report["zebra"]["fallback"].startswith("logistic")
-    res = identify(g, unit(centres[3] + 0.2 * rng.normal(size=D) / np.sqrt(D)), photo(coat(103), 5))
-    assert res.bands["calibration"] == "logistic" and "isotonic fit tied" in res.bands["calibration_fallback"]
-    assert res.bands["new_rule"] == "p_known" and res.bands["p_known"] >= res.probability
-    assert res.matches[0].individual_id == ids[3] and res.decision in ("accept", "review")

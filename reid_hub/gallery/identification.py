@@ -14,16 +14,14 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError, DataError, GalleryError
-from ..scoring.decisions import NEW, REVIEW, DecisionBands
-from ..scoring.fusion import CalibrationSet, FusionCalibration, known_probability
+from ..scoring.decisions import (ACCEPT, NEW, REVIEW, Decision, DecisionPolicy, candidate_features,
+                                 undecided)
+from ..scoring.fusion import CalibrationSet, FusionCalibration
 from ..scoring.matchers import MATCHERS, LocalFeatures, PairMatch, default_shortlist, draw_matches
 from ..scoring.ranker import Ranker
-from .store import DEFAULT_ACCEPT, Gallery
+from .store import Gallery
 
 log = logging.getLogger(__name__)
-#: auto-accept needs a calibration fitted on at least this many same-individual pairs
-MIN_SAME_PAIRS_FOR_AUTO = 100
-
 
 def set_matcher(gallery: Gallery, name: str, species: Optional[str] = None) -> None:
     """Choose the matcher of a gallery (or of one species in it). Images enrolled before keep the features
@@ -118,7 +116,10 @@ class VerifiedMatch:
 
 @dataclass
 class Identification:
-    """The verified ranking for one query and what to do with it: accept, review or new."""
+    """The verified ranking for one query and what to do with it: accept, review or new. `p_new`: P(the animal is
+    none of the gallery's individuals); `decision_precision`: the held-out precision of the automatic decision taken
+    (None for review); `coverage`: the share of known / new animals the species' policy decides alone; `bands`: the
+    policy behind it (thresholds, target, AUCs)."""
 
     matches: list[VerifiedMatch]
     decision: str
@@ -127,10 +128,15 @@ class Identification:
     bands: dict[str, float]
     shortlist: int
     query_features: dict[str, LocalFeatures] = field(default_factory=dict, repr=False)
+    p_new: Optional[float] = None
+    decision_precision: Optional[float] = None
+    coverage: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"decision": self.decision, "probability": self.probability, "calibrated": self.calibrated,
-                "bands": self.bands, "shortlist": self.shortlist, "matches": [m.to_dict() for m in self.matches]}
+        return {"decision": self.decision, "probability": self.probability, "p_new": self.p_new,
+                "decision_precision": self.decision_precision, "coverage": self.coverage,
+                "calibrated": self.calibrated, "bands": self.bands, "shortlist": self.shortlist,
+                "matches": [m.to_dict() for m in self.matches]}
 
 
 def identify(gallery: Gallery, embedding: np.ndarray, image: Optional[Image.Image], species: Optional[str] = None,
@@ -139,10 +145,11 @@ def identify(gallery: Gallery, embedding: np.ndarray, image: Optional[Image.Imag
     """Rank the gallery's individuals for one query: the `shortlist` best images by embedding (only
     `species` when given, filtered inside the index), each verified by local matches against its stored
     features, scored P(same individual) with the gallery's calibration for its species, aggregated per
-    individual (best image). Decision: accept when P >= `accept` (and `auto_accept`, and the species'
-    calibration rests on at least MIN_SAME_PAIRS_FOR_AUTO same-individual pairs), new below the species'
-    open-set threshold, review in between. Without a calibration (before `recalibrate`) the global score and the
-    gallery threshold decide between new and review; nothing is auto-accepted. `image` None: global only."""
+    individual (best image). The decision is the species' decision policy (scoring.decisions) on that candidate
+    list: accept (only with `auto_accept`) or new where its held-out precision passes the gallery's target, else
+    review; `accept` (else the gallery's setting) is an optional floor on P(same) for accepting. Before
+    `recalibrate`, or for a species without a policy, everything is reviewed (new only when nothing of the
+    species is enrolled). `image` None: global only."""
     if len(gallery) == 0:
         raise GalleryError(f"gallery {gallery.folder} is empty: enroll individuals first")
     q = gallery.check_embeddings(embedding)
@@ -171,33 +178,40 @@ def identify(gallery: Gallery, embedding: np.ndarray, image: Optional[Image.Imag
 
     best = {m.individual_id: m for m in (verified(int(rows[0])) for _, rows in cands.best_per_owner(1, len(inds))[0])}
     ranked = list(best.values())[:k]
-    accept_band = float(accept if accept is not None else settings.accept)
     top = ranked[0] if ranked else None
-    if top is not None and top.probability is not None:
-        c = cal.for_species(top.species)
-        auto = bool(settings.auto_accept if auto_accept is None else auto_accept)
-        # a calibration fitted on few labelled pairs says 1.0 too easily: nothing is auto-accepted on it
-        supported = c.report.get("same_pairs", 0) >= MIN_SAME_PAIRS_FOR_AUTO
-        # 'new' means none of the candidates: decided on P(known), the summed probabilities of the candidate
-        # individuals of the top candidate's species, where the calibration has its threshold
-        known = None
-        if c.known_threshold is not None:
-            known = known_probability([m.probability for m in best.values()
-                                       if m.probability is not None and m.species == top.species])
-        new_band = c.new_threshold if known is None else c.known_threshold
-        bands = DecisionBands(accept=accept_band, new=min(accept_band, new_band), auto_accept=auto and supported)
-        decision, prob, calibrated = bands.decide(top.probability, known), top.probability, True
-        band_d = {"accept": bands.accept, "new": bands.new, "auto_accept": bands.auto_accept,
-                  "calibration_same_pairs": int(c.report.get("same_pairs", 0)),
-                  "calibration": c.report.get("kind", "isotonic"), "p_known": known,
-                  "new_rule": "p_known" if known is not None else "p_best"}
-        if c.report.get("fallback"):
-            band_d["calibration_fallback"] = c.report["fallback"]
+    calibrated = top is not None and top.probability is not None
+    auto = bool(settings.auto_accept if auto_accept is None else auto_accept)
+    if top is None:
+        verdict = Decision(NEW, 1.0, None, None, {"accept": 0.0, "new": 0.0}, {"reason": "no candidate"})
     else:
-        thr = gallery.threshold
-        decision = NEW if top is None or (thr is not None and top.global_score < thr) else REVIEW
-        prob, calibrated, band_d = None, False, {"threshold": thr}
-    return Identification(ranked, decision, prob, calibrated, band_d, depth, qfeats)
+        verdict = decide_candidates(gallery, list(best.values()), species or top.species, auto)
+        floor = settings.accept if accept is None else accept
+        if verdict.decision == ACCEPT and floor is not None and top.probability is not None and top.probability < floor:
+            verdict.decision, verdict.precision = REVIEW, None  # under the gallery's own floor on P(same)
+            verdict.policy["reason"] = f"P(same) below the accept floor {floor}"
+    return Identification(ranked, verdict.decision, top.probability if calibrated else None, calibrated,
+                          verdict.policy, depth, qfeats, p_new=verdict.p_new, decision_precision=verdict.precision,
+                          coverage=verdict.coverage)
+
+
+def decision_policy(gallery: Gallery, species: Optional[str]) -> Optional[DecisionPolicy]:
+    """The species' fitted decision policy (None before `recalibrate`, or for a species too small to have one)."""
+    d = (gallery.settings.decision_policy or {}).get(species or "")
+    return DecisionPolicy.from_dict(d) if d else None
+
+
+def decide_candidates(gallery: Gallery, candidates: list[VerifiedMatch], species: Optional[str],
+                      auto_accept: bool) -> Decision:
+    """The gallery's decision on a candidate list (individuals, best first): its species' policy, or review."""
+    pol = decision_policy(gallery, species)
+    if pol is None:
+        return undecided(f"no decision policy for species {species!r}: recalibrate (a species needs at least "
+                         "5 individuals with two verified images to decide alone)")
+    feats = candidate_features([m.probability for m in candidates], [m.global_score for m in candidates],
+                               [m.local_score for m in candidates])
+    return pol.decide(feats, gallery.settings.policy(), species, auto_accept)
+
+
 
 
 def evidence(gallery: Gallery, image: Image.Image, image_id: int, caption: Optional[str] = None,
@@ -218,4 +232,4 @@ def evidence(gallery: Gallery, image: Image.Image, image_id: int, caption: Optio
 
 
 __all__ = ["identify", "evidence", "Identification", "VerifiedMatch", "set_matcher", "extract_missing", "calibration_set",
-           "gallery_ranker", "DEFAULT_ACCEPT"]
+           "gallery_ranker", "decide_candidates", "decision_policy"]

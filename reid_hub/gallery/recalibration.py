@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import DataError, GalleryError
 from ..scoring.calibration import calibrate_threshold
-from ..scoring.fusion import ANY_SPECIES, CalibrationSet, fit_fusion, labelled_pairs
+from ..scoring.decisions import DecisionPolicy, views_from_pairs
+from ..scoring.fusion import ANY_SPECIES, CalibrationSet, fit_fusion, held_out_probability, labelled_pairs
 from ..scoring.matchers import default_shortlist
 from .store import Gallery
 
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 #: a species' isotonic calibration that gives the two best candidate individuals the same probability for more
 #: than this share of its queries cannot rank them: the logistic fit (strictly monotone) replaces it
 MAX_TIED_SHARE = 0.5
+#: candidates verified per calibration query (the ranks where decisions are taken); verified pairs are cached in the
+#: gallery, so a recalibration after an enrollment verifies only the pairs of the new images
+CALIBRATION_DEPTH = 40
 
 
 def calibrate_open_set(gallery: Gallery, max_images: int = 5000) -> dict[str, Any]:
@@ -60,25 +64,49 @@ def _species_pairs(gallery: Gallery, species: str, depth: int, max_images: int) 
     e = np.stack([vec[int(i)] for i in ids])
     m = gallery.matcher(name)
     flist = [feats[int(i)] for i in ids]
+    idl = [int(i) for i in ids]
 
     def local(qi: np.ndarray, ci: np.ndarray) -> np.ndarray:
-        return np.array([m.match(flist[a], flist[b]).score for a, b in zip(qi.tolist(), ci.tolist())])
+        keys = [(min(idl[a], idl[b]), max(idl[a], idl[b])) for a, b in zip(qi.tolist(), ci.tolist())]
+        known = gallery.pair_scores(keys, name)
+        fresh = {}
+        for (a, b), k in zip(zip(qi.tolist(), ci.tolist()), keys):
+            if k not in known and k not in fresh:
+                fresh[k] = float(m.match(flist[a], flist[b]).score)
+        if fresh:
+            gallery.store_pair_scores(fresh, name)
+        return np.array([known[k] if k in known else fresh[k] for k in keys])
 
-    pairs = labelled_pairs(e @ e.T, labels, local, depth)
+    pairs = labelled_pairs(e @ e.T, labels, local, min(depth, CALIBRATION_DEPTH))
     if pairs["same"].all() or not pairs["same"].any():
         return None
     return pairs, labels
 
 
+def _policy_report(pol: Optional[DecisionPolicy], gallery: Gallery, species: str) -> dict[str, Any]:
+    """What the species' decision policy does at the gallery's precision target (or why it decides nothing)."""
+    if pol is None:
+        return {"automatic": False, "reason": "too few individuals or views to state a precision (needs 5 "
+                                              "individuals and 30 held-out queries): everything is reviewed"}
+    ps = gallery.settings.policy()
+    acc, new = pol.rules(ps.target(species), ps.new_share, ps.delta)
+    auto = acc.threshold is not None or new.threshold is not None
+    return {"automatic": auto, **pol.report, "target_precision": ps.target(species), "accept": acc.to_dict(),
+            "new": new.to_dict(), **({} if auto else {"reason": "the held-out evidence cannot show the target "
+                                                              "precision: everything is reviewed"})}
+
+
 def recalibrate(gallery: Gallery, kind: str = "isotonic", shortlist: Optional[int] = None,
                 max_images: int = 600, progress: Optional[Callable[[float, str], None]] = None) -> dict[str, Any]:
     """Fit P(same individual) per species on the gallery's own individuals (each image against its shortlist
-    among the others, verified with the stored local features) and a pooled fallback; store it with the
-    gallery. Also refreshes the global open-set threshold. Returns the report per species."""
+    among the others, verified with the stored local features, pairs verified before read from the gallery's
+    cache) and a pooled fallback, and the species' decision policy (P(new), automatic decisions at the gallery's
+    precision target, leave-individual-out); store them with the gallery. Also refreshes the global open-set
+    threshold. Returns the report per species."""
     settings = gallery.settings
     default = settings.shortlist
     species = sorted({d["species"] for d in gallery.individuals()})
-    fitted, pooled, report = {}, [], {}
+    fitted, pooled, report, policies = {}, [], {}, {}
     offset = 0
     for n, sp in enumerate(species):
         if progress is not None:
@@ -100,8 +128,13 @@ def recalibrate(gallery: Gallery, kind: str = "isotonic", shortlist: Optional[in
         except DataError as exc:
             report[sp or "(none)"] = {"skipped": str(exc)}
             continue
+        pol = DecisionPolicy.fit(views_from_pairs(
+            pairs["query"], pairs["candidate"], held_out_probability(pairs, labels, fitted[sp].report["kind"]),
+            pairs["global"], pairs["local"], labels))
+        if pol is not None:
+            policies[sp] = pol.to_dict()
         report[sp or "(none)"] = {"matcher": settings.matcher_for(sp), "new_threshold": fitted[sp].new_threshold,
-                                  **fitted[sp].report}
+                                  **fitted[sp].report, "decisions": _policy_report(pol, gallery, sp)}
         shifted = dict(pairs)
         shifted["query"] = pairs["query"] + offset
         shifted["candidate"] = pairs["candidate"] + offset
@@ -113,7 +146,7 @@ def recalibrate(gallery: Gallery, kind: str = "isotonic", shortlist: Optional[in
     merged = {k: np.concatenate([p[k] for p, _ in pooled]) for k in pooled[0][0]}
     fitted[ANY_SPECIES] = fit_fusion(merged, np.concatenate([lbl for _, lbl in pooled]), kind)
     report[ANY_SPECIES] = {"new_threshold": fitted[ANY_SPECIES].new_threshold, **fitted[ANY_SPECIES].report}
-    gallery.update_settings(fusion_calibration=CalibrationSet(fitted).to_dict())
+    gallery.update_settings(fusion_calibration=CalibrationSet(fitted).to_dict(), decision_policy=policies or None)
     try:
         report["open_set"] = calibrate_open_set(gallery)
     except GalleryError as exc:

@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from ..errors import ConfigError, DataError, GalleryError, ModelMismatchError
+from ..scoring.decisions import PolicySettings
 from ..scoring.matchers import DEFAULT_MATCHER, LocalFeatures, LocalMatcher, create_matcher
 from ..scoring.ranker import Ranker
 from .index import INDEX_KINDS, base_kind, build_index, faiss_search, index_ids, num_gpus
@@ -48,6 +49,10 @@ CREATE TABLE IF NOT EXISTS sightings (
 CREATE TABLE IF NOT EXISTS local_features (
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, matcher TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (image_id, matcher));
+CREATE TABLE IF NOT EXISTS pair_scores (
+    a INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    b INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, matcher TEXT NOT NULL, score REAL NOT NULL,
+    PRIMARY KEY (a, b, matcher));
 CREATE TABLE IF NOT EXISTS proposals (
     id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, suggestion TEXT NOT NULL,
     species TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', video TEXT, camera TEXT, cluster TEXT,
@@ -59,17 +64,16 @@ CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     proposal_id INTEGER, individual_id TEXT, detail TEXT NOT NULL, previous TEXT);
 """
-#: the auto-accept band on P(same individual) of a gallery that sets none
-DEFAULT_ACCEPT = 0.9
-
-
 @dataclass(frozen=True)
 class GallerySettings:
     """What a gallery is configured to do, kept in its meta table (`Gallery.settings`, `Gallery.update_settings`).
 
     `matcher` (per species: `matcher_by_species`) verifies the shortlist; `shortlist`: candidates re-scored (None:
-    the matcher's default); `accept`: the auto-accept band, used only with `auto_accept` (measured auto-accept
-    precision at P >= 0.9 was 0.25-0.75, so off by default); `verification` false: enroll without local features;
+    the matcher's default); `auto_accept`: decisions taken without a person where the decision policy allows them
+    (off by default: every decision is reviewed); `decision_precision` (per species: `..._by_species`): the
+    precision an automatic decision must show on held-out individuals, `new_share`: the share of queries assumed to
+    be animals not in the gallery; `decision_policy`: the fitted policy per species (scoring.decisions);
+    `accept`: an optional floor on P(same) under the policy's accept; `verification` false: enroll without local features;
     `threshold` and `calibration`: the open-set threshold on the global score and its report; `fusion_calibration`:
     the fitted P(same individual) per species; `index_kind`, `auto_threshold`, `index_on_disk`: the FAISS index."""
 
@@ -79,8 +83,12 @@ class GallerySettings:
     matcher: str = DEFAULT_MATCHER
     matcher_by_species: dict = field(default_factory=dict)
     shortlist: Optional[int] = None
-    accept: float = DEFAULT_ACCEPT
+    accept: Optional[float] = None
     auto_accept: bool = False
+    decision_precision: float = 0.95
+    decision_precision_by_species: dict = field(default_factory=dict)
+    new_share: float = 0.3
+    decision_policy: Optional[dict] = None
     verification: bool = True
     index_kind: str = "flat"
     auto_threshold: int = 100_000
@@ -89,6 +97,10 @@ class GallerySettings:
     def matcher_for(self, species: Optional[str]) -> str:
         """The matcher of a species: its own choice, else the gallery's."""
         return (self.matcher_by_species or {}).get(species or "", self.matcher)
+
+    def policy(self) -> PolicySettings:
+        """What the gallery asks of automatic decisions (precision target per species, assumed share of new)."""
+        return PolicySettings(self.decision_precision, dict(self.decision_precision_by_species), self.new_share)
 
 
 SETTING_NAMES = frozenset(f.name for f in fields(GallerySettings))
@@ -242,6 +254,28 @@ class Gallery:
                 out[int(image_id)] = LocalFeatures.from_bytes(blob)
         return out
 
+    def pair_scores(self, pairs: Sequence[tuple[int, int]], matcher: str) -> dict[tuple[int, int], float]:
+        """Local scores of image pairs verified before with `matcher` (recalibration's cache), keyed (a, b) with
+        a < b; pairs never verified are absent."""
+        want = {(min(a, b), max(a, b)) for a, b in pairs}
+        if not want:
+            return {}
+        lo = sorted({a for a, _ in want})
+        out: dict[tuple[int, int], float] = {}
+        for start in range(0, len(lo), 900):
+            chunk = lo[start:start + 900]
+            for a, b, v in self.db.execute(f"SELECT a, b, score FROM pair_scores WHERE matcher=? AND a IN "
+                                           f"({','.join('?' * len(chunk))})", [matcher, *chunk]):
+                if (a, b) in want:
+                    out[(int(a), int(b))] = float(v)
+        return out
+
+    def store_pair_scores(self, scores: dict[tuple[int, int], float], matcher: str) -> None:
+        """Keep verified pair scores for `matcher` (keys as `pair_scores` gives them)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO pair_scores VALUES (?, ?, ?, ?)",
+                           [(int(a), int(b), matcher, float(v)) for (a, b), v in scores.items()])
+
     def images_without_features(self) -> list[tuple[int, str, str]]:
         """(image id, species, matcher) of every image lacking local features of its species' matcher."""
         settings = self.settings
@@ -255,6 +289,7 @@ class Gallery:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO local_features VALUES (?, ?, ?)",
                        (int(image_id), matcher, features.to_bytes()))
+            db.execute("DELETE FROM pair_scores WHERE matcher=? AND (a=? OR b=?)", (matcher, int(image_id), int(image_id)))
 
     def image_species(self, image_id: int) -> str:
         """The species of the individual an image belongs to; GalleryError when there is no such image."""
@@ -741,4 +776,4 @@ def open_gallery(folder: str | Path, model: Any, create: bool = True) -> Gallery
     return Gallery(folder, model.config.name, model.fingerprint(), model.embedding_dim, create=create)
 
 
-__all__ = ["Gallery", "GalleryError", "GallerySettings", "Match", "SearchResult", "open_gallery", "vec_hash", "DEFAULT_ACCEPT"]
+__all__ = ["Gallery", "GalleryError", "GallerySettings", "Match", "SearchResult", "open_gallery", "vec_hash"]

@@ -46,9 +46,6 @@ class FusionCalibration:
     weights: tuple[float, float] = (0.5, 0.5)
     new_threshold: float = 0.5
     report: dict[str, Any] = field(default_factory=dict)
-    # the open-set threshold on P(known) = the summed probabilities of the distinct candidate individuals
-    # (at most one can be the query's animal); None for calibrations stored before it existed
-    known_threshold: Optional[float] = None
 
     def probabilities(self, global_scores: Any, local_scores: Any) -> dict[str, np.ndarray]:
         pg, pl = self.global_(global_scores), self.local(local_scores)
@@ -56,15 +53,13 @@ class FusionCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {"global": self.global_.to_dict(), "local": self.local.to_dict(), "fused": self.fused.to_dict(),
-                "weights": list(self.weights), "new_threshold": self.new_threshold, "report": self.report,
-                "known_threshold": self.known_threshold}
+                "weights": list(self.weights), "new_threshold": self.new_threshold, "report": self.report}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FusionCalibration":
         return cls(ScoreCalibrator.from_dict(d["global"]), ScoreCalibrator.from_dict(d["local"]),
                    ScoreCalibrator.from_dict(d["fused"]), tuple(d.get("weights", (0.5, 0.5))),
-                   float(d.get("new_threshold", 0.5)), d.get("report", {}),
-                   None if d.get("known_threshold") is None else float(d["known_threshold"]))
+                   float(d.get("new_threshold", 0.5)), d.get("report", {}))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -167,13 +162,33 @@ def fit_fusion(pairs: dict[str, np.ndarray], labels: Sequence[Any], kind: str = 
               "ece_in_sample": {"global": expected_calibration_error(g(pairs["global"]), same),
                                 "local": expected_calibration_error(loc(pairs["local"]), same),
                                 "fused": expected_calibration_error(p, same)}}
-    return FusionCalibration(g, loc, fused, weights, float(thr), report, _known_threshold(per_query, labels))
+    return FusionCalibration(g, loc, fused, weights, float(thr), report)
 
 
-def known_probability(probabilities: Sequence[float]) -> float:
-    """P(the query is one of the candidates): the sum of the best probability of each distinct candidate
-    individual (at most one of them can be the query's animal), capped at 1."""
-    return float(min(1.0, np.sum(np.asarray(probabilities, float))))
+def held_out_probability(pairs: dict[str, np.ndarray], labels: Sequence[Any], kind: str = "isotonic",
+                         folds: int = 5, seed: int = 0) -> np.ndarray:
+    """P(same individual) of every labelled pair from a fusion fitted without the query's individual (folds by
+    individual): what a query from an animal the calibration never saw gets. In-sample where a fold cannot fit."""
+    labels = np.asarray(labels)
+    qlab = labels[pairs["query"]]
+    inds = np.unique(qlab)
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(rng.permutation(inds).tolist(), np.arange(len(inds)) % max(1, min(folds, len(inds)))))
+    fold = np.array([fold_of[v] for v in qlab.tolist()])
+    full = fit_fusion(pairs, labels, kind)
+    out = full.probabilities(pairs["global"], pairs["local"])["fused"].astype(float)
+    for f in np.unique(fold):
+        train = fold != f
+        part = {k: v[train] for k, v in pairs.items()}
+        if not part["same"].any() or part["same"].all():
+            continue
+        try:
+            cal = fit_fusion(part, labels, kind)
+        except DataError:
+            continue
+        test = ~train
+        out[test] = cal.probabilities(pairs["global"][test], pairs["local"][test])["fused"]
+    return out
 
 
 def _per_query_best(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, labels: np.ndarray
@@ -186,31 +201,6 @@ def _per_query_best(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, lab
         if v > d.get(lbl, -1.0):
             d[lbl] = v
     return out
-
-
-def known_threshold(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, labels: Sequence[Any]
-                    ) -> Optional[float]:
-    """Threshold on P(known) between queries whose individual is among their candidates (the sum over every
-    candidate individual) and the same queries as a new animal would see them (their own individual
-    removed), by Youden's J; None without both kinds."""
-    labels = np.asarray(labels)
-    return _known_threshold(_per_query_best(p, query, candidate, labels), labels)
-
-
-def _known_threshold(per_query: dict[int, dict[Any, float]], labels: np.ndarray) -> Optional[float]:
-    known, new = [], []
-    for q, best in per_query.items():
-        others = [v for lbl, v in best.items() if lbl != labels[q]]
-        if len(others) < len(best):
-            known.append(known_probability(list(best.values())))
-        new.append(known_probability(others))
-    if not known or not new:
-        return None
-    k, n = np.asarray(known), np.asarray(new)
-    cands = np.unique(np.concatenate([k, n]))
-    j = np.array([(k >= t).mean() - (n >= t).mean() for t in cands])
-    best_i = int(np.argmax(j))
-    return float((cands[best_i - 1] + cands[best_i]) / 2) if best_i > 0 else float(cands[best_i])
 
 
 def tied_share(p: np.ndarray, query: np.ndarray, candidate: np.ndarray, labels: Sequence[Any]) -> float:
@@ -253,4 +243,4 @@ class CalibrationSet:
 
 
 __all__ = ["ANY_SPECIES", "shortlist", "FusionCalibration", "labelled_pairs", "fit_fusion",
-           "CalibrationSet", "known_probability", "known_threshold", "tied_share"]
+           "CalibrationSet", "held_out_probability", "tied_share"]
