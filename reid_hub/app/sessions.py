@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import ConfigError, TooLargeError
 from ..gallery import Gallery, open_gallery
@@ -24,10 +24,11 @@ class SessionGalleries:
     """Session id -> its own small gallery (bound to `model`), expiring when idle."""
 
     def __init__(self, model: Any, root: Optional[str | Path] = None, max_images: int = 40, ttl_s: float = 3600,
-                 max_sessions: int = 200) -> None:
+                 max_sessions: int = 200, clock: Callable[[], float] = time.monotonic) -> None:
         if max_images < 1 or ttl_s <= 0 or max_sessions < 1:
             raise ConfigError("session galleries need max_images >= 1, ttl_s > 0 and max_sessions >= 1")
         self.model, self.max_images, self.ttl_s, self.max_sessions = model, max_images, ttl_s, max_sessions
+        self.clock = clock  # seconds; injected by tests so that expiry never depends on how fast the machine is
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="reid-hub-sessions-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self._open: dict[str, tuple[Gallery, float]] = {}
@@ -46,7 +47,7 @@ class SessionGalleries:
             self.expire()
             got = self._open.get(key)
             g = got[0] if got else open_gallery(self.root / key, self.model)
-            self._open[key] = (g, time.monotonic())
+            self._open[key] = (g, self.clock())
             while len(self._open) > self.max_sessions:
                 oldest = min(self._open, key=lambda k: self._open[k][1])
                 self._drop(oldest)
@@ -59,7 +60,7 @@ class SessionGalleries:
 
     def expire(self) -> int:
         """Remove galleries idle for longer than the TTL; returns how many went."""
-        now = time.monotonic()
+        now = self.clock()
         with self.lock:
             old = [k for k, (_, t) in self._open.items() if now - t > self.ttl_s]
             for k in old:

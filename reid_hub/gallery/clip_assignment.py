@@ -8,6 +8,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import GalleryError
+from ..scoring.decisions import CLIP_ALPHA, clip_matches
 from .identification import gallery_ranker
 from .recalibration import calibrate_open_set
 from .store import Gallery, vec_hash
@@ -43,8 +44,11 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
     to the open-set matching below, against the other individuals.
 
     Each cluster's prototype (mean of its unit embeddings) is scored against the individuals of its
-    CLIP_SHORTLIST nearest images in the gallery's index (best image score; the others cannot match);
-    clusters and individuals are matched one-to-one by the Hungarian algorithm; a match scoring below the open-set threshold does not count, and every unmatched
+    CLIP_SHORTLIST nearest images in the gallery's index (the cosine of the prototype and the individual's mean
+    embedding; the others cannot match); clusters and individuals are matched one-to-one by the Hungarian
+    algorithm; a match counts when the decision policy's clip rule keeps it (`scoring.decisions.clip_matches`:
+    best of its row and column, and above the clip's own impostor scores) where the clip has at least 9
+    known-different pairs to judge by, else when its best image reaches the open-set threshold; every other
     cluster becomes a new individual. A gallery without a threshold is calibrated first (and after
     a first clip has given it two individuals). With `enroll`, the cluster's embeddings are added to its
     individual (skipping ones already there), so re-running the same clip changes nothing.
@@ -64,15 +68,21 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
     embs = {k: gallery.check_embeddings(clusters[k]) for k in keys}
     protos = np.stack([e.mean(axis=0) / np.linalg.norm(e.mean(axis=0)) for e in embs.values()])
     inds = gallery.individuals()
-    score = np.full((len(keys), len(inds)), -np.inf)
+    score = np.full((len(keys), len(inds)), -np.inf)  # best image of each individual
+    whole = np.full((len(keys), len(inds)), -np.inf)  # the individual's mean embedding
     col = {d["id"]: j for j, d in enumerate(inds)}
     if inds and len(gallery):
-        # each individual's best image, from the ranker's shortlist of each prototype through the gallery's index
-        _, _, owners = gallery.owners()
+        # the individuals of each prototype's shortlist through the gallery's index, scored by the similarity of
+        # the cluster's prototype to the individual's (mean of its unit embeddings): whole animal against whole
+        # animal, as the clip's clusters are
+        image_ids, who, owners = gallery.owners()
         cands = gallery_ranker(gallery)[0].shortlist(protos, min(len(gallery), CLIP_SHORTLIST))
+        listed = {o for plan in cands.best_per_owner(len(keys), len(owners)) for o, _ in plan}
+        centre = _centres(gallery, image_ids, who, sorted(listed))
         for r, plan in enumerate(cands.best_per_owner(len(keys), len(owners))):
             for o, rows in plan:
                 score[r, col[owners[o][0]]] = cands.global_score[rows[0]]
+                whole[r, col[owners[o][0]]] = float(protos[r] @ centre[o])
     assigned: dict[int, tuple[int, float]] = {}
     taken: set[int] = set()
     if encounter and inds:
@@ -88,10 +98,17 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
     rest = [r for r in range(len(keys)) if r not in assigned]
     free = [j for j in range(len(inds)) if j not in taken]
     sub = score[np.ix_(rest, free)] if rest and free else np.zeros((0, 0))
-    if sub.size and np.isfinite(sub).any():
-        cost = np.where(np.isfinite(sub), -sub, 1e6)
-        for r, c in zip(*linear_sum_assignment(cost)):
-            if np.isfinite(sub[r, c]) and sub[r, c] >= thr:
+    wsub = whole[np.ix_(rest, free)] if rest and free else np.zeros((0, 0))
+    # the decision policy's clip rule where the clip shows enough known-different pairs to judge by, else the
+    # gallery's open-set threshold on the best image (a clip of one animal against a gallery of one)
+    by_rule = int(np.isfinite(wsub).sum()) - min(wsub.shape, default=0) >= round(1 / CLIP_ALPHA) - 1
+    use = wsub if by_rule else sub
+    if use.size and np.isfinite(use).any():
+        cost = np.where(np.isfinite(use), -use, 1e6)
+        made = [(int(r), int(c)) for r, c in zip(*linear_sum_assignment(cost)) if np.isfinite(use[r, c])]
+        keeps = clip_matches(use, made) if by_rule else [(bool(sub[r, c] >= thr), 1.0) for r, c in made]
+        for (r, c), (keep, _) in zip(made, keeps):
+            if keep:
                 assigned[rest[r]] = (free[c], float(sub[r, c]))
     out = []
     for r, key in enumerate(keys):
@@ -119,6 +136,18 @@ def assign_clip(gallery: Gallery, clusters: dict[str, np.ndarray], video: str,
     if enroll and gallery.threshold is None and len(gallery.individuals()) >= 2:
         log.info("open-set threshold calibrated after the first clip: %s", calibrate_open_set(gallery))
     return out
+
+
+def _centres(gallery: Gallery, image_ids: np.ndarray, who: np.ndarray, owners: list[int]) -> dict[int, np.ndarray]:
+    """Unit mean embedding of each of these individuals (by owner position) from its stored images."""
+    want = np.isin(who, owners)
+    vec = gallery.embeddings_by_id(image_ids[want].tolist())
+    sums: dict[int, np.ndarray] = {}
+    for i, o in zip(image_ids[want].tolist(), who[want].tolist()):
+        v = vec.get(int(i))
+        if v is not None:
+            sums[o] = sums.get(o, 0.0) + v
+    return {o: v / (np.linalg.norm(v) + 1e-12) for o, v in sums.items()}
 
 
 __all__ = ["ClusterAssignment", "assign_clip"]

@@ -365,10 +365,41 @@ class DecisionPolicy:
         return cls(Logistic.from_dict(d["new_model"]), Logistic.from_dict(d["correct_model"]), held, d.get("report"))
 
 
+#: a clip's match is kept when at most this share of the clip's own impostor scores reach it (conformal p-value)
+CLIP_ALPHA = 0.1
+
+
+def clip_matches(score: np.ndarray, pairs: Sequence[tuple[int, int]], alpha: float = CLIP_ALPHA
+                 ) -> list[tuple[bool, float]]:
+    """For the one-to-one matches `pairs` (cluster row, individual column) of a clip's score matrix: whether
+    each is kept, and its conformal p-value. The pairs the assignment did not make are known-different animals
+    seen under this clip's own conditions (camera, light, crop): a match is kept when it is the best of its row
+    and of its column and at most a share `alpha` of those impostor scores reach it. A clip of another camera
+    shifts genuine and impostor scores alike, which a threshold fitted within videos cannot see (on the FS48
+    fish, cross-camera matches score below within-camera impostors)."""
+    score = np.asarray(score, float)
+    made = set((int(a), int(b)) for a, b in pairs)
+    mask = np.isfinite(score)
+    for a, b in made:
+        mask[a, b] = False
+    imp = score[mask]
+    out = []
+    for a, b in pairs:
+        v = score[a, b]
+        if not np.isfinite(v) or not len(imp):
+            out.append((False, 1.0))
+            continue
+        p = float(((imp >= v).sum() + 1) / (len(imp) + 1))
+        best = v >= np.nanmax(np.where(np.isfinite(score[a]), score[a], -np.inf)) - 1e-9 and \
+            v >= np.nanmax(np.where(np.isfinite(score[:, b]), score[:, b], -np.inf)) - 1e-9
+        out.append((bool(best and p <= alpha), p))
+    return out
+
+
 def undecided(reason: str, p_new: Optional[float] = None) -> Decision:
     """A `review` decision where no policy applies (no calibration, too few individuals), saying why."""
     return Decision(REVIEW, p_new, None, None, {"accept": 0.0, "new": 0.0}, {"reason": reason})
 
 
 __all__ = ["ACCEPT", "REVIEW", "NEW", "FEATURES", "FEATURE_SETS", "candidate_features", "Views", "views_from_pairs", "Logistic", "mixture", "precision_bound", "Rule",
-           "PolicySettings", "Decision", "DecisionPolicy", "undecided"]
+           "PolicySettings", "Decision", "DecisionPolicy", "undecided", "clip_matches", "CLIP_ALPHA"]
