@@ -114,8 +114,9 @@ def create_api(cfg: ServiceConfig, model: Any = None):
     async def identify(file: UploadFile = File(...), k: int = Form(5, ge=1, le=100),
                        species: str = Form(default="", max_length=100),
                        shortlist: Optional[int] = Form(default=None, ge=1, le=1000)) -> dict[str, Any]:
-        """Global shortlist -> local-feature verification -> calibrated P(same individual) -> decision
-        (accept / review / new); each verified match links its evidence picture."""
+        """Global shortlist -> local-feature verification -> calibrated P(same individual) -> the decision policy:
+        accept / new where its held-out precision reaches the gallery's target, else review (`p_new`,
+        `decision_precision`, `coverage` at the top level); each verified match links its evidence picture."""
         return svc.identify(await image_of(file), k=k, species=species, shortlist=shortlist)
 
     @app.post("/identify/evidence.png", dependencies=[Depends(heavy)])
@@ -170,8 +171,8 @@ def create_api(cfg: ServiceConfig, model: Any = None):
     @app.post("/review/propose", status_code=201, dependencies=[Depends(heavy)])
     async def review_propose(actor: str = Depends(require_token), file: UploadFile = File(...),
                              species: str = Form(default="", max_length=100)) -> dict[str, Any]:
-        """Identify an image and queue the decision for review (auto-accepted only above the accept band,
-        when the gallery allows it)."""
+        """Identify an image and queue the decision for review (with auto-accept on, accepted or minted new
+        where the decision policy's held-out precision reaches the gallery's target)."""
 
         img = await image_of(file)
         emb = svc.embed(img)

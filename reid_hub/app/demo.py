@@ -145,8 +145,10 @@ def build_demo_gallery(model, folder: str | Path, definition: Path = DEMO_DEFINI
             iid = gallery.add_individual(str(identity), species=str(rows["species"].iloc[0]))
             gallery.enroll(iid, model.embed(imgs), sources=[str(meta_csv.parent / p) for p in rows["path"]],
                            images=imgs)
+    if spec.get("auto_accept"):
+        gallery.update_settings(auto_accept=True)
     try:
-        recalibrate(gallery)  # P(same individual) for the demo's queries, and the open-set threshold
+        recalibrate(gallery)  # P(same individual) for the demo's queries, the decision policy, the open-set threshold
     except ReidHubError as exc:
         log.warning("demo gallery: no probability calibration (%s)", exc)
         calibrate_open_set(gallery)

@@ -37,6 +37,36 @@ def _thumb(svc: ReidService, image_id: int) -> Optional[Image.Image]:
     return Image.open(p).convert("RGB") if p else None
 
 
+def verdict_text(res: dict[str, Any]) -> str:
+    """What an identification means, in words: the decision, how sure the gallery is, and who decides."""
+    top = res["matches"][0] if res["matches"] else None
+    name = top["display_name"] if top else ""
+    p_text = "" if res["probability"] is None else f" P(same individual) = **{res['probability']:.2f}**."
+    new_text = "" if res.get("p_new") is None else f" P(new animal) = {res['p_new']:.2f}."
+    prec = res.get("decision_precision")
+    bands = res.get("bands") or {}
+    target = bands.get("target_precision")
+    how = (f" Decided automatically: decisions like this were right {prec:.1%} of the time on this gallery's "
+           f"held-out animals (target {target:.0%})." if prec is not None and target is not None else "")
+    suggestion = bands.get("suggestion")
+    if res["decision"] == "accept":
+        text = f"**Match:** {name}.{p_text}{how}"
+    elif res["decision"] == "new":
+        text = (f"**New individual:** none of the gallery's animals{f' (nearest: {name})' if top else ''}."
+                f"{p_text}{new_text}{how}")
+    elif suggestion == "accept":
+        text = (f"**Likely match:** {name}.{p_text} The decision policy would accept it; auto-accept is off, so a "
+                "person confirms it before the gallery changes.")
+    elif suggestion == "new":
+        text = (f"**Likely a new animal** (nearest: {name}).{new_text} The decision policy would call it new; "
+                "auto-accept is off, so a person confirms it.")
+    else:
+        text = f"**Possible match, needs review:** {name}.{p_text}{new_text}" if top else "**Needs review.**"
+        if bands.get("reason"):
+            text += f" _({bands['reason']})_"
+    return text
+
+
 def build_ui(svc: ReidService) -> gr.Blocks:
     """The Gradio Blocks UI: identify by image (verified, calibrated, with evidence), enroll, and clip ->
     persistent IDs."""
@@ -60,19 +90,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                 p = "" if m["probability"] is None else f"P={m['probability']:.2f}, "
                 items.append((t, f"{m['display_name']} ({p}score {m['global_score']:.3f})"))
         top = res["matches"][0] if res["matches"] else None
-        p_text = "" if res["probability"] is None else f" P(same individual) = **{res['probability']:.2f}**"
-        likely = res["decision"] == "review" and (res["probability"] or 0.0) >= 0.9
-        verdict = {"accept": f"**Match:** {top['display_name']}.{p_text}" if top else "",
-                   "review": (f"**Likely match:** {top['display_name']}.{p_text} A person confirms it before the "
-                              "gallery changes." if likely else
-                              f"**Possible match, needs review:** {top['display_name']}.{p_text}") if top else "",
-                   "new": "**New individual?** No candidate is likely enough"
-                          + (f" (best: {top['display_name']})." if top else ".") + p_text}[res["decision"]]
-        bands = res.get("bands") or {}
-        if bands.get("p_known") is not None:
-            verdict += f" P(one of the candidates) = {bands['p_known']:.2f}."
-        if bands.get("calibration_fallback"):
-            verdict += f" _(calibration: {bands['calibration_fallback']})_"
+        verdict = verdict_text(res)
         if not res["calibrated"]:
             verdict += " _(the gallery is not calibrated yet: global score only; recalibrate to get probabilities)_"
         table = "\n".join(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..scoring.decisions import PolicySettings
 from .args import on_off, positive_int, probability
 
 
@@ -69,10 +70,21 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
         if args.matcher:
             set_matcher(g, args.matcher, species=args.species)
         changes = {k: v for k, v in (("shortlist", args.shortlist), ("accept", args.accept),
-                                     ("auto_accept", args.auto_accept)) if v is not None}
+                                     ("auto_accept", args.auto_accept), ("new_share", args.new_share)) if v is not None}
+        if args.precision is not None:
+            current = g.settings
+            if args.species:
+                changes["decision_precision_by_species"] = {**current.decision_precision_by_species,
+                                                            args.species: args.precision}
+            else:
+                changes["decision_precision"] = args.precision
+        PolicySettings(changes.get("decision_precision", g.settings.decision_precision),
+                       changes.get("decision_precision_by_species", g.settings.decision_precision_by_species),
+                       changes.get("new_share", g.settings.new_share))  # ConfigError (exit 2) before anything is stored
         settings = g.update_settings(**changes)
         print(json.dumps({k: getattr(settings, k) for k in ("matcher", "matcher_by_species", "shortlist", "accept",
-                                                            "auto_accept")}, indent=2))
+                                                            "auto_accept", "decision_precision",
+                                                            "decision_precision_by_species", "new_share")}, indent=2))
     elif args.action == "export":
         if args.format == "camtrap-dp":
             from ..gallery.camtrap import export_camtrap_dp
@@ -109,7 +121,13 @@ def add_parsers(sub: Any, runtime: argparse.ArgumentParser, default_model: str) 
     s.add_argument("--evidence", help="identify: write the best match's evidence PNG here (file or folder)")
     s.add_argument("--calibration", choices=("isotonic", "logistic"), default="isotonic", help="recalibrate: fit")
     s.add_argument("--matcher", help="configure: local matcher of the gallery (or of --species)")
-    s.add_argument("--accept", type=probability, help="configure: auto-accept band on P(same individual)")
-    s.add_argument("--auto-accept", type=on_off, help="configure: on / off (off: every decision is reviewed)")
+    s.add_argument("--accept", type=probability, help="configure: a floor on P(same individual) under the decision "
+                   "policy's accept (none by default)")
+    s.add_argument("--auto-accept", type=on_off, help="configure: on / off (off: every decision is reviewed; on: "
+                   "accept and new are taken where the held-out precision reaches the target)")
+    s.add_argument("--precision", type=probability, help="configure: the precision an automatic decision must show on "
+                   "held-out animals (default 0.95; with --species, for that species)")
+    s.add_argument("--new-share", type=probability, help="configure: the share of queries assumed to be animals not "
+                   "in the gallery (default 0.3)")
     s.set_defaults(func=_cmd_gallery)
 

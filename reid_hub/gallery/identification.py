@@ -176,15 +176,20 @@ def identify(gallery: Gallery, embedding: np.ndarray, image: Optional[Image.Imag
                              float(cands.p_local[r]) if calibrated else None,
                              matcher=settings.matcher_for(sp) if loc is not None else None)
 
-    best = {m.individual_id: m for m in (verified(int(rows[0])) for _, rows in cands.best_per_owner(1, len(inds))[0])}
-    ranked = list(best.values())[:k]
+    every = [verified(int(rows[0])) for _, rows in cands.best_per_owner(1, len(inds))[0]]
+    # probabilities of different species come from different calibrations and do not rank against each other:
+    # without a species, the query is taken for the species of its nearest image by embedding, whose
+    # candidates are ranked (and decided) first
+    own = species or (max(every, key=lambda m: m.global_score).species if every else None)
+    every = [m for m in every if m.species == own] + [m for m in every if m.species != own]
+    ranked = every[:k]
     top = ranked[0] if ranked else None
     calibrated = top is not None and top.probability is not None
     auto = bool(settings.auto_accept if auto_accept is None else auto_accept)
     if top is None:
         verdict = Decision(NEW, 1.0, None, None, {"accept": 0.0, "new": 0.0}, {"reason": "no candidate"})
     else:
-        verdict = decide_candidates(gallery, list(best.values()), species or top.species, auto)
+        verdict = decide_candidates(gallery, [m for m in every if m.species == own], own, auto)
         floor = settings.accept if accept is None else accept
         if verdict.decision == ACCEPT and floor is not None and top.probability is not None and top.probability < floor:
             verdict.decision, verdict.precision = REVIEW, None  # under the gallery's own floor on P(same)

@@ -107,16 +107,19 @@ def propose(gallery: Gallery, embeddings: np.ndarray, image: Optional[Image.Imag
             boxes: Optional[Sequence[Any]] = None, images: Optional[Sequence[Image.Image]] = None,
             k: int = 5, actor: str = "local") -> dict[str, Any]:
     """Identify a query (one image, or the embeddings of one video cluster with a representative `image`):
-    auto-accepted (enrolled at once, audited) when the gallery's decision is `accept`, else stored as a
-    pending proposal. Returns {"proposal_id", "status", "decision", "individual_id"?}."""
+    auto-accepted (enrolled at once, audited) when the gallery's decision is `accept`, minted as a new individual
+    when it is `new` by the decision policy with auto-accept on, else stored as a pending proposal. Returns {"proposal_id", "status", "decision", "individual_id"?}."""
     e = gallery.check_embeddings(embeddings)
     proto = e.mean(axis=0)
     proto /= np.linalg.norm(proto)
     has_any = len(gallery) > 0 and (not species or len(gallery.species_image_ids(species)) > 0)
+    auto_new = False
     if has_any:
         ident = identify(gallery, proto, image, species=species or None, k=k)
         cands = [m.to_dict() for m in ident.matches]
         decision, prob = ident.decision, ident.probability
+        # a new animal the decision policy calls new at its stated precision is minted at once under auto-accept
+        auto_new = decision == NEW and ident.decision_precision is not None and gallery.settings.auto_accept
     else:  # nothing of this species is known yet: a new individual, for a person to name
         cands, decision, prob = [], NEW, None
     now = time.time()
@@ -148,6 +151,10 @@ def propose(gallery: Gallery, embeddings: np.ndarray, image: Optional[Image.Imag
         save_jpeg(image, _query_path(gallery, pid), 480, quality=90)
     if images is not None and prepared is None:
         _save_member_images(gallery, pid, images)
+    if auto_new:
+        made = decide(gallery, pid, "new", display_name=f"new {species or 'animal'} #{pid}", force=True,
+                      actor=f"{actor}:auto-new")
+        out.update(status=made["status"], individual_id=made["outcome"]["individual_id"])
     return out
 
 

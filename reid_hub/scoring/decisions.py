@@ -12,8 +12,8 @@ Both are cross-fitted by individual (every individual's views are scored by a mo
 is taken automatically only above a threshold whose held-out precision is at least the target with a finite-sample
 guarantee: the held-out views are mixed at the gallery's assumed share of new animals (`mixture`), and the decisions
 a threshold takes on that sample are a binomial draw, so a one-sided Clopper-Pearson bound on their precision holds;
-each of a grid of thresholds is tested at its share of the error budget (Bonferroni, as Learn-then-Test allows), so
-that choosing the threshold costs no extra error. A species with too few individuals or
+thresholds fixed in advance are tested from strict to lenient and kept while they pass (fixed-sequence testing, as
+Learn-then-Test does), so that choosing the threshold costs no extra error. A species with too few individuals or
 views cannot pass the bound: it decides nothing alone, everything goes to a person.
 """
 from __future__ import annotations
@@ -168,20 +168,27 @@ class Logistic:
 
 
 def _cross_fitted(x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> tuple[tuple[int, ...], np.ndarray, float]:
-    """The feature set whose cross-fitted scores (each fold by a model that never saw its individuals) rank `y`
-    best, the smallest unless a larger one is better by MIN_AUC_GAIN; with those scores and their AUC."""
-    best: Optional[tuple[tuple[int, ...], np.ndarray, float]] = None
+    """The feature set whose cross-fitted scores (each fold scored by a model that never saw its individuals) rank
+    `y` best: the smallest, unless a larger one is better by MIN_AUC_GAIN over all folds and better in at least
+    four folds of five (a gain on a few individuals is noise). Returns it with its scores and their AUC."""
+    folds = np.unique(fold)
+    best: Optional[tuple[tuple[int, ...], np.ndarray, float, np.ndarray]] = None
     for cols in FEATURE_SETS:
         out = np.empty(len(y))
-        for f in np.unique(fold):
+        for f in folds:
             tr, te = fold != f, fold == f
             yt = y[tr]
             out[te] = Logistic.fit(x[tr], yt, cols)(x[te]) if 0 < yt.sum() < len(yt) else yt.mean()
         auc = _auc(out, y)
-        if best is None or auc >= best[2] + MIN_AUC_GAIN:
-            best = (cols, out, auc)
+        per_fold = np.array([_auc(out[fold == f], y[fold == f]) for f in folds])
+        if best is None:
+            best = (cols, out, auc, per_fold)
+            continue
+        wins = np.nan_to_num(per_fold - best[3], nan=0.0) > 0
+        if auc >= best[2] + MIN_AUC_GAIN and wins.mean() >= 0.8:
+            best = (cols, out, auc, per_fold)
     assert best is not None
-    return best
+    return best[0], best[1], best[2]
 
 
 def _cp_lower(k: int, n: int, alpha: float) -> float:
@@ -233,25 +240,35 @@ class Rule:
         return dict(self.__dict__)
 
 
-#: thresholds tried per rule (quantiles of the score over the rule's own population); each is tested at
-#: delta / GRID (Bonferroni), so the one kept may be any of them, not only the first to fail
-GRID = 20
+#: thresholds a rule tries on its probability (P(best is right) for accept, P(new) for new), in this order, fixed in
+#: advance: each is tested at the full error budget and the sequence stops at the first that fails (fixed-sequence
+#: testing, as Learn-then-Test does), so the threshold kept carries the guarantee; a threshold that decides too few
+#: held-out views to pass even without an error (`_can_pass`) is passed over: its test could not reject
+SEQUENCE = (0.99, 0.98, 0.97, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5)
+
+
+def _can_pass(decided: int, target: float, delta: float) -> bool:
+    """Whether `decided` decisions, all right, would show precision `target` (Clopper-Pearson at `delta`)."""
+    return decided > 0 and delta ** (1.0 / decided) >= target
 
 
 def _choose(score: np.ndarray, mine: np.ndarray, right: np.ndarray, target: float, delta: float) -> Rule:
-    """The most lenient threshold on `score` whose precision bound passes `target` (each of the GRID candidate
-    thresholds tested at delta / GRID, so that the guarantee holds for the one chosen). `mine`: the views of the
-    population the decision is for (coverage is a share of them); `right`: whether deciding a view is right."""
+    """The most lenient threshold of SEQUENCE on `score` whose precision bound passes `target`, testing from the
+    strictest and stopping at the first failure. `mine`: the views of the population the decision is for (coverage
+    is a share of them); `right`: whether deciding a view is right."""
     n_in, n_out = int(mine.sum()), int((~mine).sum())
     if n_in < MIN_VIEWS or n_out < MIN_VIEWS:
         return Rule()
-    grid = np.unique(np.quantile(score[mine], np.linspace(0.0, 1.0, GRID + 1)[:-1]))
-    for t in grid:  # most lenient first: the first that passes decides the most
+    kept = Rule()
+    for t in SEQUENCE:
         d = score >= t
-        point, low = precision_bound(int((d & right).sum()), int(d.sum()), delta / GRID)
-        if low >= target:
-            return Rule(float(t), round(point, 4), round(low, 4), round(float((d & mine).sum() / n_in), 4))
-    return Rule()
+        if not _can_pass(int(d.sum()), target, delta):
+            continue
+        point, low = precision_bound(int((d & right).sum()), int(d.sum()), delta)
+        if low < target:
+            break
+        kept = Rule(float(t), round(point, 4), round(low, 4), round(float((d & mine).sum() / n_in), 4))
+    return kept
 
 
 @dataclass
