@@ -105,7 +105,34 @@ def run_seed(model, df, images: dict, emb: dict, species: str, seed: int) -> dic
         "recalibrate_s": round(recal_s, 1), "recalibrate_cached_s": round(recal_cached_s, 1),
         "calibration_pairs": report.get(species, {}).get("pairs"), "policy": pol,
         "same_report": report_again.get(species, {}).get("pairs") == report.get(species, {}).get("pairs"),
+        "queries": [{k: r[k] for k in ("known", "decision", "p_new", "p_best", "p_sum", "top_right")} for r in rows],
     }
+
+
+def pooled(runs: dict) -> dict:
+    """One species' seeds together: AUCs over every query of every seed, balanced accuracy, automatic decisions."""
+    rows = [q for r in runs.values() for q in r["queries"]]
+    known = [r for r in rows if r["known"]]
+    unk = [r for r in rows if not r["known"]]
+    acc = [r for r in rows if r["decision"] == ACCEPT]
+    new = [r for r in rows if r["decision"] == NEW]
+    tpr = sum(r["decision"] == NEW for r in unk) / max(1, len(unk))
+    tnr = sum(r["decision"] != NEW for r in known) / max(1, len(known))
+    with_p = [r for r in rows if r["p_new"] is not None]
+    return {"seeds": len(runs), "known_queries": len(known), "unknown_queries": len(unk),
+            "top1_known": round(sum(r["top_right"] for r in known) / max(1, len(known)), 4),
+            "auc": {"p_best": _auc([-r["p_best"] for r in unk], [-r["p_best"] for r in known]),
+                    "p_sum": _auc([-r["p_sum"] for r in unk], [-r["p_sum"] for r in known]),
+                    "p_new": _auc([r["p_new"] for r in with_p if not r["known"]],
+                                  [r["p_new"] for r in with_p if r["known"]])},
+            "balanced_accuracy_new": round((tpr + tnr) / 2, 4),
+            "accept": {"n": len(acc), "right": sum(r["top_right"] for r in acc),
+                       "coverage_of_known": round(sum(r["decision"] == ACCEPT for r in known) / max(1, len(known)), 4)},
+            "new": {"n": len(new), "right": sum(not r["known"] for r in new),
+                    "coverage_of_unknown": round(tpr, 4)},
+            "review_share": round(sum(r["decision"] == REVIEW for r in rows) / max(1, len(rows)), 4),
+            "recalibrate_s_max": max(r["recalibrate_s"] for r in runs.values()),
+            "decides_alone_in_seeds": sum(bool(r["policy"].get("automatic")) for r in runs.values())}
 
 
 def main() -> None:
@@ -154,12 +181,15 @@ def main() -> None:
             if str(seed) not in runs:
                 runs[str(seed)] = run_seed(model, df, images, emb, name, seed)
                 print(name, seed, json.dumps({k: v for k, v in runs[str(seed)].items() if k != "policy"}), flush=True)
-                write_result(result, {"rule": "policy", "setting": args.setting, "runs": done,
+                summary = {sp: pooled(r) for sp, r in done.items() if r}
+                write_result(result, {"rule": "policy", "setting": args.setting, "summary": summary, "runs": done,
                                       "model": args.model if args.setting == "v2-unseen" else "imagenet lite0",
                                       "split": ("generalization_seed0 unseen identities" if args.setting == "v2-unseen"
                                                 else "every identity") + "; per identity one query, 30% never "
                                                                          "enrolled"})
             seed += 1
+        if runs:
+            print(name, "pooled", json.dumps(pooled(runs)), flush=True)
 
 
 if __name__ == "__main__":

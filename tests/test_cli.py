@@ -80,7 +80,9 @@ def test_gallery_commands(toy_data, tmp_path):
     # identify writes the evidence picture into a folder it makes, named after the query
     r = run_cli("gallery", "identify", imgs[4], "--gallery", g, "--model", model_dir, "--evidence", tmp_path / "ev" / "new")
     assert r.returncode == 0, r.stderr
-    best = json.loads(r.stdout[:r.stdout.rindex("}") + 1])["matches"][0]
+    out = json.loads(r.stdout[:r.stdout.rindex("}") + 1])
+    best = out["matches"][0]
+    assert {"p_new", "decision_precision", "coverage"} <= set(out)  # the decision policy's fields, top level
     picture = tmp_path / "ev" / "new" / f"{imgs[4].stem}-evidence.png"
     assert best["matcher"] == "sift" and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"evidence: {picture}" in r.stdout
