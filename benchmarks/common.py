@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from reid_hub.data import tables as rdata
 from reid_hub.evaluation.runner import machine_info
-from reid_hub.evaluation.scorers import embed_table
+from reid_hub.models.table_embedding import embed_table
 from reid_hub.models.model import ReIDModel
 from reid_hub.video import augment
 

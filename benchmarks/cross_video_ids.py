@@ -19,7 +19,7 @@ import numpy as np
 from reid_hub import from_pretrained
 from reid_hub.data import tables as rdata
 from reid_hub.evaluation.runner import machine_info
-from reid_hub.evaluation.scorers import embed_table
+from reid_hub.models.table_embedding import embed_table
 from reid_hub.gallery import Gallery, assign_clip
 from reid_hub.scoring.calibration import calibrate_threshold
 

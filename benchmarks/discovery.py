@@ -36,7 +36,7 @@ from reid_hub.discovery.graph import build_graph
 from reid_hub.discovery.grouping import constrained_average_linkage
 from reid_hub.discovery.local_evidence import LocalEvidence, VerifyConfig, verify_cached
 from reid_hub.evaluation.runner import imagenet_baseline, machine_info
-from reid_hub.evaluation.scorers import embed_table
+from reid_hub.models.table_embedding import embed_table
 
 from common import RESULTS, SHARED  # the benchmarks' shared helpers
 

@@ -26,7 +26,7 @@ from reid_hub.data import tables as rdata
 from reid_hub.data.imaging import load_image
 from reid_hub.errors import GalleryError
 from reid_hub.evaluation.runner import machine_info
-from reid_hub.evaluation.scorers import embed_table
+from reid_hub.models.table_embedding import embed_table
 from reid_hub.gallery import Gallery, review
 from reid_hub.gallery.recalibration import recalibrate
 from reid_hub.models.loading import DEFAULT_MODEL

@@ -15,7 +15,7 @@ from reid_hub import from_pretrained
 from reid_hub.data import tables as rdata
 from reid_hub.errors import CheckpointError, ConfigError
 from reid_hub.evaluation.metrics import retrieval_metrics
-from reid_hub.evaluation.scorers import embed_table
+from reid_hub.models.table_embedding import embed_table
 
 
 def _cfg(toy_data, out, **kw):

@@ -22,7 +22,7 @@ def _image_table(images: Sequence[str]):
 
 def _cmd_embed(args: argparse.Namespace) -> int:
     from ..data import tables as rdata
-    from ..evaluation.scorers import embed_table
+    from ..models.table_embedding import embed_table
     from ..models.loading import from_pretrained
 
     if not args.images and not args.data:

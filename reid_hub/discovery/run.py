@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, ReidHubError
-from ..evaluation.scorers import embed_table
+from ..models.table_embedding import embed_table
 from .answers import AnswerLog
 from .collection import load_collection
 from .constraints import Constraints

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ..data import tables as rdata
 from ..errors import DataError
 from ..models.model import ReIDModel
+from ..models.table_embedding import embed_table
 from ..scoring.calibration import expected_calibration_error
 from ..scoring.fusion import FusionCalibration, fit_fusion, labelled_pairs
 from ..scoring.matchers import LocalFeatures, LocalMatcher, create_matcher, default_shortlist
@@ -24,17 +25,6 @@ from ..scoring.ranker import Ranker, matrix_search
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[pd.DataFrame], np.ndarray]
-
-
-def embed_table(model: ReIDModel, df: pd.DataFrame, batch_size: int = 16, progress: bool = False,
-                raw_features: bool = False) -> np.ndarray:
-    """Embeddings of every row of a data table (cropped to its bbox), L2-normalized."""
-    out = []
-    rows = list(df.itertuples(index=False))
-    for start in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="embed", unit="batch"):
-        imgs = [rdata.read_sample(r._asdict()) for r in rows[start:start + batch_size]]
-        out.append(model.describe(model.preprocess(imgs), raw_features=raw_features))
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1), np.float32)
 
 
 def embedding_scorer(model: ReIDModel, raw_features: bool = False, batch_size: int = 16) -> Scorer:
@@ -195,4 +185,4 @@ class FusedScorer:
         return out
 
 
-__all__ = ["Scorer", "embed_table", "embedding_scorer", "local_scorer", "TableFeatures", "FusedScorer"]
+__all__ = ["Scorer", "embedding_scorer", "local_scorer", "TableFeatures", "FusedScorer"]
