@@ -119,7 +119,9 @@ def pooled(runs: dict) -> dict:
     tpr = sum(r["decision"] == NEW for r in unk) / max(1, len(unk))
     tnr = sum(r["decision"] != NEW for r in known) / max(1, len(known))
     with_p = [r for r in rows if r["p_new"] is not None]
+    per_seed = {k: [r["auc"][k] for r in runs.values() if r["auc"][k] == r["auc"][k]] for k in ("p_best", "p_sum", "p_new")}
     return {"seeds": len(runs), "known_queries": len(known), "unknown_queries": len(unk),
+            "auc_mean_over_seeds": {k: round(float(np.mean(v)), 4) if v else None for k, v in per_seed.items()},
             "top1_known": round(sum(r["top_right"] for r in known) / max(1, len(known)), 4),
             "auc": {"p_best": _auc([-r["p_best"] for r in unk], [-r["p_best"] for r in known]),
                     "p_sum": _auc([-r["p_sum"] for r in unk], [-r["p_sum"] for r in known]),

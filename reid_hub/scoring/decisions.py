@@ -167,11 +167,15 @@ class Logistic:
                    np.asarray(d["mean"], float), np.asarray(d["scale"], float))
 
 
-def _cross_fitted(x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> tuple[tuple[int, ...], np.ndarray, float]:
+def _cross_fitted(x: np.ndarray, y: np.ndarray, fold: np.ndarray, sign: float
+                  ) -> tuple[tuple[int, ...], np.ndarray, float]:
     """The feature set whose cross-fitted scores (each fold scored by a model that never saw its individuals) rank
-    `y` best: the smallest, unless a larger one is better by MIN_AUC_GAIN over all folds and better in at least
-    four folds of five (a gain on a few individuals is noise). Returns it with its scores and their AUC."""
+    `y` best. The first feature alone is the baseline, judged by its own ranking (`sign` orients it: a monotone map
+    of it ranks the same in every gallery); a larger set is chosen only when its AUC beats the best so far by
+    MIN_AUC_GAIN over all folds and in at least four folds of five (a gain on a few individuals is noise).
+    Returns it with its held-out scores and their AUC."""
     folds = np.unique(fold)
+    raw = sign * x[:, 0]
     best: Optional[tuple[tuple[int, ...], np.ndarray, float, np.ndarray]] = None
     for cols in FEATURE_SETS:
         out = np.empty(len(y))
@@ -179,8 +183,9 @@ def _cross_fitted(x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> tuple[tuple
             tr, te = fold != f, fold == f
             yt = y[tr]
             out[te] = Logistic.fit(x[tr], yt, cols)(x[te]) if 0 < yt.sum() < len(yt) else yt.mean()
-        auc = _auc(out, y)
-        per_fold = np.array([_auc(out[fold == f], y[fold == f]) for f in folds])
+        ranked = raw if cols == FEATURE_SETS[0] else out
+        auc = _auc(ranked, y)
+        per_fold = np.array([_auc(ranked[fold == f], y[fold == f]) for f in folds])
         if best is None:
             best = (cols, out, auc, per_fold)
             continue
@@ -325,8 +330,8 @@ class DecisionPolicy:
         fold_of = dict(zip(rng.permutation(inds).tolist(), np.arange(len(inds)) % min(FOLDS, len(inds))))
         fold = np.array([fold_of[i] for i in views.individual.tolist()])
         x = views.features
-        cols_new, s_new, auc_new = _cross_fitted(x, views.is_new, fold)
-        cols_cor, s_cor, auc_cor = _cross_fitted(x, views.correct, fold)
+        cols_new, s_new, auc_new = _cross_fitted(x, views.is_new, fold, -1.0)
+        cols_cor, s_cor, auc_cor = _cross_fitted(x, views.correct, fold, 1.0)
         report = {"views": int(len(views)), "individuals": int(len(inds)), "new_views": int(views.is_new.sum()),
                   "known_top1": round(float(views.correct[~views.is_new].mean()), 4),
                   "auc_p_new": auc_new, "auc_best_p": _auc(-x[:, 0], views.is_new), "auc_p_correct": auc_cor,
