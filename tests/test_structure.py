@@ -170,3 +170,36 @@ def test_benchmarks_readme_has_a_paragraph_per_script_and_no_script_imports_a_si
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert not imported & siblings, p.name
         assert "sys.path.insert" not in p.read_text(), p.name
+
+
+#: the modules that own SQLite tables: the gallery store (and its proposals), the job store, the answer log
+SQL_OWNERS = {"reid_hub.gallery.store", "reid_hub.gallery.proposals", "reid_hub.app.jobs", "reid_hub.discovery.answers"}
+
+
+def _calls(tree: ast.AST, names: set[str]) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr in names]
+
+
+def test_no_sql_outside_the_modules_that_own_their_tables():
+    runs = {m for m, p in _modules().items()
+            if _calls(ast.parse(p.read_text()), {"execute", "executemany", "executescript", "backup"})}
+    assert runs <= SQL_OWNERS, sorted(runs - SQL_OWNERS)
+
+
+def test_routes_are_short_and_the_service_is_the_only_door():
+    """Every REST route is at most 40 lines; neither routes nor the UI reach the gallery or the lock themselves."""
+    long_routes, reach = [], []
+    app = ROOT / "app"
+    for p in sorted((app / "routes").glob("*.py")) + [app / "api.py", app / "ui.py"]:
+        tree = ast.parse(p.read_text())
+        for f in ast.walk(tree):
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                    isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+                    and d.func.attr in ("get", "post", "patch", "put", "delete") for d in f.decorator_list):
+                if f.end_lineno - f.lineno + 1 > 40:
+                    long_routes.append(f"{p.name}:{f.name}")
+        reach += [f"{p.name}:{n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                  and n.attr in ("gallery", "lock", "_gallery", "_lock") and isinstance(n.value, ast.Name)
+                  and n.value.id in ("svc", "service")]
+    assert long_routes == [] and reach == []

@@ -6,16 +6,19 @@ steps are the same everywhere.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+import io
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from ..data.imaging import crop_box
-from ..errors import TooLargeError
+from ..errors import DataError, TooLargeError
 from ..gallery import Gallery, assign_clip, review
 from ..video import ClusterConfig, VideoClustering, cluster_crops, cluster_video, read_crop_archive
 from ..video.frames import FrameSource
@@ -76,16 +79,93 @@ def cluster_clip(model: Any, req: ClipRequest, workdir: Path,
 
 def place_clip(gallery: Gallery, result: VideoClustering, source: Optional[FrameSource], name: str,
                review_first: bool = False, species: str = "", encounter: Optional[str] = None, enroll: bool = True,
-               threshold: Optional[float] = None, actor: str = "local",
-               lock: Any = None) -> dict[str, list]:
+               threshold: Optional[float] = None, actor: str = "local") -> dict[str, list]:
     """Give the clip's clusters persistent individuals (`assignments`), or with `review_first` send each to review
     (`proposals`; a crop-video has no frames to draw from, so it is assigned)."""
-    with lock or nullcontext():
-        if review_first and source is not None:
-            return {"proposals": propose_video(gallery, result, source, name, species=species, actor=actor)}
-        res = assign_video(gallery, result, name, enroll=enroll, species=species, threshold=threshold,
-                           encounter=encounter)
+    if review_first and source is not None:
+        return {"proposals": propose_video(gallery, result, source, name, species=species, actor=actor)}
+    res = assign_video(gallery, result, name, enroll=enroll, species=species, threshold=threshold,
+                       encounter=encounter)
     return {"assignments": [a.__dict__ for a in res]}
+
+
+#: where a clip's clusters go: (clustering, frame source or None) -> {"assignments" | "proposals": [...]}
+Place = Callable[[VideoClustering, Optional[FrameSource]], dict]
+
+
+def clip_summary(result: VideoClustering, video: str) -> dict[str, Any]:
+    """What every clip endpoint answers about its clustering."""
+    return {"video": video, "k": result.k,
+            "k_estimate": result.k_estimate.to_dict() if result.k_estimate else None,
+            "cluster_sizes": result.cluster_sizes(),
+            "timings_s": {key: round(v, 3) for key, v in result.timings.items() if isinstance(v, float)}}
+
+
+def labelled_groups(detections_csv: bytes, images: list[Image.Image]
+                    ) -> tuple[dict[str, list[Image.Image]], dict[str, tuple[list, list]]]:
+    """A labelled clip (detections CSV frame,x,y,w,h,cluster and one image per frame): each cluster's crops, and
+    its frames and boxes."""
+    try:
+        det = pd.read_csv(io.BytesIO(detections_csv))
+    except Exception as exc:
+        raise DataError(f"detections are not a readable CSV: {exc}") from exc
+    need = {"frame", "x", "y", "w", "h", "cluster"}
+    if not need <= set(det.columns):
+        raise DataError(f"detections need the columns {sorted(need)}")
+    if det["frame"].max() >= len(images) or det["frame"].min() < 0:
+        raise DataError(f"detections refer to frame {int(det['frame'].max())} but {len(images)} frames came")
+    groups: dict[str, list] = {}
+    meta: dict[str, tuple[list, list]] = {}
+    for r in det.itertuples():
+        key = str(r.cluster)
+        groups.setdefault(key, []).append(crop_box(images[int(r.frame)], (r.x, r.y, r.w, r.h)))
+        meta.setdefault(key, ([], []))[0].append(int(r.frame))
+        meta[key][1].append((r.x, r.y, r.w, r.h))
+    return groups, meta
+
+
+def identify_video_upload(model: Any, limits: ClipLimits, video: bytes, video_suffix: str, detections: bytes,
+                          detections_suffix: str, name: str, config: ClusterConfig, detections_format: str,
+                          min_score: float, place: Optional[Place], progress: Any) -> dict[str, Any]:
+    """An uploaded video and its detections -> its animals (and, with `place`, where they went), with one row per
+    detection [frame, x, y, w, h, label]."""
+    with tempfile.TemporaryDirectory() as tmp:
+        vpath = Path(tmp) / f"clip{video_suffix}"
+        vpath.write_bytes(video)
+        ext = detections_suffix if detections_suffix in (".json", ".txt", ".csv") else ".csv"
+        dpath = Path(tmp) / f"detections{ext}"
+        dpath.write_bytes(detections)
+        progress(0.05, "decoding, embedding and clustering the clip")
+        req = ClipRequest(name, video=vpath, detections=dpath, config=config, detections_format=detections_format,
+                          min_score=min_score, cache_dir=Path(tmp) / "cache")
+        result, source = cluster_clip(model, req, Path(tmp), limits)
+        progress(0.85, "matching the clusters to the gallery")
+        placed = place(result, source) if place is not None else {}
+    out = clip_summary(result, name)
+    out["detections"] = [[int(r.frame), round(r.x, 1), round(r.y, 1), round(r.w, 1), round(r.h, 1), int(r.label)]
+                         for r in result.detections.itertuples()]
+    return {**out, **placed}
+
+
+def identify_crop_upload(model: Any, crops: pd.DataFrame, root: Path, workdir: Path, name: str,
+                         config: ClusterConfig, place: Optional[Place], progress: Any) -> dict[str, Any]:
+    """An uploaded crop-video (already unpacked under `root`) -> one label per input crop, in input order, and with
+    `place` each cluster's persistent individual. Removes `workdir` when done."""
+    try:
+        progress(0.05, "embedding and clustering the crops")
+        req = ClipRequest(name, crops=crops, config=config, min_score=0.0, cache_dir=Path(workdir) / "cache")
+        result, _ = cluster_clip(model, req, Path(workdir))
+        det = result.detections.sort_values("input_row", kind="stable")
+        out = clip_summary(result, name)
+        out["labels"] = [{"row": int(r.input_row), "frame": int(r.source_frame), "camera": str(r.camera),
+                          "path": Path(r.path).resolve().relative_to(root).as_posix(), "label": int(r.label)}
+                         for r in det.itertuples()]
+        if place is not None:
+            progress(0.85, "matching the clusters to the gallery")
+            out["assignments"] = place(result, None)["assignments"]
+        return out
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def assign_video(gallery: Any, result: VideoClustering, video_name: str, enroll: bool = True,
@@ -129,4 +209,5 @@ def propose_video(gallery: Any, result: VideoClustering, source: FrameSource, vi
 
 
 __all__ = ["ClipLimits", "ClipRequest", "open_crop_archive", "cluster_clip", "place_clip", "assign_video",
-           "propose_video"]
+           "propose_video", "Place", "clip_summary", "labelled_groups", "identify_video_upload",
+           "identify_crop_upload"]

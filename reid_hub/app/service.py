@@ -1,5 +1,5 @@
-"""The service facade: one model, one gallery, the lock every write takes, the upload limits, the token and the
-rate limits, shared by the REST API (app.api) and the UI (app.ui).
+"""The service facade: one model, one gallery, the lock every method takes itself, the upload limits, the token and
+the rate limits; the one door of the REST API (app.routes) and the UI (app.ui).
 
 Every expected failure is answered with a 4xx and a JSON body {"error": type, "detail": text};
 uploads are checked for size, content type, pixel count and decodability before use.
@@ -20,10 +20,12 @@ from .. import errors
 from ..data.imaging import MAX_IMAGE_PIXELS, load_image
 from ..errors import (AuthError, ConfigError, ConflictError, DataError, ImageError, ModelMismatchError, OfflineError,
                       RateLimitedError, ReidHubError, TooLargeError, UnknownModelError)
-from ..gallery import Gallery, GalleryError, open_gallery
+from ..gallery import Gallery, GalleryError, assign_clip, open_gallery, review
 from ..gallery.identification import evidence, identify
+from ..gallery.recalibration import calibrate_open_set
+from ..gallery.recalibration import recalibrate as recalibrate_gallery
 from ..models.loading import DEFAULT_MODEL, from_pretrained
-from .clips import ClipLimits
+from .clips import ClipLimits, identify_crop_upload, identify_video_upload, place_clip
 from .jobs import JobStore
 
 log = logging.getLogger(__name__)
@@ -108,13 +110,14 @@ class RateLimiter:
 
 
 class ReidService:
-    """The model and gallery behind the API and the UI, with a lock around gallery writes."""
+    """The one door to the model and the gallery for the API and the UI: every action is a method here, and the
+    methods that read or write the gallery take the service's lock themselves (callers never do)."""
 
     def __init__(self, cfg: ServiceConfig, model: Any = None) -> None:
         self.cfg = cfg.validate()
         self.model = model if model is not None else from_pretrained(cfg.model)
-        self.gallery: Gallery = open_gallery(cfg.gallery_dir, self.model)
-        self.lock = threading.RLock()
+        self._gallery: Gallery = open_gallery(cfg.gallery_dir, self.model)
+        self._lock = threading.RLock()
         #: one clip flow (app.clips) for the API and the UI, with the same limits
         self.clip_limits = ClipLimits(max_bytes=cfg.max_video_bytes)
         self.limiter = RateLimiter(cfg.heavy_per_minute)
@@ -122,32 +125,235 @@ class ReidService:
         self._sessions: Any = None
         self._discovery: Any = None
 
+    # -- the gallery, read ------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            return {"status": "ok", "gallery_images": len(self._gallery),
+                    "individuals": len(self._gallery.individuals())}
+
+    def model_info(self) -> dict[str, Any]:
+        m = self.model
+        return {"name": m.config.name, "backbone": m.config.backbone, "embedding_dim": m.embedding_dim,
+                "input_size": m.config.preprocess.size, "fingerprint": m.fingerprint()}
+
+    def overview(self) -> dict[str, Any]:
+        """What the gallery holds: individuals, images and species."""
+        with self._lock:
+            inds, n_img = self._gallery.individuals(), len(self._gallery)
+        return {"individuals": len(inds), "images": n_img,
+                "species": sorted({i["species"] for i in inds if i["species"]})}
+
+    def individuals(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._gallery.individuals()
+
+    def thumbnail_path(self, image_id: int) -> Path:
+        """The stored thumbnail of a gallery image; GalleryError (404) when it has none."""
+        with self._lock:
+            path = self._gallery.thumbnail_path(int(image_id))
+        if path is None:
+            raise GalleryError(f"no thumbnail for image {image_id}")
+        return path
+
+    def thumbnail(self, image_id: int) -> Optional[Image.Image]:
+        """The thumbnail as a picture, or None."""
+        try:
+            return Image.open(self.thumbnail_path(image_id)).convert("RGB")
+        except GalleryError:
+            return None
+
+    # -- identification -----------------------------------------------------------------------------------------
+    def embed(self, img: Image.Image) -> np.ndarray:
+        return self.model.embed([img])
+
+    def search(self, img: Image.Image, k: int = 5) -> dict[str, Any]:
+        emb = self.embed(img)
+        with self._lock:
+            res = self._gallery.search(emb, k=k)[0]
+        return {"is_new": res.is_new, "threshold": res.threshold,
+                "matches": [{"individual_id": m.individual_id, "display_name": m.display_name, "species": m.species,
+                             "score": m.score, "images": m.images} for m in res.matches]}
+
+    def identify(self, img: Image.Image, k: int = 5, species: Optional[str] = None,
+                 shortlist: Optional[int] = None) -> dict[str, Any]:
+        """Coarse-to-fine identification: verified candidates, P(same individual), the decision policy's
+        accept / review / new with P(new) and the decision's held-out precision."""
+        emb = self.embed(img)
+        with self._lock:
+            res = identify(self._gallery, emb, img, species=species or None, k=k, shortlist=shortlist)
+        out = res.to_dict()
+        for m in out["matches"]:
+            m["evidence"] = f"/identify/evidence.png?image_id={m['image_id']}" if m["matcher"] else None
+        return out
+
+    def evidence_image(self, img: Image.Image, image_id: int) -> Image.Image:
+        """The query beside a gallery image with their verified keypoint matches."""
+        with self._lock:
+            return evidence(self._gallery, img, int(image_id))
+
+    def evidence(self, img: Image.Image, image_id: int) -> bytes:
+        """`evidence_image` as PNG bytes."""
+        from ..scoring.matchers.drawing import png_bytes
+
+        return png_bytes(self.evidence_image(img, image_id))
+
+    # -- the gallery, written -----------------------------------------------------------------------------------
+    def add_individual(self, display_name: str, species: str = "", notes: str = "") -> str:
+        with self._lock:
+            return self._gallery.add_individual(display_name, species, notes)
+
+    def enroll(self, iid: str, img: Image.Image, source: str = "upload") -> int:
+        emb = self.embed(img)
+        with self._lock:
+            return self._gallery.enroll(iid, emb, sources=[source], images=[img])[0]
+
+    def enroll_new(self, display_name: str, species: str, img: Image.Image, source: str) -> tuple[str, int]:
+        """A new individual with its first photo: (individual id, image id)."""
+        emb = self.embed(img)
+        with self._lock:
+            iid = self._gallery.add_individual(display_name, species=species)
+            return iid, self._gallery.enroll(iid, emb, sources=[source], images=[img])[0]
+
+    def rename(self, iid: str, display_name: str) -> None:
+        with self._lock:
+            self._gallery.rename(iid, display_name)
+
+    def merge(self, keep: str, absorb: str, actor: str) -> None:
+        with self._lock:
+            self._gallery.merge(keep, absorb, actor=actor)
+
+    def calibrate(self) -> dict[str, Any]:
+        """The open-set threshold on the global score, from the gallery's own individuals."""
+        with self._lock:
+            return calibrate_open_set(self._gallery)
+
+    def recalibrate(self, kind: str = "isotonic", progress: Any = None) -> dict[str, Any]:
+        """P(same individual) and the decision policy per species, refitted on the gallery's own individuals."""
+        with self._lock:
+            return recalibrate_gallery(self._gallery, kind=kind, progress=progress)
+
+    def export_camtrap(self, path: Path) -> Path:
+        """The gallery's sightings and images as a Camtrap DP package (zip) at `path`."""
+        from ..gallery.camtrap import export_camtrap_dp
+
+        with self._lock:
+            return export_camtrap_dp(self._gallery, path)
+
+    # -- review -------------------------------------------------------------------------------------------------
+    def propose(self, img: Image.Image, species: str, source: str, actor: str) -> dict[str, Any]:
+        """Identify an image and queue the decision for review (taken at once where the policy allows it)."""
+        emb = self.embed(img)
+        with self._lock:
+            return review.propose(self._gallery, emb, img, species=species, source=source, images=[img],
+                                  actor=actor)
+
+    def review_list(self, offset: int = 0, limit: int = 50, status: str = "pending") -> dict[str, Any]:
+        with self._lock:
+            items, total = review.pending(self._gallery, offset, limit, status)
+        return {"total": total, "items": [p.to_dict() for p in items]}
+
+    def review_item(self, proposal_id: int) -> dict[str, Any]:
+        """A proposal with its audit trail."""
+        with self._lock:
+            return {**review.get(self._gallery, proposal_id).to_dict(),
+                    "audit": review.audit_log(self._gallery, proposal_id)}
+
+    def review_next(self, proposal_id: Optional[int] = None) -> Optional[dict[str, Any]]:
+        """The proposal `proposal_id` (or the oldest pending one, None when none waits) with its query picture, its
+        current candidate's thumbnail and evidence picture, and how many are pending."""
+        with self._lock:
+            if proposal_id is None:
+                items, total = review.pending(self._gallery, 0, 1)
+                if not items:
+                    return None
+                p = items[0]
+            else:
+                p, total = review.get(self._gallery, int(proposal_id)), None
+            query = review.query_image(self._gallery, p.id)
+            cand = p.current
+            try:
+                pic = evidence(self._gallery, query, cand["image_id"]) if cand and cand.get("matcher") else None
+            except ReidHubError:
+                pic = None
+        return {"proposal": p, "pending": total, "query": query, "candidate": cand, "evidence": pic,
+                "thumbnail": self.thumbnail(cand["image_id"]) if cand else None}
+
+    def review_evidence(self, proposal_id: int, individual_id: Optional[str] = None) -> bytes:
+        """PNG: the proposal's query beside its current (or the named) candidate's best image, matches drawn."""
+        from ..scoring.matchers.drawing import png_bytes
+
+        with self._lock:
+            p = review.get(self._gallery, proposal_id)
+            cand = (next((c for c in p.candidates if c["individual_id"] == individual_id), None) if individual_id
+                    else p.current)
+            if cand is None:
+                raise GalleryError(f"proposal {proposal_id} has no candidate {individual_id or ''}".strip())
+            return png_bytes(evidence(self._gallery, review.query_image(self._gallery, proposal_id),
+                                      cand["image_id"]))
+
+    def decide(self, proposal_id: int, action: str, actor: str, **kwargs: Any) -> dict[str, Any]:
+        """One review decision (see `gallery.review.decide`); when the served discovery sent that proposal, the
+        decision reaches its answers at once (and it regroups)."""
+        with self._lock:
+            out = review.decide(self._gallery, proposal_id, action, actor=actor, **kwargs)
+            if self._discovery is not None and self._feeds_discovery():
+                from ..discovery.review_feed import feed_review_decisions
+
+                fed = feed_review_decisions(self._discovery.answers, self._gallery, Path(self.cfg.discovery_dir))
+                if fed["recorded"] or fed["withdrawn"]:
+                    self._discovery.learn()
+                    self._discovery.write(self.cfg.discovery_dir)
+            return out
+
+    # -- clips --------------------------------------------------------------------------------------------------
+    def assign_groups(self, groups: dict[str, list[Image.Image]], meta: dict[str, tuple[list, list]], video: str,
+                      progress: Any) -> dict[str, Any]:
+        """The labelled groups of one clip (their crops, frames and boxes) -> persistent individuals."""
+        progress(0.1, "embedding the crops")
+        clusters = {k: self.model.embed(v) for k, v in groups.items()}
+        progress(0.8, "assigning the clusters")
+        with self._lock:
+            res = assign_clip(self._gallery, clusters, video=video, frames={k: m[0] for k, m in meta.items()},
+                              boxes={k: m[1] for k, m in meta.items()})
+        return {"video": video, "assignments": [a.__dict__ for a in res]}
+
+    def clip_video(self, video: bytes, video_suffix: str, detections: bytes, detections_suffix: str, name: str,
+                   config: Any, detections_format: str, min_score: float, place: bool, review_first: bool,
+                   species: str, encounter: Optional[str], actor: str, progress: Any) -> dict[str, Any]:
+        """An uploaded clip -> its animals, and with `place` (or `review_first`) their persistent IDs (proposals)."""
+        def put(result: Any, source: Any) -> dict[str, list]:
+            return self.place_clip(result, source, name, review_first=review_first, species=species,
+                                   encounter=encounter, actor=actor)
+        return identify_video_upload(self.model, self.clip_limits, video, video_suffix, detections,
+                                     detections_suffix, name, config, detections_format, min_score,
+                                     put if place or review_first else None, progress)
+
+    def clip_crops(self, crops: Any, root: Path, workdir: Path, name: str, config: Any, place: bool, species: str,
+                   encounter: Optional[str], progress: Any) -> dict[str, Any]:
+        """An unpacked crop-video -> one label per crop, and with `place` each animal's persistent ID."""
+        def put(result: Any, source: Any) -> dict[str, list]:
+            return self.place_clip(result, source, name, species=species, encounter=encounter)
+        return identify_crop_upload(self.model, crops, root, workdir, name, config, put if place else None, progress)
+
+    def place_clip(self, result: Any, source: Any, name: str, review_first: bool = False, species: str = "",
+                   encounter: Optional[str] = None, actor: str = "local") -> dict[str, list]:
+        """A clustered clip's animals -> persistent individuals, or review proposals (see app.clips.place_clip)."""
+        with self._lock:
+            return place_clip(self._gallery, result, source, name, review_first=review_first, species=species,
+                              encounter=encounter, actor=actor)
+
+    # -- discovery ----------------------------------------------------------------------------------------------
     @property
     def discovery(self) -> Any:
         """The served discovery (opened on first use); GalleryError when the service has none."""
         if self.cfg.discovery_dir is None:
             raise GalleryError("this service serves no discovery folder (start it with --discovery DIR)")
-        if self._discovery is None:
-            from ..discovery.run import open_discovery
+        with self._lock:
+            if self._discovery is None:
+                from ..discovery.run import open_discovery
 
-            self._discovery = open_discovery(self.cfg.discovery_dir)
-        return self._discovery
-
-    def decide(self, proposal_id: int, action: str, actor: str, **kwargs: Any) -> dict[str, Any]:
-        """One review decision (see `gallery.review.decide`); when the served discovery sent that proposal, the
-        decision reaches its answers at once (and it regroups)."""
-        from ..gallery import review
-
-        with self.lock:
-            out = review.decide(self.gallery, proposal_id, action, actor=actor, **kwargs)
-            if self._discovery is not None and self._feeds_discovery():
-                from ..discovery.review_feed import feed_review_decisions
-
-                fed = feed_review_decisions(self._discovery.answers, self.gallery, Path(self.cfg.discovery_dir))
-                if fed["recorded"] or fed["withdrawn"]:
-                    self._discovery.learn()
-                    self._discovery.write(self.cfg.discovery_dir)
-            return out
+                self._discovery = open_discovery(self.cfg.discovery_dir)
+            return self._discovery
 
     def _feeds_discovery(self) -> bool:
         """Whether the served discovery sent its individuals to this service's gallery."""
@@ -156,9 +362,20 @@ class ReidService:
         sent = discovery_gallery(self.cfg.discovery_dir)
         return sent is not None and sent.resolve() == Path(self.cfg.gallery_dir).resolve()
 
+    def discovery_summary(self) -> dict[str, Any]:
+        with self._lock:
+            return self.discovery.summary()
+
+    def discovery_evidence(self, a: int, b: int) -> bytes:
+        """PNG: two rows of the served discovery side by side with their matches."""
+        from ..discovery.pair_picture import pair_evidence
+
+        with self._lock:
+            return pair_evidence(self.discovery, a, b)
+
     def discovery_questions(self, limit: int = 20) -> dict[str, Any]:
         """The next pair questions of the served discovery, with what is known of the grouping."""
-        with self.lock:
+        with self._lock:
             d = self.discovery
             table = d.question_table(limit)
             return {"individuals": int(d.labels.max()) + 1 if len(d.labels) else 0,
@@ -168,7 +385,7 @@ class ReidService:
         """Record an answer (same / different / skip, or undo), regroup, and rewrite the folder's outputs."""
         import time
 
-        with self.lock:
+        with self._lock:
             d = self.discovery
             t0 = time.perf_counter()
             if answer == "undo":
@@ -180,15 +397,44 @@ class ReidService:
             return {"individuals": int(d.labels.max()) + 1, "answers": len(d.answered()),
                     "regroup_seconds": round(seconds, 4)}
 
+    # -- a visitor's private gallery ----------------------------------------------------------------------------
     @property
     def sessions(self) -> Any:
         """Private temporary galleries of browser sessions (created on first use)."""
-        if self._sessions is None:
-            from .sessions import SessionGalleries
+        with self._lock:
+            if self._sessions is None:
+                from .sessions import SessionGalleries
 
-            self._sessions = SessionGalleries(self.model)
-        return self._sessions
+                self._sessions = SessionGalleries(self.model)
+            return self._sessions
 
+    def session_enroll(self, session: str, img: Image.Image, name: str) -> dict[str, int]:
+        """A photo of `name` into the session's own gallery (recalibrated when it can be)."""
+        emb = self.embed(img)
+        s = self.sessions
+        g = s.get(session)
+        s.check_room(g)
+        with s.lock:
+            found = [i for i in g.individuals() if i["display_name"] == name]
+            iid = found[0]["id"] if found else g.add_individual(name)
+            g.enroll(iid, emb, sources=["session upload"], images=[img])
+            try:
+                recalibrate_gallery(g)
+            except ReidHubError:
+                pass  # too few individuals or pairs yet: searches rank by score alone
+            return {"individuals": len(g.individuals()), "images": len(g), "max_images": s.max_images}
+
+    def session_identify(self, session: str, img: Image.Image) -> tuple[Any, Optional[Image.Image]]:
+        """Identify in the session's own gallery: the identification and the best match's evidence picture."""
+        emb = self.embed(img)
+        s = self.sessions
+        g = s.get(session)
+        with s.lock:
+            res = identify(g, emb, img, k=5)
+            top = res.matches[0] if res.matches else None
+            return res, (evidence(g, img, top.image_id) if top and top.matcher else None)
+
+    # -- requests -----------------------------------------------------------------------------------------------
     def read_upload(self, data: bytes, content_type: Optional[str]) -> Image.Image:
         """Check and decode an uploaded image."""
         if len(data) == 0:
@@ -220,40 +466,6 @@ class ReidService:
         if not hmac.compare_digest(given.encode(), self.cfg.token.encode()):
             raise AuthError("a valid token is required for writes to this gallery")
         return self.cfg.token_name
-
-    def embed(self, img: Image.Image) -> np.ndarray:
-        return self.model.embed([img])
-
-    def search(self, img: Image.Image, k: int = 5) -> dict[str, Any]:
-        emb = self.embed(img)
-        with self.lock:
-            res = self.gallery.search(emb, k=k)[0]
-        return {"is_new": res.is_new, "threshold": res.threshold,
-                "matches": [{"individual_id": m.individual_id, "display_name": m.display_name, "species": m.species,
-                             "score": m.score, "images": m.images} for m in res.matches]}
-
-    def enroll(self, iid: str, img: Image.Image, source: str = "upload") -> int:
-        emb = self.embed(img)
-        with self.lock:
-            return self.gallery.enroll(iid, emb, sources=[source], images=[img])[0]
-
-    def identify(self, img: Image.Image, k: int = 5, species: Optional[str] = None,
-                 shortlist: Optional[int] = None) -> dict[str, Any]:
-        """Coarse-to-fine identification: verified candidates, P(same individual), accept / review / new."""
-        emb = self.embed(img)
-        with self.lock:
-            res = identify(self.gallery, emb, img, species=species or None, k=k, shortlist=shortlist)
-        out = res.to_dict()
-        for m in out["matches"]:
-            m["evidence"] = f"/identify/evidence.png?image_id={m['image_id']}" if m["matcher"] else None
-        return out
-
-    def evidence(self, img: Image.Image, image_id: int) -> bytes:
-        """PNG: the query beside a gallery image with their verified keypoint matches."""
-        from ..scoring.matchers.drawing import png_bytes
-
-        with self.lock:
-            return png_bytes(evidence(self.gallery, img, image_id))
 
 
 __all__ = ["ServiceConfig", "ReidService", "RateLimiter", "http_status", "MAX_ID", "MAX_WAIT_S"]

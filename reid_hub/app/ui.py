@@ -16,25 +16,15 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from ..data.imaging import load_image
-from ..discovery.pair_picture import pair_evidence
 from ..errors import ReidHubError
-from ..gallery import review
-from ..gallery.identification import evidence as evidence_picture
-from ..gallery.identification import identify
-from ..gallery.recalibration import recalibrate
 from ..models.loading import DEFAULT_MODEL, from_pretrained
 from ..video import ClusterConfig
 from .api import create_api
-from .clips import ClipRequest, cluster_clip, place_clip
+from .clips import ClipRequest, cluster_clip
 from .demo import build_demo_gallery, demo_examples, demo_store_dir
 from .service import ReidService, ServiceConfig
 
 log = logging.getLogger(__name__)
-
-
-def _thumb(svc: ReidService, image_id: int) -> Optional[Image.Image]:
-    p = svc.gallery.thumbnail_path(image_id)
-    return Image.open(p).convert("RGB") if p else None
 
 
 def verdict_text(res: dict[str, Any]) -> str:
@@ -85,7 +75,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             return [], f"**Error:** {exc}", None
         items = []
         for m in res["matches"]:
-            t = _thumb(svc, m["image_id"])
+            t = svc.thumbnail(m["image_id"])
             if t is not None:
                 p = "" if m["probability"] is None else f"P={m['probability']:.2f}, "
                 items.append((t, f"{m['display_name']} ({p}score {m['global_score']:.3f})"))
@@ -101,8 +91,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         picture = None
         if top and top["matcher"]:
             try:
-                with svc.lock:
-                    picture = evidence_picture(svc.gallery, query, top["image_id"])
+                picture = svc.evidence_image(query, top["image_id"])
             except ReidHubError:
                 picture = None
         return items, (f"{verdict}\n\n| rank | name | id | species | score | verified matches | P(same) |\n"
@@ -113,9 +102,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             return "Give an image and a name."
         try:
             svc.authorize(token)
-            with svc.lock:
-                iid = svc.gallery.add_individual(name.strip(), species=species.strip())
-            image_id = svc.enroll(iid, img.convert("RGB"), source="ui")
+            iid, image_id = svc.enroll_new(name.strip(), species.strip(), img.convert("RGB"), "ui")
         except ReidHubError as exc:
             return f"**Error:** {exc}"
         return f"Enrolled **{name}** as `{iid}` (image {image_id})."
@@ -142,8 +129,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                                   cache_dir=Path(tmp) / "cache")
                 result, source = cluster_clip(svc.model, req, Path(tmp), svc.clip_limits)
                 progress(0.85, desc="matching the animals to the gallery")
-                placed = place_clip(svc.gallery, result, source, name, encounter=encounter.strip() or None,
-                                    lock=svc.lock)
+                placed = svc.place_clip(result, source, name, encounter=encounter.strip() or None)
                 res = placed["assignments"]  # the same dicts the API answers
                 det = result.detections
                 names = {int(a["cluster"]): a["display_name"] for a in res}
@@ -178,22 +164,11 @@ def build_ui(svc: ReidService) -> gr.Blocks:
 
     def review_show(pid: Optional[int]):
         """The proposal `pid` (or the oldest pending one): query, current candidate, evidence, text."""
-        empty = (None, None, None, "No proposal is waiting for review.", None)
-        with svc.lock:
-            if pid is None:
-                items, total = review.pending(svc.gallery, 0, 1)
-                if not items:
-                    return empty
-                p = items[0]
-            else:
-                p, total = review.get(svc.gallery, int(pid)), None
-            query = review.query_image(svc.gallery, p.id)
-            cand = p.current
-            thumb = _thumb(svc, cand["image_id"]) if cand else None
-            try:
-                pic = evidence_picture(svc.gallery, query, cand["image_id"]) if cand and cand.get("matcher") else None
-            except ReidHubError:
-                pic = None
+        got = svc.review_next(None if pid is None else int(pid))
+        if got is None:
+            return None, None, None, "No proposal is waiting for review.", None
+        p, total, query, cand = got["proposal"], got["pending"], got["query"], got["candidate"]
+        thumb, pic = got["thumbnail"], got["evidence"]
         prob = "-" if not cand or cand.get("probability") is None else f"{cand['probability']:.2f}"
         text = (f"**Proposal #{p.id}** ({p.status}) from `{p.source or p.video or 'upload'}`, {p.n} image(s); "
                 f"suggested: **{p.suggestion}**.  \n"
@@ -228,8 +203,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         if not got["questions"]:
             return None, f"No question left. {head}", None
         q = got["questions"][0]
-        with svc.lock:
-            pic = Image.open(io.BytesIO(pair_evidence(svc.discovery, q["a_row"], q["b_row"])))
+        pic = Image.open(io.BytesIO(svc.discovery_evidence(q["a_row"], q["b_row"])))
         return pic, (f"**Same individual?** `{q['a']}` and `{q['b']}` (P(same) = {q['p_same']:.2f}, "
                      f"{'two groups to merge' if q['kind'] == 'merge' else 'one group to confirm'}).  \n"
                      f"Keys: **s** same, **d** different, **k** skip, **u** undo.  \n{head}"), (q["a_row"], q["b_row"])
@@ -255,19 +229,10 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         if img is None or not name.strip():
             return "Give a photo and a name."
         try:
-            g = svc.sessions.get(session_of(request))
-            svc.sessions.check_room(g)
-            with svc.sessions.lock:
-                found = [i for i in g.individuals() if i["display_name"] == name.strip()]
-                iid = found[0]["id"] if found else g.add_individual(name.strip())
-                g.enroll(iid, svc.embed(img.convert("RGB")), sources=["session upload"], images=[img.convert("RGB")])
-                try:
-                    recalibrate(g)
-                except ReidHubError:
-                    pass  # too few individuals or pairs yet: searches rank by score alone
-                n_ind, n_img = len(g.individuals()), len(g)
+            got = svc.session_enroll(session_of(request), img.convert("RGB"), name.strip())
         except ReidHubError as exc:
             return f"**Error:** {exc}"
+        n_ind, n_img = got["individuals"], got["images"]
         return (f"Added a photo of **{name.strip()}**. Your private gallery: {n_ind} individual(s), {n_img} photo(s) "
                 f"(at most {svc.sessions.max_images}; removed after an hour of inactivity).")
 
@@ -276,12 +241,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
             return "Upload a photo to search your gallery.", None
         try:
             svc.limiter.check(client(request))
-            g = svc.sessions.get(session_of(request))
-            query = img.convert("RGB")
-            with svc.sessions.lock:
-                res = identify(g, svc.embed(query), query, k=5)
-                top = res.matches[0] if res.matches else None
-                pic = evidence_picture(g, query, top.image_id) if top and top.matcher else None
+            res, pic = svc.session_identify(session_of(request), img.convert("RGB"))
         except ReidHubError as exc:
             return f"**Error:** {exc}", None
         rows = "\n".join(f"| {m.display_name} | {m.global_score:.3f} | "
@@ -290,13 +250,12 @@ def build_ui(svc: ReidService) -> gr.Blocks:
                 + f"\n\n| individual | score | P(same) |\n|---|---|---|\n{rows}"), pic
 
     def header_text() -> str:
-        with svc.lock:
-            inds, n_img = svc.gallery.individuals(), len(svc.gallery)
-        species = sorted({i["species"] for i in inds if i["species"]})
+        o = svc.overview()
+        inds, n_img, species = o["individuals"], o["images"], o["species"]
         of = f" of {len(species)} species ({', '.join(species)})" if species else ""
         mode = " The shared gallery is read-only here." if svc.cfg.public and svc.cfg.token is None else ""
         return (f"# reid-hub\nModel `{svc.model.config.name}` ({svc.model.embedding_dim}-d) and a gallery of "
-                f"{len(inds)} individuals{of}, {n_img} images. Upload a photo to find who it is.{mode}")
+                f"{inds} individuals{of}, {n_img} images. Upload a photo to find who it is.{mode}")
 
     with gr.Blocks(title="reid-hub: who is this animal?") as ui:
         header = gr.Markdown(header_text(), elem_id="header")

@@ -1,11 +1,14 @@
 """Galleries of known individuals: a FAISS index of embeddings plus a SQLite database (one folder).
 
-Modules: `store` (the Gallery: individuals, images, local features, settings, audit rows, the index kept in step),
-`index` (FAISS kinds and search), `identification` (the gallery's coarse-to-fine ranker, identify, evidence),
-`recalibration` (the open-set threshold and P(same individual) fitted on the gallery's own individuals), `clips`
-(clusters of a clip -> persistent individuals), `review` (proposals, decisions, audit), `archive` (export / import),
-`camtrap` (Camtrap DP and sightings exports). Every helper module takes a Gallery and uses its public methods; the
-store imports none of them.
+Modules: `store` (the Gallery: individuals, images, sightings, local features, verified pair scores, settings, the
+audit trail, the index kept in step inside every write; minting an individual and undoing an enrollment are its
+operations), `proposals` (the review proposals' table and all its SQL), `index` (FAISS kinds and search),
+`identification` (the gallery's coarse-to-fine ranker, identify, evidence, the decision policy applied),
+`recalibration` (the open-set threshold, P(same individual) and the decision policy fitted on the gallery's own
+individuals), `clip_assignment` (clusters of a clip -> persistent individuals), `review` (the review workflow:
+propose, decide, undo, labelled pairs), `archive` (export / import), `camtrap` (Camtrap DP and sightings exports).
+Only `store` and `proposals` run SQL; every other module takes a Gallery and uses its public methods; the store
+imports none of them.
 """
 from .archive import export_gallery, import_gallery
 from .clip_assignment import ClusterAssignment, assign_clip

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,7 @@ def export_gallery(gallery: Gallery, archive: str | Path) -> Path:
     import tarfile
 
     archive = Path(archive)
-    gallery.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    backup = gallery.folder / ".export.sqlite"
-    dst = sqlite3.connect(backup)
-    with dst:
-        gallery.db.backup(dst)
-    dst.close()
+    backup = gallery.snapshot(gallery.folder / ".export.sqlite")
     tmp = archive.with_name(f".{archive.name}.tmp")
     with tarfile.open(tmp, "w:gz") as tar:
         tar.add(backup, arcname="gallery.sqlite")

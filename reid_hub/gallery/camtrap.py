@@ -64,9 +64,7 @@ def _csv(rows: list[dict[str, Any]], fields: list[str]) -> str:
 def camtrap_tables(gallery: "Gallery", deployments: Optional[dict[str, dict[str, Any]]] = None
                    ) -> dict[str, list[dict[str, Any]]]:
     """The three Camtrap DP tables as rows."""
-    rows = gallery.db.execute(
-        "SELECT m.id, m.source, m.video, m.frame, m.created_at, i.id, i.display_name, i.species "
-        "FROM images m JOIN individuals i ON i.id = m.individual_id ORDER BY m.id").fetchall()
+    rows = [tuple(r.values()) for r in gallery.image_records()]
     deps: dict[str, dict[str, Any]] = {}
     media, obs = [], []
     for image_id, source, video, frame, created, iid, name, species in rows:
@@ -135,12 +133,10 @@ def export_camtrap_dp(gallery: "Gallery", out: str | Path, deployments: Optional
 
 def export_sightings_csv(gallery: "Gallery", out: str | Path) -> Path:
     """One row per (individual, video) sighting: ids, name, species, frames seen, first/last frame, score."""
-    rows = gallery.db.execute(
-        "SELECT s.individual_id, i.display_name, i.species, s.video, s.frames, s.score, s.created_at "
-        "FROM sightings s JOIN individuals i ON i.id = s.individual_id ORDER BY s.video, i.display_name").fetchall()
     table = []
-    for iid, name, species, video, frames, score, created in rows:
-        f = json.loads(frames or "[]")
+    for r in gallery.sighting_records():
+        iid, name, species, video, f, score, created = (r["individual_id"], r["display_name"], r["species"],
+                                                        r["video"], r["frames"], r["score"], r["created_at"])
         table.append({"individual_id": iid, "display_name": name, "species": species, "video": video,
                       "frames_seen": len(f), "first_frame": min(f) if f else None, "last_frame": max(f) if f else None,
                       "score": score, "recorded_at": _iso(created)})

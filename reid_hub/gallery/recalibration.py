@@ -24,6 +24,13 @@ MAX_TIED_SHARE = 0.5
 CALIBRATION_DEPTH = 40
 
 
+def stable_sample(ids: np.ndarray, size: int) -> np.ndarray:
+    """Positions of `size` of these image ids, chosen by a hash of each id: a seeded sample that enrolling more
+    images changes only where a new image displaces an old one (so cached verified pairs stay useful)."""
+    key = (np.asarray(ids, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)
+    return np.sort(np.argsort(key, kind="stable")[:size])
+
+
 def calibrate_open_set(gallery: Gallery, max_images: int = 5000) -> dict[str, Any]:
     """The open-set threshold on the best global score, from the gallery's genuine/impostor best scores."""
     ids, labels = gallery.labelled_images()
@@ -55,7 +62,7 @@ def _species_pairs(gallery: Gallery, species: str, depth: int, max_images: int) 
     keep = np.array([int(i) in feats for i in ids], bool)  # only images that can be verified
     ids, labels = ids[keep], labels[keep]
     if len(ids) > max_images:
-        pick = np.sort(np.random.default_rng(0).choice(len(ids), size=max_images, replace=False))
+        pick = stable_sample(ids, max_images)
         ids, labels = ids[pick], labels[pick]
     counts = {lbl: int((labels == lbl).sum()) for lbl in set(labels.tolist())}
     if len(counts) < 2 or max(counts.values(), default=0) < 2:
@@ -156,4 +163,4 @@ def recalibrate(gallery: Gallery, kind: str = "isotonic", shortlist: Optional[in
     return report
 
 
-__all__ = ["calibrate_open_set", "recalibrate"]
+__all__ = ["calibrate_open_set", "recalibrate", "stable_sample"]

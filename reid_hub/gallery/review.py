@@ -10,10 +10,7 @@ decisions racing on one proposal: the first commits, the second gets a `Conflict
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -23,70 +20,21 @@ from ..data.imaging import save_jpeg
 from ..errors import ConfigError, ConflictError, DataError, GalleryError
 from ..scoring.decisions import ACCEPT, NEW
 from .identification import identify
+from .proposals import AUTO, CONFIRMED, MINTED, PENDING, Proposal, ProposalBook
 from .store import Gallery
 
 log = logging.getLogger(__name__)
 
-PENDING, CONFIRMED, MINTED, AUTO = "pending", "confirmed", "new", "auto-accepted"
 ACTIONS = ("confirm", "reject", "new", "undo")
 
 
-@dataclass
-class Proposal:
-    """A pending (or decided) identity decision."""
-
-    id: int
-    status: str
-    suggestion: str
-    species: str
-    source: str
-    video: Optional[str]
-    camera: Optional[str]
-    cluster: Optional[str]
-    n: int
-    candidates: list[dict[str, Any]]
-    rejected: list[str]
-    probability: Optional[float]
-    outcome: Optional[dict[str, Any]]
-    version: int
-    created_at: float
-    decided_at: Optional[float]
-
-    @property
-    def current(self) -> Optional[dict[str, Any]]:
-        """The best candidate not rejected yet (what the reviewer is shown)."""
-        return next((c for c in self.candidates if c["individual_id"] not in self.rejected), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["current"] = self.current
-        return d
-
-
-_COLS = ("id, status, suggestion, species, source, video, camera, cluster, n, candidates, rejected, probability, "
-         "outcome, version, created_at, decided_at")
-
-
-def _row(r: Sequence[Any]) -> Proposal:
-    return Proposal(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9]), json.loads(r[10]), r[11],
-                    json.loads(r[12]) if r[12] else None, r[13], r[14], r[15])
-
-
 def get(gallery: Gallery, proposal_id: int) -> Proposal:
-    r = gallery.db.execute(f"SELECT {_COLS} FROM proposals WHERE id=?", (int(proposal_id),)).fetchone()
-    if r is None:
-        raise GalleryError(f"no proposal {proposal_id} in {gallery.folder}")
-    return _row(r)
+    return ProposalBook(gallery).get(proposal_id)
 
 
 def pending(gallery: Gallery, offset: int = 0, limit: int = 50, status: str = PENDING) -> tuple[list[Proposal], int]:
     """A page of proposals with this status (oldest first) and how many there are in all."""
-    if limit < 1 or offset < 0:
-        raise ConfigError("limit must be at least 1 and offset at least 0")
-    total = gallery.db.execute("SELECT COUNT(*) FROM proposals WHERE status=?", (status,)).fetchone()[0]
-    rows = gallery.db.execute(f"SELECT {_COLS} FROM proposals WHERE status=? ORDER BY id LIMIT ? OFFSET ?",
-                              (status, int(limit), int(offset))).fetchall()
-    return [_row(r) for r in rows], int(total)
+    return ProposalBook(gallery).page(status, offset, limit)
 
 
 def _query_path(gallery: Gallery, proposal_id: int) -> Any:
@@ -122,27 +70,20 @@ def propose(gallery: Gallery, embeddings: np.ndarray, image: Optional[Image.Imag
         auto_new = decision == NEW and ident.decision_precision is not None and gallery.settings.auto_accept
     else:  # nothing of this species is known yet: a new individual, for a person to name
         cands, decision, prob = [], NEW, None
-    now = time.time()
     prepared = None
     if decision == ACCEPT:
         target = cands[0]["individual_id"]
         prepared = gallery.prepare_enrollment(e, [source] * len(e), boxes, video, frames, images,
                                               gallery.species_of(target))
+    book = ProposalBook(gallery)
     with gallery.transaction() as db:
-        cur = db.execute(
-            "INSERT INTO proposals (status, suggestion, species, source, video, camera, cluster, embeddings, n, frames, "
-            "boxes, candidates, probability, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (PENDING, decision, species, source, video, camera, cluster, e.astype(np.float32).tobytes(), len(e),
-             json.dumps([int(f) for f in frames]) if frames is not None else None,
-             json.dumps([[float(v) for v in b] for b in boxes]) if boxes is not None else None,
-             json.dumps(cands, default=float), prob, now))
-        pid = int(cur.lastrowid)
+        pid = book.add(db, decision, species, source, video, camera, cluster, e, frames, boxes, cands, prob)
         out: dict[str, Any] = {"proposal_id": pid, "status": PENDING, "decision": decision}
         if prepared is not None:
+            book.claim(db, pid, 0, AUTO)
             ids = gallery.write_enrollment(db, target, prepared)
             outcome = {"action": "confirm", "individual_id": target, "image_ids": ids, "auto": True}
-            db.execute("UPDATE proposals SET status=?, outcome=?, decided_at=? WHERE id=?",
-                       (AUTO, json.dumps(outcome), now, pid))
+            book.set_outcome(db, pid, outcome)
             gallery.record_audit(db, actor, "auto-accept", pid, target, outcome, None)
             out.update(status=AUTO, individual_id=target)
     if prepared is not None:
@@ -183,25 +124,23 @@ def decide(gallery: Gallery, proposal_id: int, action: str, individual_id: Optio
     confirm / new: its images leave the gallery, a minted individual is deleted). Returns the proposal."""
     if action not in ACTIONS:
         raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
-    p = get(gallery, proposal_id)
+    book = ProposalBook(gallery)
+    p = book.get(proposal_id)
     if expected_version is not None and int(expected_version) != p.version:
         raise ConflictError(f"proposal {proposal_id} changed (version {p.version}, expected {expected_version})")
     if action == "undo":
-        return _undo(gallery, p, actor)
+        return _undo(gallery, book, p, actor)
     if action == "reject":
-        return _reject(gallery, p, individual_id, actor)
+        return _reject(gallery, book, p, individual_id, actor)
     if p.status != PENDING:  # a retry of the decision already taken answers with it; another decision conflicts
         o = p.outcome or {}
         same = o.get("action") == action and (
             action == "new" and (display_name is None or o.get("display_name") == display_name)
             or action == "confirm" and individual_id in (None, o.get("individual_id")))
         if same:
-            return get(gallery, proposal_id).to_dict()
+            return p.to_dict()
         raise ConflictError(f"proposal {proposal_id} was already decided ({p.status}: {o.get('action')})")
-    blob, frames, boxes = gallery.db.execute("SELECT embeddings, frames, boxes FROM proposals WHERE id=?",
-                                             (p.id,)).fetchone()
-    emb = np.frombuffer(blob, dtype=np.float32).reshape(p.n, -1)
-    frames, boxes = json.loads(frames or "null"), json.loads(boxes or "null")
+    emb, frames, boxes = book.query(p)
     images = _member_images(gallery, p.id, p.n)
     if images is None and p.n == 1:
         try:
@@ -217,35 +156,27 @@ def decide(gallery: Gallery, proposal_id: int, action: str, individual_id: Optio
         if not display_name or not display_name.strip():
             raise DataError("a new individual needs a display name")
         species = p.species
-        clash = gallery.db.execute("SELECT id FROM individuals WHERE display_name=? AND species=?",
-                                   (display_name.strip(), species)).fetchone()
+        clash = gallery.individual_named(display_name.strip(), species)
         if clash and not force:
             raise ConflictError(f"an individual named {display_name.strip()!r} of species {species!r} exists "
-                                f"({clash[0]}); pass force to create another")
+                                f"({clash}); pass force to create another")
     prepared = gallery.prepare_enrollment(emb, [p.source or f"proposal {p.id}"] * p.n, boxes, p.video, frames, images,
                                           species)
     with gallery.transaction() as db:
-        cur = db.execute("UPDATE proposals SET status=?, version=version+1, decided_at=? WHERE id=? AND status=? "
-                         "AND version=?", (CONFIRMED if action == "confirm" else MINTED, time.time(), p.id, PENDING,
-                                           p.version))
-        if cur.rowcount != 1:
-            raise ConflictError(f"proposal {p.id} was decided by someone else meanwhile")
+        book.claim(db, p.id, p.version, CONFIRMED if action == "confirm" else MINTED)  # a race ends here, unwritten
         if action == "new":
-            import uuid
-
-            target = f"ind-{uuid.uuid4().hex[:12]}"
-            db.execute("INSERT INTO individuals VALUES (?, ?, ?, '', ?)", (target, display_name.strip(), species,
-                                                                          time.time()))
+            target = gallery.mint(db, display_name.strip(), species)
         ids = gallery.write_enrollment(db, target, prepared)
         outcome = {"action": action, "individual_id": target, "image_ids": ids,
                    **({"display_name": display_name.strip()} if action == "new" else {})}
-        db.execute("UPDATE proposals SET outcome=? WHERE id=?", (json.dumps(outcome), p.id))
+        book.set_outcome(db, p.id, outcome)
         gallery.record_audit(db, actor, action, p.id, target, outcome, {"status": p.status, "version": p.version})
     gallery.finish_enrollment(ids, prepared)
-    return get(gallery, p.id).to_dict()
+    return book.get(p.id).to_dict()
 
 
-def _reject(gallery: Gallery, p: Proposal, individual_id: Optional[str], actor: str) -> dict[str, Any]:
+def _reject(gallery: Gallery, book: ProposalBook, p: Proposal, individual_id: Optional[str],
+            actor: str) -> dict[str, Any]:
     target = individual_id or (p.current or {}).get("individual_id")
     if not target:
         raise DataError(f"proposal {p.id} has no candidate left to reject")
@@ -254,79 +185,56 @@ def _reject(gallery: Gallery, p: Proposal, individual_id: Optional[str], actor: 
     if target in p.rejected:  # a retried rejection
         return p.to_dict()
     with gallery.transaction() as db:
-        cur = db.execute("UPDATE proposals SET rejected=?, version=version+1 WHERE id=? AND version=? AND status=?",
-                         (json.dumps(p.rejected + [target]), p.id, p.version, PENDING))
-        if cur.rowcount != 1:
-            raise ConflictError(f"proposal {p.id} was changed by someone else meanwhile")
-        gallery.record_audit(db, actor, "reject", p.id, target, {"rejected": target}, {"rejected": p.rejected, "version": p.version})
-    return get(gallery, p.id).to_dict()
+        book.set_rejected(db, p, p.rejected + [target])
+        gallery.record_audit(db, actor, "reject", p.id, target, {"rejected": target},
+                             {"rejected": p.rejected, "version": p.version})
+    return book.get(p.id).to_dict()
 
 
-def _undo(gallery: Gallery, p: Proposal, actor: str) -> dict[str, Any]:
+def _undo(gallery: Gallery, book: ProposalBook, p: Proposal, actor: str) -> dict[str, Any]:
     if p.status == PENDING:
         if not p.rejected:
             raise ConflictError(f"proposal {p.id} has no decision to undo")
         with gallery.transaction() as db:  # undo the last rejection
-            cur = db.execute("UPDATE proposals SET rejected=?, version=version+1 WHERE id=? AND version=?",
-                             (json.dumps(p.rejected[:-1]), p.id, p.version))
-            if cur.rowcount != 1:
-                raise ConflictError(f"proposal {p.id} was changed by someone else meanwhile")
-            gallery.record_audit(db, actor, "undo", p.id, p.rejected[-1], {"unrejected": p.rejected[-1]}, {"rejected": p.rejected})
-        return get(gallery, p.id).to_dict()
+            book.set_rejected(db, p, p.rejected[:-1])
+            gallery.record_audit(db, actor, "undo", p.id, p.rejected[-1], {"unrejected": p.rejected[-1]},
+                                 {"rejected": p.rejected})
+        return book.get(p.id).to_dict()
     o = p.outcome or {}
     ids = [int(i) for i in o.get("image_ids", [])]
     with gallery.transaction() as db:
-        cur = db.execute("UPDATE proposals SET status=?, outcome=NULL, version=version+1, decided_at=NULL "
-                         "WHERE id=? AND version=?", (PENDING, p.id, p.version))
-        if cur.rowcount != 1:
-            raise ConflictError(f"proposal {p.id} was changed by someone else meanwhile")
-        for i in ids:
-            db.execute("DELETE FROM images WHERE id=?", (i,))
-        minted = o.get("action") == "new" and not db.execute(
-            "SELECT 1 FROM images WHERE individual_id=?", (o.get("individual_id"),)).fetchone()
-        if minted:
-            db.execute("DELETE FROM sightings WHERE individual_id=?", (o["individual_id"],))
-            db.execute("DELETE FROM individuals WHERE id=?", (o["individual_id"],))
-        gallery.remove_from_index(np.array(ids, dtype=np.int64))
-        gallery.record_audit(db, actor, "undo", p.id, o.get("individual_id"), {"removed_images": ids, "deleted_individual": minted},
-               {"status": p.status, "outcome": o, "version": p.version})
-    return get(gallery, p.id).to_dict()
+        book.reopen(db, p)
+        minted = gallery.unenroll(db, ids, o.get("individual_id") if o.get("action") == "new" else None)
+        gallery.record_audit(db, actor, "undo", p.id, o.get("individual_id"),
+                             {"removed_images": ids, "deleted_individual": minted},
+                             {"status": p.status, "outcome": o, "version": p.version})
+    return book.get(p.id).to_dict()
 
 
 def audit_log(gallery: Gallery, proposal_id: Optional[int] = None, limit: int = 200) -> list[dict[str, Any]]:
     """Audit rows, newest first (of one proposal when given)."""
-    q = "SELECT id, at, actor, action, proposal_id, individual_id, detail, previous FROM audit"
-    args: tuple = ()
-    if proposal_id is not None:
-        q, args = q + " WHERE proposal_id=?", (int(proposal_id),)
-    rows = gallery.db.execute(q + " ORDER BY id DESC LIMIT ?", (*args, int(limit))).fetchall()
-    return [{"id": r[0], "at": r[1], "actor": r[2], "action": r[3], "proposal_id": r[4], "individual_id": r[5],
-             "detail": json.loads(r[6]), "previous": json.loads(r[7]) if r[7] else None} for r in rows]
+    return gallery.audit_log(proposal_id, limit)
 
 
 def labelled_pairs(gallery: Gallery) -> list[dict[str, Any]]:
     """What reviewers said, as labelled pairs: (proposal query, candidate individual, same?) with the scores
     the candidate had; confirmed and minted proposals say 'different' for every candidate not chosen."""
     out = []
-    rows = gallery.db.execute("SELECT id, status, candidates, rejected, outcome, species, source FROM proposals "
-                              "WHERE status != ?", (PENDING,)).fetchall()
-    rows += gallery.db.execute("SELECT id, status, candidates, rejected, outcome, species, source FROM proposals "
-                               "WHERE status = ? AND rejected != '[]'", (PENDING,)).fetchall()
-    for pid, status, cands, rejected, outcome, species, source in rows:
-        chosen = (json.loads(outcome) if outcome else {}).get("individual_id")
-        rej = set(json.loads(rejected))
-        for c in json.loads(cands):
+    for p in ProposalBook(gallery).reviewed():
+        chosen = (p.outcome or {}).get("individual_id")
+        rej = set(p.rejected)
+        for c in p.candidates:
             iid = c["individual_id"]
             if iid == chosen:
                 same = True
-            elif iid in rej or (status in (CONFIRMED, MINTED, AUTO)):
+            elif iid in rej or (p.status in (CONFIRMED, MINTED, AUTO)):
                 same = False
             else:
                 continue
-            out.append({"proposal_id": pid, "species": species, "source": source, "individual_id": iid,
+            out.append({"proposal_id": p.id, "species": p.species, "source": p.source, "individual_id": iid,
                         "image_id": c.get("image_id"), "same": same, "global_score": c.get("global_score"),
                         "local_score": c.get("local_score"), "probability": c.get("probability"),
-                        "decided_by": "auto" if status == AUTO else "reviewer"})
+                        "decided_by": "auto" if p.status == AUTO else "reviewer"})
     return out
 
 

@@ -53,13 +53,6 @@ CREATE TABLE IF NOT EXISTS pair_scores (
     a INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     b INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, matcher TEXT NOT NULL, score REAL NOT NULL,
     PRIMARY KEY (a, b, matcher));
-CREATE TABLE IF NOT EXISTS proposals (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, suggestion TEXT NOT NULL,
-    species TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', video TEXT, camera TEXT, cluster TEXT,
-    embeddings BLOB NOT NULL, n INTEGER NOT NULL, frames TEXT, boxes TEXT, local_features TEXT,
-    candidates TEXT NOT NULL, rejected TEXT NOT NULL DEFAULT '[]', probability REAL,
-    outcome TEXT, version INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, decided_at REAL);
-CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status, id);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     proposal_id INTEGER, individual_id TEXT, detail TEXT NOT NULL, previous TEXT);
@@ -300,6 +293,16 @@ class Gallery:
         return row[0]
 
     # -- audit --------------------------------------------------------------------------
+    def audit_log(self, proposal_id: Optional[int] = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Audit rows, newest first (of one review proposal when given)."""
+        q = "SELECT id, at, actor, action, proposal_id, individual_id, detail, previous FROM audit"
+        args: tuple = ()
+        if proposal_id is not None:
+            q, args = q + " WHERE proposal_id=?", (int(proposal_id),)
+        rows = self.db.execute(q + " ORDER BY id DESC LIMIT ?", (*args, int(limit))).fetchall()
+        return [{"id": r[0], "at": r[1], "actor": r[2], "action": r[3], "proposal_id": r[4], "individual_id": r[5],
+                 "detail": json.loads(r[6]), "previous": json.loads(r[7]) if r[7] else None} for r in rows]
+
     @staticmethod
     def record_audit(db: sqlite3.Connection, actor: str, action: str, proposal_id: Optional[int],
                      individual_id: Optional[str], detail: dict[str, Any], previous: Any = None) -> None:
@@ -410,10 +413,31 @@ class Gallery:
     def add_individual(self, display_name: str, species: str = "", notes: str = "",
                        individual_id: Optional[str] = None) -> str:
         """Create an individual; returns its persistent id."""
-        iid = individual_id or f"ind-{uuid.uuid4().hex[:12]}"
         with self.transaction() as db:
-            db.execute("INSERT INTO individuals VALUES (?, ?, ?, ?, ?)", (iid, display_name, species, notes, time.time()))
+            return self.mint(db, display_name, species, notes, individual_id)
+
+    @staticmethod
+    def mint(db: sqlite3.Connection, display_name: str, species: str = "", notes: str = "",
+             individual_id: Optional[str] = None) -> str:
+        """The one place an individual is made: a new persistent id, inside the caller's transaction `db`."""
+        iid = individual_id or f"ind-{uuid.uuid4().hex[:12]}"
+        db.execute("INSERT INTO individuals VALUES (?, ?, ?, ?, ?)", (iid, display_name, species, notes, time.time()))
         return iid
+
+    def unenroll(self, db: sqlite3.Connection, image_ids: Sequence[int], minted: Optional[str] = None) -> bool:
+        """Undo an enrollment inside the caller's transaction `db`: its images leave the gallery (and the index);
+        `minted`, an individual the enrollment created, is deleted with its sightings once it has no image left.
+        Returns whether it was deleted."""
+        ids = [int(i) for i in image_ids]
+        for i in ids:
+            db.execute("DELETE FROM images WHERE id=?", (i,))
+        gone = minted is not None and not db.execute("SELECT 1 FROM images WHERE individual_id=?",
+                                                     (minted,)).fetchone()
+        if gone:
+            db.execute("DELETE FROM sightings WHERE individual_id=?", (minted,))
+            db.execute("DELETE FROM individuals WHERE id=?", (minted,))
+        self.remove_from_index(np.array(ids, dtype=np.int64))
+        return bool(gone)
 
     def individuals(self) -> list[dict[str, Any]]:
         """Every individual with its image count."""
@@ -543,13 +567,9 @@ class Gallery:
         now = time.time()
         with self.transaction() as db:
             known = {name: iid for iid, name in db.execute("SELECT id, display_name FROM individuals")}
-            new = {}
             for name in dict.fromkeys(str(x) for x in labels):
                 if name not in known:
-                    new[name] = f"ind-{uuid.uuid4().hex[:12]}"
-            db.executemany("INSERT INTO individuals VALUES (?, ?, ?, '', ?)",
-                           [(iid, name, species, now) for name, iid in new.items()])
-            known.update(new)
+                    known[name] = self.mint(db, name, species)
             start = (db.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0]) + 1
             ids = np.arange(start, start + len(e), dtype=np.int64)
             db.executemany(
@@ -602,9 +622,8 @@ class Gallery:
         if not set(image_ids) <= owned or not image_ids:
             raise GalleryError(f"images {sorted(set(image_ids) - owned)} do not belong to {iid}")
         species = self.db.execute("SELECT species FROM individuals WHERE id=?", (iid,)).fetchone()[0]
-        new = f"ind-{uuid.uuid4().hex[:12]}"
         with self.transaction() as db:
-            db.execute("INSERT INTO individuals VALUES (?, ?, ?, '', ?)", (new, display_name, species, time.time()))
+            new = self.mint(db, display_name, species)
             db.executemany("UPDATE images SET individual_id=? WHERE id=?", [(new, int(i)) for i in image_ids])
             self.record_audit(db, actor, "split", None, new, {"from": iid, "images": [int(i) for i in image_ids]},
                    {"individual": iid})
@@ -669,11 +688,39 @@ class Gallery:
         order = np.argsort(-scores, axis=1)
         return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
 
-    def individual_named(self, display_name: str) -> Optional[str]:
-        """The id of an individual with this display name (the first created), or None."""
-        row = self.db.execute("SELECT id FROM individuals WHERE display_name=? ORDER BY created_at, id",
-                              (display_name,)).fetchone()
+    def individual_named(self, display_name: str, species: Optional[str] = None) -> Optional[str]:
+        """The id of an individual with this display name (of `species` when given; the first created), or None."""
+        sql, args = "SELECT id FROM individuals WHERE display_name=?", [display_name]
+        if species is not None:
+            sql, args = sql + " AND species=?", [*args, species]
+        row = self.db.execute(sql + " ORDER BY created_at, id", args).fetchone()
         return row[0] if row else None
+
+    def image_records(self) -> list[dict[str, Any]]:
+        """Every image with its individual: image id, source, video, frame, created_at, individual id, name, species
+        (in image order)."""
+        rows = self.db.execute(
+            "SELECT m.id, m.source, m.video, m.frame, m.created_at, i.id, i.display_name, i.species "
+            "FROM images m JOIN individuals i ON i.id = m.individual_id ORDER BY m.id").fetchall()
+        keys = ("image_id", "source", "video", "frame", "created_at", "individual_id", "display_name", "species")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def sighting_records(self) -> list[dict[str, Any]]:
+        """Every sighting (an individual in a video) with its individual's name and species, by video and name."""
+        rows = self.db.execute(
+            "SELECT s.individual_id, i.display_name, i.species, s.video, s.frames, s.score, s.created_at "
+            "FROM sightings s JOIN individuals i ON i.id = s.individual_id ORDER BY s.video, i.display_name").fetchall()
+        keys = ("individual_id", "display_name", "species", "video", "frames", "score", "created_at")
+        return [{**dict(zip(keys, r)), "frames": json.loads(r[4] or "[]")} for r in rows]
+
+    def snapshot(self, path: str | Path) -> Path:
+        """A consistent copy of the gallery's database at `path` (SQLite's online backup)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        dst = sqlite3.connect(path)
+        with dst:
+            self.db.backup(dst)
+        dst.close()
+        return Path(path)
 
     def image_hashes(self, iid: str) -> set[str]:
         """`vec_hash` of every embedding of an individual (to skip what is already enrolled)."""
