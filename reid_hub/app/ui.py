@@ -50,6 +50,9 @@ def verdict_text(res: dict[str, Any]) -> str:
     elif suggestion == "new":
         text = (f"**Likely a new animal** (nearest: {name}).{new_text} The decision policy would call it new; "
                 "auto-accept is off, so a person confirms it.")
+    elif res.get("p_new") is not None and res["p_new"] >= 0.5:
+        text = (f"**Needs review: probably a new animal** (nearest: {name}).{p_text}{new_text} This gallery's "
+                "held-out animals cannot yet show that such calls are right often enough to take them alone.")
     else:
         text = f"**Possible match, needs review:** {name}.{p_text}{new_text}" if top else "**Needs review.**"
         if bands.get("reason"):
