@@ -1,4 +1,5 @@
 """Data in: `tables` (metadata.csv folders, wildlife-datasets, Hugging Face datasets, identity splits, training
 datasets and samplers, embedding Parquet files), `imaging` (image loading and a model's preprocessing), `boxes`
-(box geometry) and `synthetic` (generated coat-pattern animals for demos and tests, CC0).
+(box geometry), `union_find` (disjoint sets: which rows belong together), `atomic` (files written whole or not at
+all) and `synthetic` (generated coat-pattern animals for demos and tests, CC0).
 """

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_path
 from ..errors import ConfigError, ImageError
 
 ImageLike = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
@@ -172,14 +173,10 @@ __all__ = [
 
 def save_jpeg(img: Image.Image, path: str | Path, max_side: int, quality: int = 85) -> Path:
     """Write `img` as an RGB JPEG no larger than `max_side` on either side, atomically (temp file + rename)."""
-    import os
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     small = img.convert("RGB").copy()
     small.thumbnail((max_side, max_side))
-    tmp = path.with_name(f".{path.name}.tmp")
-    small.save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        small.save(tmp, format="JPEG", quality=quality)
     return path
 

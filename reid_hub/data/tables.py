@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .atomic import atomic_path
 from ..errors import DataError
 from .imaging import PreprocessConfig, crop_box, load_image, resize_for_model, to_tensor
 
@@ -344,10 +344,8 @@ def write_embeddings_parquet(path: str | Path, df: pd.DataFrame, embeddings: np.
             b"reid_hub_dim": str(emb.shape[1]).encode()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

@@ -8,32 +8,9 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..data.union_find import UnionFind
+
 log = logging.getLogger(__name__)
-
-
-class UnionFind:
-    """Disjoint sets over 0..n-1."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, a: int) -> int:
-        p = self.parent
-        while p[a] != a:
-            p[a] = p[p[a]]
-            a = p[a]
-        return a
-
-    def union(self, a: int, b: int) -> int:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-        return ra
-
-    def components(self) -> np.ndarray:
-        """Component id of every element (the smallest member's root order, 0..m-1)."""
-        roots = [self.find(a) for a in range(len(self.parent))]
-        return np.unique(roots, return_inverse=True)[1]
 
 
 @dataclass
@@ -117,4 +94,4 @@ def _groups(values: Sequence[Any]) -> Iterable[list[int]]:
     return [rows for rows in by.values() if len(rows) > 1]
 
 
-__all__ = ["Constraints", "UnionFind"]
+__all__ = ["Constraints"]

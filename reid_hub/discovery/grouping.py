@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..data.union_find import UnionFind
 from .constraints import Constraints
 
 
@@ -86,7 +87,7 @@ def linkage(n: int, i: np.ndarray, j: np.ndarray, sim: np.ndarray, threshold: fl
 
     heap = [(-avg(a, b), a, b, 0, 0) for a in range(m) for b in links[a] if a < b and b not in blocked[a]]
     heapq.heapify(heap)
-    parent = list(range(m))
+    uf = UnionFind(m)
     while heap:
         neg, a, b, va, vb = heap[0]
         if -neg < threshold:
@@ -99,7 +100,7 @@ def linkage(n: int, i: np.ndarray, j: np.ndarray, sim: np.ndarray, threshold: fl
             a, b = b, a  # keep the group with more neighbours, fold the other into it
         node[a] = m + len(merges) - 1
         alive[b] = False
-        parent[b] = a
+        uf.union(a, b)  # both are live groups: b joins a
         size[a] += size[b]
         del links[a][b]
         del links[b][a]
@@ -122,7 +123,7 @@ def linkage(n: int, i: np.ndarray, j: np.ndarray, sim: np.ndarray, threshold: fl
                 heapq.heappush(heap, (-avg(a, c), x, y, version[x], version[y]))
     undone = [Merge(node[a], node[c], avg(a, c), int(size[a]), int(size[c]), False)
               for a in range(m) if alive[a] for c in links[a] if a < c and alive[c] and c not in blocked[a]]
-    root = np.array([_find(parent, g) for g in range(m)], dtype=np.int64)
+    root = np.array([uf.find(g) for g in range(m)], dtype=np.int64)
     labels = root[comp] if n else np.zeros(0, np.int64)
     return Linkage(by_first_row(labels), comp, merges, undone)
 
@@ -142,13 +143,6 @@ def constrained_average_linkage(n: int, i: np.ndarray, j: np.ndarray, sim: np.nd
                                 constraints: Optional[Constraints] = None, floor: float = 0.0) -> np.ndarray:
     """Group label of each of `n` rows (see `linkage`)."""
     return linkage(n, i, j, sim, threshold, constraints, floor).labels
-
-
-def _find(parent: list[int], a: int) -> int:
-    while parent[a] != a:
-        parent[a] = parent[parent[a]]
-        a = parent[a]
-    return a
 
 
 __all__ = ["Merge", "Linkage", "linkage", "constrained_average_linkage", "by_first_row"]

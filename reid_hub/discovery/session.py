@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -19,11 +18,13 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import expit
 
+from ..data.atomic import write_text_atomic
+from ..data.union_find import UnionFind
 from ..errors import ConfigError
 from .adapter import AdapterConfig, PairAdapter, fit_adapter
 from .answers import DIFFERENT, SAME, AnswerLog
 from .collection import rows_by_species
-from .constraints import Constraints, UnionFind
+from .constraints import Constraints
 from .graph import CandidateGraph, GraphConfig, build_graph
 from .grouping import by_first_row, linkage
 from .local_evidence import LocalEvidence, VerifyConfig
@@ -305,9 +306,7 @@ class Discovery:
 
 def write_atomic(text: str, path: Path) -> None:
     """Write a text file so that a reader sees the old or the new file, never a part."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:

@@ -8,7 +8,6 @@ identities gives balanced accuracy over known (right ID) and new (called new) qu
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -20,6 +19,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.atomic import write_json_atomic
 from ..discovery.local_evidence import verify_collection
 from ..discovery.session import Discovery, DiscoveryConfig
 from ..errors import DataError
@@ -236,11 +236,7 @@ def evaluate_model(model: ReIDModel, df: pd.DataFrame, baselines: Sequence[str] 
 
 def write_results(results: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
     """Write results JSON (atomically) and the PNG beside it."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, out)
+    out = write_json_atomic(out, results, indent=2)
     return out, plot_results(results, out.with_suffix(".png"))
 
 

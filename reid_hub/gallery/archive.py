@@ -1,10 +1,10 @@
 """A gallery as one archive: export (atomic .tar.gz of database, index and thumbnails) and import."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from ..data.atomic import atomic_path
 from ..errors import GalleryError
 from .store import Gallery, open_gallery
 
@@ -15,14 +15,12 @@ def export_gallery(gallery: Gallery, archive: str | Path) -> Path:
 
     archive = Path(archive)
     backup = gallery.snapshot(gallery.folder / ".export.sqlite")
-    tmp = archive.with_name(f".{archive.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
+    with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
         tar.add(backup, arcname="gallery.sqlite")
         tar.add(gallery.index_path, arcname="index.faiss")
         if (gallery.folder / "thumbs").is_dir():
             tar.add(gallery.folder / "thumbs", arcname="thumbs")
     backup.unlink()
-    os.replace(tmp, archive)
     return archive
 
 

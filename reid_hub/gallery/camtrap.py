@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
+from ..data.atomic import atomic_path, write_text_atomic
+
 
 if TYPE_CHECKING:
     from .store import Gallery
@@ -116,18 +117,13 @@ def export_camtrap_dp(gallery: "Gallery", out: str | Path, deployments: Optional
     for name, schema in SCHEMAS.items():
         files[f"{name}.csv"] = _csv(tables[name], [f["name"] for f in schema["fields"]])
     if out.suffix.lower() == ".zip":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
             for name, text in files.items():
                 z.writestr(name, text)
-        os.replace(tmp, out)
     else:
         out.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
-            tmp = out / f".{name}.tmp"
-            tmp.write_text(text)
-            os.replace(tmp, out / name)
+            write_text_atomic(out / name, text)
     return out
 
 
@@ -140,13 +136,8 @@ def export_sightings_csv(gallery: "Gallery", out: str | Path) -> Path:
         table.append({"individual_id": iid, "display_name": name, "species": species, "video": video,
                       "frames_seen": len(f), "first_frame": min(f) if f else None, "last_frame": max(f) if f else None,
                       "score": score, "recorded_at": _iso(created)})
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(_csv(table, ["individual_id", "display_name", "species", "video", "frames_seen", "first_frame",
-                                "last_frame", "score", "recorded_at"]))
-    os.replace(tmp, out)
-    return out
+    return write_text_atomic(out, _csv(table, ["individual_id", "display_name", "species", "video", "frames_seen",
+                                               "first_frame", "last_frame", "score", "recorded_at"]))
 
 
 __all__ = ["export_camtrap_dp", "export_sightings_csv", "camtrap_tables", "SCHEMAS", "PROFILE"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import time
 import uuid
@@ -22,6 +21,7 @@ from typing import Any, Iterable, Optional, Sequence
 import faiss
 import numpy as np
 
+from ..data.atomic import atomic_path
 from ..errors import ConfigError, DataError, GalleryError, ModelMismatchError
 from ..scoring.decisions import PolicySettings
 from ..scoring.matchers import DEFAULT_MATCHER, LocalFeatures, LocalMatcher, create_matcher
@@ -383,9 +383,8 @@ class Gallery:
         self._gpu_cache = None
 
     def _write_index(self, index: faiss.Index) -> None:
-        tmp = self.folder / f".index.faiss.{os.getpid()}.tmp"
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, self.index_path)
+        with atomic_path(self.index_path) as tmp:
+            faiss.write_index(index, str(tmp))
 
     def check_embeddings(self, emb: np.ndarray) -> np.ndarray:
         """Embeddings as unit (N, dim) float32 rows; ModelMismatchError for another width, DataError for NaN or zero."""

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.atomic import atomic_path
 from ..data.imaging import ImageLike, preprocess
 from ..errors import ConfigError, ModelMismatchError
 from .backends import resolve_backend, thread_count
@@ -302,9 +303,8 @@ class ReIDModel(nn.Module, PyTorchModelHubMixin, library_name="reid-hub", tags=[
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if self.save_dtype is not None:
             state = {k: v.to(self.save_dtype) if v.is_floating_point() else v for k, v in state.items()}
-        tmp = Path(save_directory) / ".model.safetensors.tmp"
-        save_file(state, str(tmp), metadata={"format": "pt", "reid_hub_model": self.config.name})
-        os.replace(tmp, Path(save_directory) / "model.safetensors")
+        with atomic_path(Path(save_directory) / "model.safetensors") as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "reid_hub_model": self.config.name})
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: Optional[str] = None, cache_dir: Any = None,

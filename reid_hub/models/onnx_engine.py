@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.atomic import atomic_path
 from ..data.synthetic import coat, photo
 from ..resources import cache_dir as shared_cache_dir
 from .backends import thread_count
@@ -71,18 +72,13 @@ def export_onnx(model: nn.Module, size: int, path: Path, batch: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     was = model.training
     model.eval()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
-    os.close(fd)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # about the legacy exporter, not about this graph
-            torch.onnx.export(model, (torch.zeros(batch, 3, size, size),), tmp, input_names=["pixels"],
+            torch.onnx.export(model, (torch.zeros(batch, 3, size, size),), str(tmp), input_names=["pixels"],
                               output_names=["embedding"], opset_version=OPSET, dynamo=False)
-        os.replace(tmp, path)
     finally:
         model.train(was)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

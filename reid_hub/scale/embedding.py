@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..data.atomic import atomic_path, write_json_atomic
 from ..data import tables as rdata
 from ..errors import ConfigError, ModelMismatchError
 from ..models.backends import current_runtime, set_runtime, validate_backend
@@ -132,10 +133,7 @@ def _check_manifest(out: Path, model_name: str, fingerprint: str, dim: int) -> N
             raise ModelMismatchError(f"{out} holds embeddings of model {m.get('model')} ({m.get('fingerprint')}), "
                                      f"not {model_name} ({fingerprint}): use another output folder")
         return
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps({"model": model_name, "fingerprint": fingerprint, "dim": dim}, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, {"model": model_name, "fingerprint": fingerprint, "dim": dim}, indent=2)
 
 
 def _local_batches(todo: pd.DataFrame, job: EmbedJob, fn_cls: type = None, kwargs: Optional[dict] = None,
@@ -217,9 +215,8 @@ def embed_collection(df: pd.DataFrame, job: EmbedJob, progress: bool = True) -> 
         commit()
         bar.close()
     err = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=["image_id", "image", "error"])
-    tmp = out / ".errors.parquet.tmp"
-    err.astype({"image_id": str}).to_parquet(tmp, index=False)
-    os.replace(tmp, errors_path)
+    with atomic_path(errors_path) as tmp:
+        err.astype({"image_id": str}).to_parquet(tmp, index=False)
     seconds = time.perf_counter() - t0
     return {"images": len(df), "skipped_done": len(df) - len(todo), "embedded": written, "errors": len(err),
             "seconds": seconds, "engine": job.engine, "out_dir": str(out), "job": asdict(job)}
@@ -251,10 +248,8 @@ class DescribeVideos:
                 table = table.append_column("embedding", pa.FixedSizeListArray.from_arrays(
                     pa.array(desc.reshape(-1)), desc.shape[1]))
                 path = self.out / "videos" / f"{r['name']}.parquet"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.tmp")
-                pq.write_table(table, tmp)
-                os.replace(tmp, path)
+                with atomic_path(path) as tmp:
+                    pq.write_table(table, tmp)
                 rows.append((r["name"], len(det), None))
             except Exception as exc:  # recorded, the other videos go on
                 rows.append((r["name"], 0, f"{type(exc).__name__}: {exc}"))
@@ -282,10 +277,8 @@ def embed_videos(videos: pd.DataFrame, job: EmbedJob, padding: float = 0.1, min_
         results = list(run(todo[["video", "detections", "name"]], job, DescribeVideos, kwargs, batch_size=1))
     res = pd.concat(results, ignore_index=True) if results else pd.DataFrame(columns=["name", "detections", "error"])
     err = res[res["error"].notna()]
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".video_errors.parquet.tmp"
-    err.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "video_errors.parquet")
+    with atomic_path(out / "video_errors.parquet") as tmp:
+        err.to_parquet(tmp, index=False)
     return {"videos": len(videos), "skipped_done": len(videos) - len(todo), "described": int(res["error"].isna().sum()),
             "errors": len(err), "detections": int(res["detections"].sum()), "seconds": time.perf_counter() - t0}
 

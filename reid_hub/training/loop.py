@@ -9,7 +9,6 @@ import copy
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..data.atomic import atomic_path, write_json_atomic
 from ..data import tables as rdata
 from ..errors import CheckpointError, ConfigError
 from ..models.loading import ModelCard, from_pretrained, save_pretrained
@@ -93,12 +93,6 @@ def _device(name: Optional[str]) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-
-
 def prepare_split(cfg: TrainConfig, out: Path) -> pd.DataFrame:
     """Load the data and the run's identity split (made once with the seed, then reused)."""
     df = rdata.load_sources(cfg.data)
@@ -106,9 +100,8 @@ def prepare_split(cfg: TrainConfig, out: Path) -> pd.DataFrame:
     if split_file.is_file():
         return rdata.apply_split(df, split_file)
     df = rdata.split_by_identity(df, cfg.unseen_fraction, cfg.seed)
-    tmp = out / ".split.csv.tmp"
-    df[["image_id", "dataset", "species", "identity", "split"]].to_csv(tmp, index=False)
-    os.replace(tmp, split_file)
+    with atomic_path(split_file) as tmp:
+        df[["image_id", "dataset", "species", "identity", "split"]].to_csv(tmp, index=False)
     return df
 
 
@@ -167,7 +160,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             raise CheckpointError(f"{out} holds a run with a different config; use another out_dir")
     ctx.barrier()
     if ctx.is_main:
-        _atomic_json(saved_cfg, _cfg_json(cfg))
+        write_json_atomic(saved_cfg, _cfg_json(cfg))
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -189,7 +182,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         raise ConfigError("no training images left after the split")
     classes = sorted(train_df["label"].unique())
     if ctx.is_main:
-        _atomic_json(out / "classes.json", classes)
+        write_json_atomic(out / "classes.json", classes)
 
     model = _build_model(cfg).to(device)
     frozen = cfg.frozen_blocks
@@ -379,11 +372,10 @@ def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _save_checkpoint(path: Path, model, head, opt, sched, scaler, step: int, rng: Any = None) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model": model.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step,
-                "rng": rng if rng is not None else _rng_state()}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "step": step,
+                    "rng": rng if rng is not None else _rng_state()}, tmp)
 
 
 def training_card(cfg: TrainConfig, df: pd.DataFrame, classes: list[str]) -> ModelCard:

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..data.atomic import atomic_path
 from ..data import tables as rdata
 from ..data.imaging import resize_for_model, to_tensor
 from ..errors import ConfigError
@@ -113,9 +114,8 @@ class TrunkCache:
                                for part in x.split(8)])
                 h = h.float().cpu().numpy().astype(np.float16).reshape(len(chunk), 1 + self.views, *h.shape[1:])
                 for i, arr in zip(chunk, h):
-                    tmp = paths[i].with_name(f".{paths[i].stem}.{os.getpid()}.tmp.npy")
-                    np.save(tmp, np.ascontiguousarray(arr))
-                    os.replace(tmp, paths[i])
+                    with atomic_path(paths[i]) as tmp:
+                        np.save(tmp, np.ascontiguousarray(arr))
         finally:
             self.model.train(was_training)
         return paths

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,6 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.atomic import atomic_path
 from ..errors import ConfigError, DataError
 from .color import with_color
 from .detections import frame_groups, iou_links, iou_tracklets
@@ -203,9 +203,8 @@ class VideoClustering:
         out.mkdir(parents=True, exist_ok=True)
 
         def atomic(name: str, write) -> None:
-            tmp = out / f".{name}.tmp"
-            write(tmp)
-            os.replace(tmp, out / name)
+            with atomic_path(out / name) as tmp:
+                write(tmp)
 
         table = self.detections
         if "input_row" in table:  # a crop table: one row per input crop, in input order, its own frame numbers

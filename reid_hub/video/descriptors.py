@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..data.atomic import write_json_atomic
 from ..data.imaging import crop_box, load_image, preprocess
 from ..errors import ConfigError, DataError
 from ..resources import cache_dir
@@ -63,12 +64,6 @@ def descriptor_key(source: FrameSource, detections: pd.DataFrame, model_fingerpr
     h.update(np.ascontiguousarray(detections[["frame", "x", "y", "w", "h"]].to_numpy(np.float64)).tobytes())
     h.update(f"{model_fingerprint}:{kind}:{padding:.4f}".encode())
     return h.hexdigest()[:24]
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 def compute_descriptors(source: FrameSource, detections: pd.DataFrame, model, kind: str = "embedding",
@@ -213,7 +208,7 @@ def _describe_cached(key: str, n: int, crops: Callable[[int], Iterator[Image.Ima
             bar.update(len(d))
             batch = []
             out.flush()
-            _atomic_json(progress_file, {"n": n, "dim": dim, "done": start})
+            write_json_atomic(progress_file, {"n": n, "dim": dim, "done": start})
 
     if done < n:
         for item in prefetched((prepare(crop) for crop in crops(done)), depth=2 * batch_size):

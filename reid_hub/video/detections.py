@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.boxes import box_iou
+from ..data.union_find import UnionFind
 from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -246,14 +247,7 @@ def iou_tracklets(df: pd.DataFrame, iou_threshold: float = 0.5, max_gap: int = 1
                   links: Optional[list[tuple[int, int]]] = None) -> np.ndarray:
     """A tracklet id per row: rows joined by unambiguous IoU links between nearby frames (`links`:
     the result of iou_links with the same settings, when already computed)."""
-    parent = np.arange(len(df))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    uf = UnionFind(len(df))
     taken_next: set[int] = set()
     taken_prev: set[int] = set()
     for i, j in (links if links is not None else iou_links(df, iou_threshold, max_gap)):
@@ -261,7 +255,5 @@ def iou_tracklets(df: pd.DataFrame, iou_threshold: float = 0.5, max_gap: int = 1
             continue
         taken_next.add(i)
         taken_prev.add(j)
-        parent[find(j)] = find(i)
-    roots = np.array([find(i) for i in range(len(df))], dtype=np.int64)
-    _, ids = np.unique(roots, return_inverse=True)
-    return ids.astype(np.int64)
+        uf.union(i, j)
+    return uf.components().astype(np.int64)
