@@ -10,8 +10,9 @@ as it is (its individual is in the gallery: a *known* view) and once with its ow
 
 Both are cross-fitted by individual (every individual's views are scored by a model that never saw it), and a decision
 is taken automatically only above a threshold whose held-out precision is at least the target with a finite-sample
-guarantee: the held-out views are mixed at the gallery's assumed share of new animals (`mixture`), and the decisions
-a threshold takes on that sample are a binomial draw, so a one-sided Clopper-Pearson bound on their precision holds;
+guarantee: at most three views of each individual are kept (photos of one animal are not independent evidence), mixed at the
+gallery's assumed share of new animals (`mixture`), and the decisions a threshold takes on that sample are a binomial
+draw, so a one-sided Clopper-Pearson bound on their precision holds;
 thresholds fixed in advance are tested from strict to lenient and kept while they pass (fixed-sequence testing, as
 Learn-then-Test does), so that choosing the threshold costs no extra error. A species with too few individuals or
 views cannot pass the bound: it decides nothing alone, everything goes to a person.
@@ -223,6 +224,23 @@ def mixture(is_new: np.ndarray, new_share: float, seed: int = 0) -> np.ndarray:
     return np.concatenate([known, new])
 
 
+#: views of one individual kept for a precision bound (of each kind): photos of one animal are not independent
+#: draws, so an animal photographed a hundred times must not count as a hundred pieces of evidence
+MAX_VIEWS_PER_INDIVIDUAL = 3
+
+
+def per_individual(individual: np.ndarray, is_new: np.ndarray, limit: int = MAX_VIEWS_PER_INDIVIDUAL,
+                   seed: int = 0) -> np.ndarray:
+    """Rows keeping at most `limit` known and `limit` new views of each individual (seeded)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for who in np.unique(individual):
+        for kind in (False, True):
+            rows = np.flatnonzero((individual == who) & (np.asarray(is_new, bool) == kind))
+            keep.extend(rng.choice(rows, size=min(limit, len(rows)), replace=False).tolist())
+    return np.sort(np.asarray(keep, dtype=np.int64))
+
+
 def precision_bound(right: int, decided: int, alpha: float) -> tuple[float, float]:
     """Precision of `decided` decisions of which `right` were right: the estimate and its one-sided
     Clopper-Pearson lower bound at level `alpha`."""
@@ -337,8 +355,9 @@ class DecisionPolicy:
                   "auc_p_new": auc_new, "auc_best_p": _auc(-x[:, 0], views.is_new), "auc_p_correct": auc_cor,
                   "features_p_new": [FEATURES[i] for i in cols_new],
                   "features_p_correct": [FEATURES[i] for i in cols_cor]}
+        who = np.unique(views.individual, return_inverse=True)[1]
         held = {"p_new": s_new.astype(np.float32), "p_correct": s_cor.astype(np.float32),
-                "is_new": views.is_new.copy(), "correct": views.correct.copy()}
+                "is_new": views.is_new.copy(), "correct": views.correct.copy(), "individual": who}
         return cls(Logistic.fit(x, views.is_new, cols_new), Logistic.fit(x, views.correct, cols_cor), held, report)
 
     def rules(self, target: float, new_share: float, delta: float) -> tuple[Rule, Rule]:
@@ -346,7 +365,8 @@ class DecisionPolicy:
         key = (round(target, 6), round(new_share, 6), round(delta, 6))
         if key not in self._rules:
             h = self.held_out
-            rows = mixture(h["is_new"], new_share)
+            rows = per_individual(h["individual"], h["is_new"])
+            rows = rows[mixture(h["is_new"][rows], new_share)]
             is_new = h["is_new"].astype(bool)[rows]
             acc = _choose(h["p_correct"][rows], ~is_new, h["correct"].astype(bool)[rows], target, delta)
             new = _choose(h["p_new"][rows], is_new, is_new, target, delta)
@@ -383,7 +403,8 @@ class DecisionPolicy:
     def from_dict(cls, d: dict[str, Any]) -> "DecisionPolicy":
         h = d["held_out"]
         held = {"p_new": np.asarray(h["p_new"], float), "p_correct": np.asarray(h["p_correct"], float),
-                "is_new": np.asarray(h["is_new"], bool), "correct": np.asarray(h["correct"], bool)}
+                "is_new": np.asarray(h["is_new"], bool), "correct": np.asarray(h["correct"], bool),
+                "individual": np.asarray(h.get("individual", np.arange(len(h["p_new"]))), int)}
         return cls(Logistic.from_dict(d["new_model"]), Logistic.from_dict(d["correct_model"]), held, d.get("report"))
 
 
@@ -423,5 +444,5 @@ def undecided(reason: str, p_new: Optional[float] = None) -> Decision:
     return Decision(REVIEW, p_new, None, None, {"accept": 0.0, "new": 0.0}, {"reason": reason})
 
 
-__all__ = ["ACCEPT", "REVIEW", "NEW", "FEATURES", "FEATURE_SETS", "candidate_features", "Views", "views_from_pairs", "Logistic", "mixture", "precision_bound", "Rule",
+__all__ = ["ACCEPT", "REVIEW", "NEW", "FEATURES", "FEATURE_SETS", "candidate_features", "Views", "views_from_pairs", "Logistic", "mixture", "per_individual", "MAX_VIEWS_PER_INDIVIDUAL", "precision_bound", "Rule",
            "PolicySettings", "Decision", "DecisionPolicy", "undecided", "clip_matches", "CLIP_ALPHA"]
