@@ -25,7 +25,7 @@ from ..gallery.identification import evidence, identify
 from ..gallery.recalibration import calibrate_open_set
 from ..gallery.recalibration import recalibrate as recalibrate_gallery
 from ..models.loading import DEFAULT_MODEL, from_pretrained
-from .clips import ClipLimits, identify_crop_upload, identify_video_upload, place_clip
+from .clips import ClipLimits, cluster_clip, identify_crop_upload, identify_video_upload, place_clip
 from .jobs import JobStore
 
 log = logging.getLogger(__name__)
@@ -334,6 +334,10 @@ class ReidService:
         def put(result: Any, source: Any) -> dict[str, list]:
             return self.place_clip(result, source, name, species=species, encounter=encounter)
         return identify_crop_upload(self.model, crops, root, workdir, name, config, put if place else None, progress)
+
+    def cluster_clip(self, req: Any, workdir: Path) -> tuple[Any, Any]:
+        """A clip of the service's own (`ClipRequest`) -> its animals and its frames, within the upload limits."""
+        return cluster_clip(self.model, req, workdir, self.clip_limits)
 
     def place_clip(self, result: Any, source: Any, name: str, review_first: bool = False, species: str = "",
                    encounter: Optional[str] = None, actor: str = "local") -> dict[str, list]:
