@@ -4,7 +4,8 @@ import pytest
 
 from reid_hub.errors import ConfigError, DataError
 from reid_hub.scoring.calibration import ScoreCalibrator, expected_calibration_error
-from reid_hub.scoring.fusion import CalibrationSet, FusionCalibration, fit_fusion, labelled_pairs, shortlist
+from reid_hub.scoring.fusion import CalibrationSet, FusionCalibration, fit_fusion, shortlist
+from reid_hub.scoring.ranker import labelled_pairs
 from reid_hub.scoring.matchers import LocalFeatures, create_matcher, draw_matches
 from reid_hub.scoring.matchers.base import mutual_nearest, ratio_test
 

@@ -91,7 +91,7 @@ def test_reject_shows_next_candidate_then_new_individual_and_undo(gallery):
     assert [r["action"] for r in review.audit_log(g, p.id)] == ["undo", "new", "reject"]
     forced = review.decide(g, p.id, "new", display_name="okapi 0", force=True)
     assert forced["status"] == "new"
-    pairs = review.labelled_pairs(g)
+    pairs = review.decided_pairs(g)
     assert any(not q["same"] and q["individual_id"] == first for q in pairs)
 
 

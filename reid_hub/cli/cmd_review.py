@@ -26,7 +26,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
     if args.review_action == "export-pairs":
         import pandas as pd
 
-        pairs = review.labelled_pairs(g)
+        pairs = review.decided_pairs(g)
         out = Path(args.out or "review_pairs.csv")
         pd.DataFrame(pairs, columns=["proposal_id", "species", "source", "individual_id", "image_id", "same",
                                      "global_score", "local_score", "probability", "decided_by"]).to_csv(out, index=False)

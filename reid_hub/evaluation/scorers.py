@@ -18,9 +18,9 @@ from ..errors import DataError
 from ..models.model import ReIDModel
 from ..models.table_embedding import embed_table
 from ..scoring.calibration import expected_calibration_error
-from ..scoring.fusion import FusionCalibration, fit_fusion, labelled_pairs
+from ..scoring.fusion import FusionCalibration, fit_fusion
 from ..scoring.matchers import LocalFeatures, LocalMatcher, create_matcher, default_shortlist
-from ..scoring.ranker import Ranker, matrix_search
+from ..scoring.ranker import Ranker, labelled_pairs, matrix_search
 
 log = logging.getLogger(__name__)
 

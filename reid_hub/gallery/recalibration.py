@@ -10,8 +10,9 @@ import numpy as np
 from ..errors import DataError, GalleryError
 from ..scoring.calibration import calibrate_threshold
 from ..scoring.decisions import DecisionPolicy, views_from_pairs
-from ..scoring.fusion import ANY_SPECIES, CalibrationSet, fit_fusion, held_out_probability, labelled_pairs
+from ..scoring.fusion import ANY_SPECIES, CalibrationSet, fit_fusion, held_out_probability
 from ..scoring.matchers import default_shortlist
+from ..scoring.ranker import labelled_pairs
 from .store import Gallery
 
 log = logging.getLogger(__name__)

@@ -216,7 +216,7 @@ def audit_log(gallery: Gallery, proposal_id: Optional[int] = None, limit: int = 
     return gallery.audit_log(proposal_id, limit)
 
 
-def labelled_pairs(gallery: Gallery) -> list[dict[str, Any]]:
+def decided_pairs(gallery: Gallery) -> list[dict[str, Any]]:
     """What reviewers said, as labelled pairs: (proposal query, candidate individual, same?) with the scores
     the candidate had; confirmed and minted proposals say 'different' for every candidate not chosen."""
     out = []
@@ -238,5 +238,5 @@ def labelled_pairs(gallery: Gallery) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["Proposal", "propose", "decide", "get", "pending", "audit_log", "labelled_pairs", "query_image",
+__all__ = ["Proposal", "propose", "decide", "get", "pending", "audit_log", "decided_pairs", "query_image",
            "PENDING", "CONFIRMED", "MINTED", "AUTO", "ACTIONS"]

@@ -121,22 +121,9 @@ def _fusion_weights(pg: np.ndarray, pl: np.ndarray, same: np.ndarray, query: np.
 LocalScores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query rows, candidate rows) -> local scores
 
 
-def labelled_pairs(global_sim: np.ndarray, labels: Sequence[Any], local_scores: LocalScores, depth: int,
-                   groups: Optional[Sequence[Any]] = None) -> dict[str, np.ndarray]:
-    """Every labelled image against its top-`depth` global candidates: query, candidate, both scores, same."""
-    labels = np.asarray(labels)
-    cand = shortlist(global_sim, depth, groups)
-    qi = np.repeat(np.arange(len(labels)), cand.shape[1])
-    ci = cand.ravel()
-    keep = ci >= 0
-    qi, ci = qi[keep], ci[keep]
-    return {"query": qi, "candidate": ci, "global": global_sim[qi, ci].astype(float),
-            "local": np.asarray(local_scores(qi, ci), float), "same": labels[qi] == labels[ci]}
-
-
 def fit_fusion(pairs: dict[str, np.ndarray], labels: Sequence[Any], kind: str = "isotonic",
                groups: Optional[Sequence[Any]] = None) -> FusionCalibration:
-    """Fit the three calibrations on labelled shortlist pairs (from `labelled_pairs`) and the open-set
+    """Fit the three calibrations on labelled shortlist pairs (from `ranker.labelled_pairs`) and the open-set
     threshold on the fused probability (Youden's J over best genuine vs best impostor candidates)."""
     same = pairs["same"]
     g = ScoreCalibrator.fit(pairs["global"], same, kind)
@@ -242,5 +229,5 @@ class CalibrationSet:
         return cls({s: FusionCalibration.from_dict(c) for s, c in d.items()})
 
 
-__all__ = ["ANY_SPECIES", "shortlist", "FusionCalibration", "labelled_pairs", "fit_fusion",
+__all__ = ["ANY_SPECIES", "shortlist", "FusionCalibration", "fit_fusion",
            "CalibrationSet", "held_out_probability", "tied_share"]

@@ -130,4 +130,16 @@ def matrix_search(sim: np.ndarray, groups: Optional[Sequence[Any]] = None) -> Se
     return search
 
 
-__all__ = ["Candidates", "Ranker", "matrix_search", "Search", "LocalScores", "CalibrationOf"]
+def labelled_pairs(global_sim: np.ndarray, labels: Sequence[Any], local_scores: LocalScores, depth: int,
+                   groups: Optional[Sequence[Any]] = None) -> dict[str, np.ndarray]:
+    """Every labelled image of a table against its top-`depth` global candidates among the others (the Ranker's
+    shortlist over the similarity matrix, verified by `local_scores`): query, candidate, both scores, same. What
+    calibrations are fitted on."""
+    labels = np.asarray(labels)
+    ranker = Ranker(matrix_search(global_sim, groups), lambda ids: (ids >= 0, ids[ids >= 0]), local_scores)
+    cands = ranker.rank(np.arange(len(labels)), depth)
+    return {"query": cands.query, "candidate": cands.image, "global": cands.global_score,
+            "local": cands.local_score, "same": labels[cands.query] == labels[cands.image]}
+
+
+__all__ = ["Candidates", "Ranker", "matrix_search", "labelled_pairs", "Search", "LocalScores", "CalibrationOf"]
