@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         g = Gallery(Path(tmp) / "g", model.config.name, model.fingerprint(), model.embedding_dim)
         set_matcher(g, args.matcher)
-        m = g.matcher(args.matcher)
+        m = g.features.matcher(args.matcher)
         blobs = [m.extract(im).to_bytes() for im in imgs]
         rng = np.random.default_rng(0)
         reps = -(-args.size // len(real))

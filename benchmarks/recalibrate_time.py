@@ -61,8 +61,8 @@ def main() -> None:
         incremental = time.perf_counter() - t3
         # the previous release's depth on the same pairs: time a sample of its per-query verification
         ids, _ = g.labelled_images(args.species)
-        feats = g.stored_features(ids[:60].tolist(), "sift")
-        m = g.matcher("sift")
+        feats = g.features.stored(ids[:60].tolist(), "sift")
+        m = g.features.matcher("sift")
         sample = [int(i) for i in ids[:60] if int(i) in feats]
         t4 = time.perf_counter()
         n_pairs = 0

@@ -33,7 +33,7 @@ def build(tmp_path, individuals=8, per=3, noise=1.0, species="zebra", seed=0):
 def test_enrollment_stores_local_features_and_deleting_drops_them(tmp_path):
     g, ids, _, _ = build(tmp_path, individuals=2, per=2)
     image_ids = [r[0] for r in g.db.execute("SELECT id FROM images ORDER BY id")]
-    feats = g.stored_features(image_ids, "sift")
+    feats = g.features.stored(image_ids, "sift")
     assert sorted(feats) == image_ids and all(len(f) > 20 for f in feats.values())
     g.delete_individual(ids[0])
     assert g.db.execute("SELECT COUNT(*) FROM local_features").fetchone()[0] == 2

@@ -45,7 +45,7 @@ def extract_missing(gallery: Gallery, load: Any, progress: bool = False) -> int:
         img = load(image_id)
         if img is None:
             continue
-        gallery.store_features(image_id, name, gallery.matcher(name).extract(img))
+        gallery.features.put(image_id, name, gallery.features.matcher(name).extract(img))
         done += 1
     return done
 
@@ -76,8 +76,8 @@ def gallery_ranker(gallery: Gallery, allowed: Optional[np.ndarray] = None, image
         for j, o in enumerate(who.tolist()):
             by_matcher.setdefault(settings.matcher_for(inds[o][2]), []).append(j)
         for name, js in by_matcher.items():
-            stored = gallery.stored_features(ids[js], name)
-            m = gallery.matcher(name)
+            stored = gallery.features.stored(ids[js], name)
+            m = gallery.features.matcher(name)
             if name not in qfeats:
                 qfeats[name] = m.extract(image)
             for j in js:
@@ -224,10 +224,10 @@ def evidence(gallery: Gallery, image: Image.Image, image_id: int, caption: Optio
     """Query and a gallery image side by side with their verified matches (the gallery image drawn from its
     stored thumbnail, or a grey box when it has none)."""
     name = gallery.settings.matcher_for(gallery.image_species(image_id))
-    stored = gallery.stored_features([int(image_id)], name).get(int(image_id))
+    stored = gallery.features.stored([int(image_id)], name).get(int(image_id))
     if stored is None:
         raise GalleryError(f"image {image_id} has no stored {name} features: no evidence to draw")
-    m = gallery.matcher(name)
+    m = gallery.features.matcher(name)
     qf = (query_features or {}).get(name) or m.extract(image)
     match: PairMatch = m.match(qf, stored)
     thumb = gallery.thumbnail_path(int(image_id))

@@ -59,7 +59,7 @@ def calibrate_open_set(gallery: Gallery, max_images: int = 5000) -> dict[str, An
 def _species_pairs(gallery: Gallery, species: str, depth: int, max_images: int) -> Optional[tuple[dict, np.ndarray]]:
     ids, labels = gallery.labelled_images(species)
     name = gallery.settings.matcher_for(species)
-    feats = gallery.stored_features(ids.tolist(), name)
+    feats = gallery.features.stored(ids.tolist(), name)
     keep = np.array([int(i) in feats for i in ids], bool)  # only images that can be verified
     ids, labels = ids[keep], labels[keep]
     if len(ids) > max_images:
@@ -70,19 +70,19 @@ def _species_pairs(gallery: Gallery, species: str, depth: int, max_images: int) 
         return None
     vec = gallery.embeddings_by_id(ids)  # only the sample's vectors are read
     e = np.stack([vec[int(i)] for i in ids])
-    m = gallery.matcher(name)
+    m = gallery.features.matcher(name)
     flist = [feats[int(i)] for i in ids]
     idl = [int(i) for i in ids]
 
     def local(qi: np.ndarray, ci: np.ndarray) -> np.ndarray:
         keys = [(min(idl[a], idl[b]), max(idl[a], idl[b])) for a, b in zip(qi.tolist(), ci.tolist())]
-        known = gallery.pair_scores(keys, name)
+        known = gallery.features.pair_scores(keys, name)
         fresh = {}
         for (a, b), k in zip(zip(qi.tolist(), ci.tolist()), keys):
             if k not in known and k not in fresh:
                 fresh[k] = float(m.match(flist[a], flist[b]).score)
         if fresh:
-            gallery.store_pair_scores(fresh, name)
+            gallery.features.store_pair_scores(fresh, name)
         return np.array([known[k] if k in known else fresh[k] for k in keys])
 
     pairs = labelled_pairs(e @ e.T, labels, local, min(depth, CALIBRATION_DEPTH))

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -23,10 +23,11 @@ import numpy as np
 
 from ..data.atomic import atomic_path
 from ..errors import ConfigError, DataError, GalleryError, ModelMismatchError
-from ..scoring.decisions import PolicySettings
-from ..scoring.matchers import DEFAULT_MATCHER, LocalFeatures, LocalMatcher, create_matcher
 from ..scoring.ranker import Ranker
+from .features import SCHEMA as FEATURE_SCHEMA
+from .features import FeatureStore
 from .index import INDEX_KINDS, base_kind, build_index, faiss_search, index_ids, num_gpus
+from .settings import SETTING_NAMES, GallerySettings
 
 log = logging.getLogger(__name__)
 
@@ -46,57 +47,10 @@ CREATE TABLE IF NOT EXISTS sightings (
     video TEXT NOT NULL, frames TEXT NOT NULL, boxes TEXT NOT NULL, score REAL, created_at REAL NOT NULL,
     encounter TEXT,
     UNIQUE(video, individual_id));
-CREATE TABLE IF NOT EXISTS local_features (
-    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, matcher TEXT NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (image_id, matcher));
-CREATE TABLE IF NOT EXISTS pair_scores (
-    a INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-    b INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, matcher TEXT NOT NULL, score REAL NOT NULL,
-    PRIMARY KEY (a, b, matcher));
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     proposal_id INTEGER, individual_id TEXT, detail TEXT NOT NULL, previous TEXT);
 """
-@dataclass(frozen=True)
-class GallerySettings:
-    """What a gallery is configured to do, kept in its meta table (`Gallery.settings`, `Gallery.update_settings`).
-
-    `matcher` (per species: `matcher_by_species`) verifies the shortlist; `shortlist`: candidates re-scored (None:
-    the matcher's default); `auto_accept`: decisions taken without a person where the decision policy allows them
-    (off by default: every decision is reviewed); `decision_precision` (per species: `..._by_species`): the
-    precision an automatic decision must show on held-out individuals, `new_share`: the share of queries assumed to
-    be animals not in the gallery; `decision_policy`: the fitted policy per species (scoring.decisions);
-    `accept`: an optional floor on P(same) under the policy's accept; `verification` false: enroll without local features;
-    `threshold` and `calibration`: the open-set threshold on the global score and its report; `fusion_calibration`:
-    the fitted P(same individual) per species; `index_kind`, `auto_threshold`, `index_on_disk`: the FAISS index."""
-
-    threshold: Optional[float] = None
-    calibration: Optional[dict] = None
-    fusion_calibration: Optional[dict] = None
-    matcher: str = DEFAULT_MATCHER
-    matcher_by_species: dict = field(default_factory=dict)
-    shortlist: Optional[int] = None
-    accept: Optional[float] = None
-    auto_accept: bool = False
-    decision_precision: float = 0.95
-    decision_precision_by_species: dict = field(default_factory=dict)
-    new_share: float = 0.3
-    decision_policy: Optional[dict] = None
-    verification: bool = True
-    index_kind: str = "flat"
-    auto_threshold: int = 100_000
-    index_on_disk: bool = False
-
-    def matcher_for(self, species: Optional[str]) -> str:
-        """The matcher of a species: its own choice, else the gallery's."""
-        return (self.matcher_by_species or {}).get(species or "", self.matcher)
-
-    def policy(self) -> PolicySettings:
-        """What the gallery asks of automatic decisions (precision target per species, assumed share of new)."""
-        return PolicySettings(self.decision_precision, dict(self.decision_precision_by_species), self.new_share)
-
-
-SETTING_NAMES = frozenset(f.name for f in fields(GallerySettings))
 
 
 def vec_hash(e: np.ndarray) -> str:
@@ -139,7 +93,7 @@ class Gallery:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         with self.transaction():
-            for statement in _SCHEMA.split(";"):  # executescript would commit outside the tx
+            for statement in (_SCHEMA + ";" + FEATURE_SCHEMA).split(";"):  # executescript would commit outside the tx
                 if statement.strip():
                     self.db.execute(statement)
             if "encounter" not in {r[1] for r in self.db.execute("PRAGMA table_info(sightings)")}:
@@ -157,7 +111,8 @@ class Gallery:
                 f"{meta['dim']}-d); the model in use is {model_name} ({model_fingerprint}, {dim}-d)")
         self.model_name, self.fingerprint, self.dim = model_name, model_fingerprint, int(dim)
         self._gpu_cache: Optional[tuple] = None
-        self._matchers: dict[str, LocalMatcher] = {}
+        #: local features and verified pair scores (their own tables, in this database and its transactions)
+        self.features = FeatureStore(self.db, self.transaction)
         self.index = self._load_or_rebuild_index()
 
     # -- plumbing -----------------------------------------------------------------------
@@ -219,70 +174,23 @@ class Gallery:
         """Whether the index's inverted lists are memory-mapped from disk instead of loaded (IVF kinds)."""
         return bool(self.settings.index_on_disk)
 
-    # -- local features -----------------------------------------------------------------
-    def matcher(self, name: str) -> LocalMatcher:
-        """The matcher object `name` (created once per open gallery)."""
-        if name not in self._matchers:
-            self._matchers[name] = create_matcher(name)
-        return self._matchers[name]
-
+    # -- local features (gallery.features: the FeatureStore) --------------------------------
     def local_features_for(self, species: str, images: Sequence[Any]) -> Optional[tuple[str, list[bytes]]]:
         """The serialised local features of `images` for enrollment (None when the gallery's verification is off)."""
         settings = self.settings
         if settings.verification is False:
             return None
         name = settings.matcher_for(species)
-        m = self.matcher(name)
+        m = self.features.matcher(name)
         return name, [m.extract(img).to_bytes() for img in images]
-
-    def stored_features(self, image_ids: Sequence[int], matcher: str) -> dict[int, LocalFeatures]:
-        """Local features stored at enrollment for these images with this matcher (images without are absent)."""
-        out: dict[int, LocalFeatures] = {}
-        ids = [int(i) for i in image_ids]
-        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-            chunk = ids[start:start + 900]
-            for image_id, blob in self.db.execute(
-                    f"SELECT image_id, data FROM local_features WHERE matcher=? AND image_id IN "
-                    f"({','.join('?' * len(chunk))})", [matcher, *chunk]):
-                out[int(image_id)] = LocalFeatures.from_bytes(blob)
-        return out
-
-    def pair_scores(self, pairs: Sequence[tuple[int, int]], matcher: str) -> dict[tuple[int, int], float]:
-        """Local scores of image pairs verified before with `matcher` (recalibration's cache), keyed (a, b) with
-        a < b; pairs never verified are absent."""
-        want = {(min(a, b), max(a, b)) for a, b in pairs}
-        if not want:
-            return {}
-        lo = sorted({a for a, _ in want})
-        out: dict[tuple[int, int], float] = {}
-        for start in range(0, len(lo), 900):
-            chunk = lo[start:start + 900]
-            for a, b, v in self.db.execute(f"SELECT a, b, score FROM pair_scores WHERE matcher=? AND a IN "
-                                           f"({','.join('?' * len(chunk))})", [matcher, *chunk]):
-                if (a, b) in want:
-                    out[(int(a), int(b))] = float(v)
-        return out
-
-    def store_pair_scores(self, scores: dict[tuple[int, int], float], matcher: str) -> None:
-        """Keep verified pair scores for `matcher` (keys as `pair_scores` gives them)."""
-        with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO pair_scores VALUES (?, ?, ?, ?)",
-                           [(int(a), int(b), matcher, float(v)) for (a, b), v in scores.items()])
 
     def images_without_features(self) -> list[tuple[int, str, str]]:
         """(image id, species, matcher) of every image lacking local features of its species' matcher."""
         settings = self.settings
         rows = self.db.execute("SELECT m.id, i.species FROM images m JOIN individuals i ON i.id = m.individual_id "
                                "ORDER BY m.id").fetchall()
-        have = set(self.db.execute("SELECT image_id, matcher FROM local_features").fetchall())
+        have = self.features.present()
         return [(int(i), sp, settings.matcher_for(sp)) for i, sp in rows if (i, settings.matcher_for(sp)) not in have]
-
-    def store_features(self, image_id: int, matcher: str, features: LocalFeatures) -> None:
-        """Keep one image's local features for `matcher` (replacing what it had)."""
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO local_features VALUES (?, ?, ?)",
-                       (int(image_id), matcher, features.to_bytes()))
-            db.execute("DELETE FROM pair_scores WHERE matcher=? AND (a=? OR b=?)", (matcher, int(image_id), int(image_id)))
 
     def image_species(self, image_id: int) -> str:
         """The species of the individual an image belongs to; GalleryError when there is no such image."""
@@ -435,7 +343,7 @@ class Gallery:
         if gone:
             db.execute("DELETE FROM sightings WHERE individual_id=?", (minted,))
             db.execute("DELETE FROM individuals WHERE id=?", (minted,))
-        self.remove_from_index(np.array(ids, dtype=np.int64))
+        self._remove_from_index(np.array(ids, dtype=np.int64))
         return bool(gone)
 
     def individuals(self) -> list[dict[str, Any]]:
@@ -514,8 +422,7 @@ class Gallery:
             ids.append(int(cur.lastrowid))
         if prepared["local"] is not None:
             matcher, blobs = prepared["local"]
-            db.executemany("INSERT OR REPLACE INTO local_features VALUES (?, ?, ?)",
-                           [(i, matcher, b) for i, b in zip(ids, blobs)])
+            self.features.put_many(db, ids, matcher, blobs)
         index = self._writable_index()
         index.add_with_ids(e, np.array(ids, dtype=np.int64))
         try:
@@ -547,7 +454,7 @@ class Gallery:
     def _current_base_kind(self) -> str:
         return base_kind(self.index)
 
-    def remove_from_index(self, ids: np.ndarray) -> None:
+    def _remove_from_index(self, ids: np.ndarray) -> None:
         """Drop ids from the index: in place for flat indexes, by a rebuild from the database otherwise."""
         if self._current_base_kind() == "flat":
             self.index.remove_ids(ids)
@@ -587,7 +494,7 @@ class Gallery:
         ids = np.array(sorted(set(int(i) for i in image_ids)), dtype=np.int64)
         with self.transaction() as db:
             removed = sum(db.execute("DELETE FROM images WHERE id=?", (int(i),)).rowcount for i in ids)
-            self.remove_from_index(ids)
+            self._remove_from_index(ids)
         return int(removed)
 
     def delete_individual(self, iid: str) -> None:
@@ -597,7 +504,7 @@ class Gallery:
             db.execute("DELETE FROM images WHERE individual_id=?", (iid,))
             db.execute("DELETE FROM sightings WHERE individual_id=?", (iid,))
             db.execute("DELETE FROM individuals WHERE id=?", (iid,))
-            self.remove_from_index(np.array(ids, dtype=np.int64))
+            self._remove_from_index(np.array(ids, dtype=np.int64))
 
     def merge(self, keep: str, absorb: str, actor: str = "local") -> None:
         """Move every image and sighting of `absorb` onto `keep`, then delete `absorb` (audited)."""
