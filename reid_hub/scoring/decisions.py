@@ -125,7 +125,7 @@ def views_from_pairs(query: np.ndarray, candidate: np.ndarray, probability: np.n
 
 
 #: the feature sets a score may use, smallest first: a larger one is kept only where it ranks clearly better on
-#: held-out individuals (few individuals make a five-feature model worse than the best P alone)
+#: held-out individuals (few individuals make a five-feature model worse than the best P alone; `_clearly_better`)
 FEATURE_SETS = ((0,), (0, 1), (0, 1, 2, 3), (0, 1, 2, 3, 4))
 #: how much better (held-out ROC AUC) a larger feature set must rank to be chosen
 MIN_AUC_GAIN = 0.01
@@ -168,33 +168,42 @@ class Logistic:
                    np.asarray(d["mean"], float), np.asarray(d["scale"], float))
 
 
-def _cross_fitted(x: np.ndarray, y: np.ndarray, fold: np.ndarray, sign: float
+def _clearly_better(score: np.ndarray, than: np.ndarray, y: np.ndarray, group: np.ndarray, rounds: int = 200,
+                    seed: int = 0) -> bool:
+    """Whether `score` ranks `y` better than `than` by MIN_AUC_GAIN and in at least 95% of bootstrap resamples of
+    the individuals (`group`): a gain seen on a few animals is noise."""
+    if _auc(score, y) < _auc(than, y) + MIN_AUC_GAIN:
+        return False
+    rng = np.random.default_rng(seed)
+    groups = np.unique(group)
+    members = [np.flatnonzero(group == g) for g in groups]
+    wins = 0
+    for _ in range(rounds):
+        rows = np.concatenate([members[i] for i in rng.integers(0, len(groups), len(groups))])
+        a, b = _auc(score[rows], y[rows]), _auc(than[rows], y[rows])
+        wins += bool(a == a and b == b and a > b)
+    return wins >= 0.95 * rounds
+
+
+def _cross_fitted(x: np.ndarray, y: np.ndarray, fold: np.ndarray, group: np.ndarray, sign: float
                   ) -> tuple[tuple[int, ...], np.ndarray, float]:
     """The feature set whose cross-fitted scores (each fold scored by a model that never saw its individuals) rank
     `y` best. The first feature alone is the baseline, judged by its own ranking (`sign` orients it: a monotone map
-    of it ranks the same in every gallery); a larger set is chosen only when its AUC beats the best so far by
-    MIN_AUC_GAIN over all folds and in at least four folds of five (a gain on a few individuals is noise).
-    Returns it with its held-out scores and their AUC."""
-    folds = np.unique(fold)
+    of it ranks the same in every gallery); a larger set is chosen only when it is clearly better than the best so
+    far (`_clearly_better`, resampling the individuals `group`). Returns it with its held-out scores and their AUC."""
     raw = sign * x[:, 0]
-    best: Optional[tuple[tuple[int, ...], np.ndarray, float, np.ndarray]] = None
+    best: Optional[tuple[tuple[int, ...], np.ndarray, np.ndarray]] = None
     for cols in FEATURE_SETS:
         out = np.empty(len(y))
-        for f in folds:
+        for f in np.unique(fold):
             tr, te = fold != f, fold == f
             yt = y[tr]
             out[te] = Logistic.fit(x[tr], yt, cols)(x[te]) if 0 < yt.sum() < len(yt) else yt.mean()
         ranked = raw if cols == FEATURE_SETS[0] else out
-        auc = _auc(ranked, y)
-        per_fold = np.array([_auc(ranked[fold == f], y[fold == f]) for f in folds])
-        if best is None:
-            best = (cols, out, auc, per_fold)
-            continue
-        wins = np.nan_to_num(per_fold - best[3], nan=0.0) > 0
-        if auc >= best[2] + MIN_AUC_GAIN and wins.mean() >= 0.8:
-            best = (cols, out, auc, per_fold)
+        if best is None or _clearly_better(ranked, best[2], y, group):
+            best = (cols, out, ranked)
     assert best is not None
-    return best[0], best[1], best[2]
+    return best[0], best[1], _auc(best[2], y)
 
 
 def _cp_lower(k: int, n: int, alpha: float) -> float:
@@ -348,8 +357,8 @@ class DecisionPolicy:
         fold_of = dict(zip(rng.permutation(inds).tolist(), np.arange(len(inds)) % min(FOLDS, len(inds))))
         fold = np.array([fold_of[i] for i in views.individual.tolist()])
         x = views.features
-        cols_new, s_new, auc_new = _cross_fitted(x, views.is_new, fold, -1.0)
-        cols_cor, s_cor, auc_cor = _cross_fitted(x, views.correct, fold, 1.0)
+        cols_new, s_new, auc_new = _cross_fitted(x, views.is_new, fold, views.individual, -1.0)
+        cols_cor, s_cor, auc_cor = _cross_fitted(x, views.correct, fold, views.individual, 1.0)
         report = {"views": int(len(views)), "individuals": int(len(inds)), "new_views": int(views.is_new.sum()),
                   "known_top1": round(float(views.correct[~views.is_new].mean()), 4),
                   "auc_p_new": auc_new, "auc_best_p": _auc(-x[:, 0], views.is_new), "auc_p_correct": auc_cor,
