@@ -86,6 +86,15 @@ def test_gallery_commands(toy_data, tmp_path):
     picture = tmp_path / "ev" / "new" / f"{imgs[4].stem}-evidence.png"
     assert best["matcher"] == "sift" and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"evidence: {picture}" in r.stdout
+    # the decision policy's target, per species, validated before anything is stored
+    r = run_cli("gallery", "configure", "--gallery", g, "--model", model_dir, "--precision", "0.99", "--species", "fox",
+                "--auto-accept", "on")
+    assert r.returncode == 0, r.stderr
+    conf = json.loads(r.stdout)
+    assert conf["decision_precision_by_species"] == {"fox": 0.99} and conf["decision_precision"] == 0.95
+    assert conf["auto_accept"] is True
+    r = run_cli("gallery", "configure", "--gallery", g, "--model", model_dir, "--precision", "0.3")
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
 
 
 def test_evaluate_with_methods_fused_alone_the_documented_form(toy_data, tmp_path):
