@@ -35,9 +35,20 @@ HERE = Path(__file__).resolve().parent
 
 
 def _auc(pos: list[float], neg: list[float]) -> float:
+    """ROC AUC with scores rounded to 6 decimals: an isotonic calibration's plateau (P = 0.999948 for known and
+    unknown cats alike) differs only in float noise, which must not break ties."""
     from reid_hub.evaluation.metrics import auroc
 
-    return round(auroc(np.asarray(pos), np.asarray(neg)), 4)
+    return round(auroc(np.round(np.asarray(pos, float), 6), np.round(np.asarray(neg, float), 6)), 4)
+
+
+def _aucs(rows: list[dict]) -> dict[str, float]:
+    """Known-vs-new ROC AUC of the best P (low = new), the summed P and p_new (high = new) over these queries."""
+    known = [r for r in rows if r["known"]]
+    unk = [r for r in rows if not r["known"]]
+    return {"p_best": _auc([-r["p_best"] for r in unk], [-r["p_best"] for r in known]),
+            "p_sum": _auc([-r["p_sum"] for r in unk], [-r["p_sum"] for r in known]),
+            "p_new": _auc([r["p_new"] for r in with_p if not r["known"]], [r["p_new"] for r in with_p if r["known"]])}
 
 
 def run_seed(model, df, images: dict, emb: dict, species: str, seed: int) -> dict:
@@ -118,15 +129,12 @@ def pooled(runs: dict) -> dict:
     new = [r for r in rows if r["decision"] == NEW]
     tpr = sum(r["decision"] == NEW for r in unk) / max(1, len(unk))
     tnr = sum(r["decision"] != NEW for r in known) / max(1, len(known))
-    with_p = [r for r in rows if r["p_new"] is not None]
-    per_seed = {k: [r["auc"][k] for r in runs.values() if r["auc"][k] == r["auc"][k]] for k in ("p_best", "p_sum", "p_new")}
+    seed_aucs = [_aucs(r["queries"]) for r in runs.values()]
+    per_seed = {k: [a[k] for a in seed_aucs if a[k] == a[k]] for k in ("p_best", "p_sum", "p_new")}
     return {"seeds": len(runs), "known_queries": len(known), "unknown_queries": len(unk),
             "auc_mean_over_seeds": {k: round(float(np.mean(v)), 4) if v else None for k, v in per_seed.items()},
             "top1_known": round(sum(r["top_right"] for r in known) / max(1, len(known)), 4),
-            "auc": {"p_best": _auc([-r["p_best"] for r in unk], [-r["p_best"] for r in known]),
-                    "p_sum": _auc([-r["p_sum"] for r in unk], [-r["p_sum"] for r in known]),
-                    "p_new": _auc([r["p_new"] for r in with_p if not r["known"]],
-                                  [r["p_new"] for r in with_p if r["known"]])},
+            "auc": _aucs(rows),
             "balanced_accuracy_new": round((tpr + tnr) / 2, 4),
             "accept": {"n": len(acc), "right": sum(r["top_right"] for r in acc),
                        "coverage_of_known": round(sum(r["decision"] == ACCEPT for r in known) / max(1, len(known)), 4)},
@@ -148,12 +156,17 @@ def main() -> None:
     ap.add_argument("--min-unknown", type=int, default=30, help="seeds run until this many unknown queries")
     ap.add_argument("--max-seeds", type=int, default=20)
     ap.add_argument("--max-images", type=int, default=700, help="images per species (seeded sample of identities)")
+    ap.add_argument("--summary-only", action="store_true", help="recompute the summary of the stored runs")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     result = "open_set_decisions" + ("" if args.setting == "v2-unseen" else "_imagenet")
     out_file = RESULTS / f"{result}.json"
     old = json.loads(out_file.read_text()) if out_file.is_file() else {}
     done = old.get("runs", {}) if old.get("rule") == "policy" else {}
+    if args.summary_only:
+        old["summary"] = {sp: pooled(r) for sp, r in done.items() if r}
+        out_file.write_text(json.dumps(old, indent=2, default=float))
+        return
     model = from_pretrained(args.model) if args.setting == "v2-unseen" else imagenet_baseline("lite0")
     for name in args.species:
         df = rdata.load_metadata_folder(SHARED / name)
