@@ -46,6 +46,7 @@ def _aucs(rows: list[dict]) -> dict[str, float]:
     """Known-vs-new ROC AUC of the best P (low = new), the summed P and p_new (high = new) over these queries."""
     known = [r for r in rows if r["known"]]
     unk = [r for r in rows if not r["known"]]
+    with_p = [r for r in rows if r["p_new"] is not None]
     return {"p_best": _auc([-r["p_best"] for r in unk], [-r["p_best"] for r in known]),
             "p_sum": _auc([-r["p_sum"] for r in unk], [-r["p_sum"] for r in known]),
             "p_new": _auc([r["p_new"] for r in with_p if not r["known"]], [r["p_new"] for r in with_p if r["known"]])}
