@@ -20,6 +20,16 @@ def excluded_pairs(n: int, groups: Optional[Sequence[Any]] = None) -> np.ndarray
     return g[:, None] == g[None, :]
 
 
+def individual_folds(individual: Sequence[Any], folds: int = 5, seed: int = 0) -> np.ndarray:
+    """A fold number per row such that all rows of one individual share a fold (seeded; at most `folds` folds):
+    what cross-fitting by individual holds out together."""
+    individual = np.asarray(individual)
+    inds = np.unique(individual)
+    order = np.random.default_rng(seed).permutation(inds)
+    fold_of = dict(zip(order.tolist(), (np.arange(len(inds)) % max(1, min(folds, len(inds)))).tolist()))
+    return np.array([fold_of[v] for v in individual.tolist()], dtype=np.int64)
+
+
 def calibrate_threshold(sim: np.ndarray, labels: Sequence[str], groups: Optional[Sequence[Any]] = None) -> float:
     """Threshold on the best-match score that separates 'has a match' from 'new', by Youden's J.
 

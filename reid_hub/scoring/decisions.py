@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from .calibration import individual_folds
 
 ACCEPT, REVIEW, NEW = "accept", "review", "new"
 
@@ -353,9 +354,7 @@ class DecisionPolicy:
             return None
         if views.correct.all() or not views.correct.any():
             return None
-        rng = np.random.default_rng(seed)
-        fold_of = dict(zip(rng.permutation(inds).tolist(), np.arange(len(inds)) % min(FOLDS, len(inds))))
-        fold = np.array([fold_of[i] for i in views.individual.tolist()])
+        fold = individual_folds(views.individual, FOLDS, seed)
         x = views.features
         cols_new, s_new, auc_new = _cross_fitted(x, views.is_new, fold, views.individual, -1.0)
         cols_cor, s_cor, auc_cor = _cross_fitted(x, views.correct, fold, views.individual, 1.0)

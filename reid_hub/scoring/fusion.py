@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import DataError
-from .calibration import ScoreCalibrator, calibrate_threshold, excluded_pairs, expected_calibration_error
+from .calibration import (ScoreCalibrator, calibrate_threshold, excluded_pairs, expected_calibration_error,
+                          individual_folds)
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +158,7 @@ def held_out_probability(pairs: dict[str, np.ndarray], labels: Sequence[Any], ki
     """P(same individual) of every labelled pair from a fusion fitted without the query's individual (folds by
     individual): what a query from an animal the calibration never saw gets. In-sample where a fold cannot fit."""
     labels = np.asarray(labels)
-    qlab = labels[pairs["query"]]
-    inds = np.unique(qlab)
-    rng = np.random.default_rng(seed)
-    fold_of = dict(zip(rng.permutation(inds).tolist(), np.arange(len(inds)) % max(1, min(folds, len(inds)))))
-    fold = np.array([fold_of[v] for v in qlab.tolist()])
+    fold = individual_folds(labels[pairs["query"]], folds, seed)
     full = fit_fusion(pairs, labels, kind)
     out = full.probabilities(pairs["global"], pairs["local"])["fused"].astype(float)
     for f in np.unique(fold):
