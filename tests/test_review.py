@@ -99,7 +99,7 @@ def test_auto_accept_needs_a_well_supported_calibration(tmp_path, gallery):
     # the small fixture gallery cannot show its precision on held-out animals: even a clear match goes to review
     e, imgs = _query(gallery, 4, n=1)
     assert review.propose(gallery, e, imgs[0], species="okapi", images=imgs)["status"] == "pending"
-    g, ids, centres, rng = _coat_gallery(tmp_path / "big", "zebra", 30, 5, 1, 700)
+    g, ids, centres, rng = _coat_gallery(tmp_path / "big", "zebra", 50, 4, 1, 700)
     g.update_settings(auto_accept=True)  # opt-in: by default a person decides everything
     before = len(g)
     out = review.propose(g, unit(centres[[6]] + 0.1 * rng.normal(size=(1, D)) / np.sqrt(D)),

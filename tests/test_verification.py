@@ -72,7 +72,9 @@ def test_a_small_gallery_decides_nothing_alone(tmp_path):
 
 
 def test_decisions_are_automatic_only_at_the_stated_precision(tmp_path):
-    g, ids, centres, rng = build(tmp_path, individuals=30, per=5, noise=1.0)
+    # 50 animals: enough held-out evidence that the bound passes with room (with 30 it sat at 0.957-0.975, on
+    # either side of nothing but the BLAS thread count)
+    g, ids, centres, rng = build(tmp_path, individuals=50, per=4, noise=1.0)
     report = recalibrate(g)["zebra"]["decisions"]
     assert report["auc_p_new"] > 0.8 and report["accept"]["precision_bound"] >= 0.95
     known = identify(g, unit(centres[3] + 0.2 * rng.normal(size=D) / np.sqrt(D)), photo(coat(103), 5),
