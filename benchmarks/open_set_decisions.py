@@ -102,10 +102,7 @@ def run_seed(model, df, images: dict, emb: dict, species: str, seed: int) -> dic
     return {
         "images": int(len(df)), "individuals_enrolled": len(enrolled), "known_queries": len(known),
         "unknown_queries": len(unk), "top1_known": share(known, lambda r: r["top_right"]),
-        "auc": {"p_best": _auc([-r["p_best"] for r in unk], [-r["p_best"] for r in known]),
-                "p_sum": _auc([-r["p_sum"] for r in unk], [-r["p_sum"] for r in known]),
-                "p_new": _auc([r["p_new"] for r in unk if r["p_new"] is not None],
-                              [r["p_new"] for r in known if r["p_new"] is not None])},
+        "auc": _aucs(rows),
         "balanced_accuracy_new": round((tpr + tnr) / 2, 4),
         "accept": {"n": len(acc), "right": sum(r["top_right"] for r in acc),
                    "coverage_of_known": share(known, lambda r: r["decision"] == ACCEPT),

@@ -214,12 +214,6 @@ def _cp_lower(k: int, n: int, alpha: float) -> float:
     return 0.0 if k <= 0 or n <= 0 else float(beta.ppf(alpha, k, n - k + 1))
 
 
-def _cp_upper(k: int, n: int, alpha: float) -> float:
-    from scipy.stats import beta
-
-    return 1.0 if n <= 0 or k >= n else float(beta.ppf(1 - alpha, k + 1, n - k))
-
-
 def mixture(is_new: np.ndarray, new_share: float, seed: int = 0) -> np.ndarray:
     """Rows of the held-out views forming a sample with `new_share` new animals: every view of the scarcer side
     kept, the other side subsampled (seeded), so that the sample's decisions are a binomial draw of the decisions
@@ -412,7 +406,7 @@ class DecisionPolicy:
         h = d["held_out"]
         held = {"p_new": np.asarray(h["p_new"], float), "p_correct": np.asarray(h["p_correct"], float),
                 "is_new": np.asarray(h["is_new"], bool), "correct": np.asarray(h["correct"], bool),
-                "individual": np.asarray(h.get("individual", np.arange(len(h["p_new"]))), int)}
+                "individual": np.asarray(h["individual"], int)}
         return cls(Logistic.from_dict(d["new_model"]), Logistic.from_dict(d["correct_model"]), held, d.get("report"))
 
 
