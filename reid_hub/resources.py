@@ -11,6 +11,9 @@ from typing import Optional
 
 PACKAGE = Path(__file__).resolve().parent
 
+#: The released multi-species model that `from_pretrained()` loads by default.
+DEFAULT_MODEL = "multispecies-v2"
+
 
 def source_checkout() -> Optional[Path]:
     """The repository root when reid_hub runs from a source checkout (None in an installed wheel)."""

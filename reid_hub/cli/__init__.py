@@ -24,7 +24,7 @@ GROUPS = (cmd_models, cmd_embed, cmd_train, cmd_evaluate, cmd_serve, cmd_gallery
 def build_parser() -> argparse.ArgumentParser:
     """The `reid-hub` parser with every command group's subcommands."""
     from .. import __version__
-    from ..models.loading import DEFAULT_MODEL
+    from ..resources import DEFAULT_MODEL
 
     p = argparse.ArgumentParser(prog="reid-hub", description="Multi-species animal re-identification.")
     p.add_argument("--version", action="version", version=f"reid-hub {__version__}")

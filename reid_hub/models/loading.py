@@ -16,7 +16,7 @@ from typing import Any, Optional
 import torch
 
 from ..errors import ConfigError, ModelMismatchError, OfflineError, UnknownModelError
-from ..resources import model_cards_dir
+from ..resources import DEFAULT_MODEL, model_cards_dir
 from .card import ModelCard
 from .configs import ALIASES, ModelConfig, get_model_config, list_models
 from .foreign import Fetch, checkpoint_kind, folder_fetch, load_foreign, read_config
@@ -24,8 +24,6 @@ from .model import ReIDModel
 
 log = logging.getLogger(__name__)
 
-#: The released multi-species model that `from_pretrained()` loads by default.
-DEFAULT_MODEL = "multispecies-v2"
 #: prefix of timm hub model ids (timm.create_model("hf-hub:...") convention)
 TIMM_HUB_PREFIX = "hf-hub:"
 
