@@ -119,7 +119,9 @@ def test_simulated_reviewer_improves_grouping_and_beats_random(tmp_path):
         runs[strategy] = simulate_reviewer(d, y, answers=30, batch=10, progress=False)
     curve = runs["gain"]
     assert [c["answers"] for c in curve] == [0, 10, 20, 30]
-    assert all(set(c) == {"answers", "ari", "ami", "individuals", "true_individuals", "top1_unasked"} for c in curve)
+    assert all(set(c) == {"answers", "actions", "images_shown", "seconds", "ari", "ami", "individuals",
+                          "true_individuals", "top1_unasked"} for c in curve)
+    assert [c["seconds"] for c in curve] == [0, 60, 120, 180]  # 3 s an action + 1.5 s for each of two images
     assert curve[0]["true_individuals"] == 12
     assert curve[-1]["ari"] > curve[0]["ari"] + 0.08
     assert curve[-1]["ari"] - curve[0]["ari"] > runs["random"][-1]["ari"] - runs["random"][0]["ari"]

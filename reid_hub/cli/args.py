@@ -22,8 +22,21 @@ def checked(cast: Any, ok: Any, rule: str) -> Any:
 
 positive_int = checked(int, lambda v: v >= 1, "must be at least 1")
 non_negative_int = checked(int, lambda v: v >= 0, "must be at least 0")
+non_negative_float = checked(float, lambda v: v >= 0 and v == v and v != float("inf"), "must be a finite number, 0 or more")
+unit_share = checked(float, lambda v: 0 <= v < 1, "lies in [0, 1)")
 probability = checked(float, lambda v: 0 <= v <= 1, "a probability lies in [0, 1]")
 open_unit = checked(float, lambda v: 0 < v < 1, "lies strictly between 0 and 1")
+
+
+def row_list(text: str) -> list[int]:
+    """Comma-separated row numbers (0 or more each): "3,7,12"."""
+    try:
+        rows = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of row numbers") from None
+    if not rows or min(rows) < 0:
+        raise argparse.ArgumentTypeError("rows are numbers 0 or more, separated by commas")
+    return rows
 
 
 def on_off(text: str) -> bool:

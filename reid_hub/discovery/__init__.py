@@ -3,15 +3,32 @@
 Modules: `collection` (read a folder or table), `graph` (candidate pairs and their neighbourhood-agreement
 scores), `local_evidence` (verified local matches of candidate pairs as P(same)), `constraints` (must / cannot
 links from structure and answers), `grouping` (constrained average linkage), `questions` (which pair to ask),
-`answers` (the answer log with audit), `review_feed` (a gallery's review decisions as answers), `adapter` (what
-the answers teach the embedding), `session` (the `Discovery` object tying them together), `simulate` (a
-simulated reviewer for evaluation), `pair_picture` (the two images of a question with their matches), `run` (the
-`reid-hub discover` flow and its output folder).
-"""
-from .answers import AnswerLog
-from .collection import load_collection
-from .constraints import Constraints
-from .session import Discovery, DiscoveryConfig
-from .simulate import simulate_reviewer
+`answers` (the answer log with audit: pair answers and whole-group actions), `state` (`GroupState`: the grouping,
+pair and group questions, answers and the snapshot, without images or model), `folder` (a discovery folder opened
+for answering from its snapshot), `review_feed` (a gallery's review decisions as answers), `adapter` (what the
+answers teach the embedding), `session` (the `Discovery` object: `GroupState` plus the embeddings' graph and
+adapter), `simulate` (a simulated reviewer with a cost model, for evaluation), `pair_picture` (the pictures of a
+question), `run` (the `reid-hub discover` flow and its output folder).
 
-__all__ = ["AnswerLog", "Constraints", "Discovery", "DiscoveryConfig", "load_collection", "simulate_reviewer"]
+The names below load on first use, so that answering from a folder imports neither torch nor the matchers.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {"AnswerLog": "answers", "Constraints": "constraints", "Discovery": "session",
+         "DiscoveryConfig": "session", "load_collection": "collection", "simulate_reviewer": "simulate",
+         "GroupState": "state"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["AnswerLog", "Constraints", "Discovery", "DiscoveryConfig", "GroupState", "load_collection",
+           "simulate_reviewer"]

@@ -21,6 +21,7 @@ from .local_evidence import VerifyConfig, verify_cached
 from .review_feed import feed_review_decisions, write_members
 from .session import Discovery, DiscoveryConfig, write_atomic, write_csv_atomic
 from .simulate import simulate_reviewer
+from .state import ReviewCost
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ class DiscoverRequest:
     batch: int = 10
     config: DiscoveryConfig = DiscoveryConfig()
     gallery: Optional[str] = None
+    review: str = "pair"
+    seconds_per_image: float = 1.5
+    held_out: float = 0.0
 
 
 def _embeddings(model: Any, table: pd.DataFrame, keys: list[str], out: Path) -> np.ndarray:
@@ -110,7 +114,8 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
             raise ConfigError("--answers needs --answers-from COLUMN (the column that holds the true identities)")
         timings: list[float] = []
         curve = simulate_reviewer(d, table[req.answers_from].tolist(), req.answers, req.batch,
-                                  actor=f"simulated:{req.answers_from}", timings=timings)
+                                  actor=f"simulated:{req.answers_from}", timings=timings, review=req.review,
+                                  cost=ReviewCost(per_image=req.seconds_per_image), held_out=req.held_out)
         write_atomic(json.dumps(curve, indent=2), out / "curve.json")
         extra["curve"] = str(out / "curve.json")
         if timings:
