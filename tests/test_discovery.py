@@ -262,3 +262,21 @@ def test_discover_with_a_gallery_sends_every_individual_to_review(tmp_path, toy_
     assert any(h.actor == "review:withdrawn" for h in d.answers.history())
     r = run_cli("discover", toy_data[0], "--out", tmp_path / "d2", "--model", tiny_model, "--gallery", tmp_path / "nope")
     assert r.returncode == 7 and "nope" in r.stderr and "Traceback" not in r.stderr  # GalleryError: no such gallery
+
+
+def test_adapter_check_counts_a_match_with_an_unlinked_photo_of_the_same_animal_as_no_miss():
+    """Only two photos of each animal are linked by answers; the others are unlinked photos of the same animals.
+    The check looks for each held-out photo's partner among the held-out photos, so a well-separating embedding
+    scores high (searching the whole collection found the unlinked photos first and read 0)."""
+    x, y = blobs(identities=20, per=8, spread=0.1)
+    ids = sorted(set(y.tolist()))
+    comp = np.arange(len(y))  # every row alone ...
+    a, b, same = [], [], []
+    for k, name in enumerate(ids):
+        r = np.nonzero(y == name)[0]
+        comp[r[1]] = comp[r[0]]  # ... but the first two photos of each animal answered "same"
+        a.append(r[0]); b.append(r[1]); same.append(True)
+        other = np.nonzero(y == ids[(k + 1) % len(ids)])[0][0]
+        a.append(r[0]); b.append(other); same.append(False)
+    ad = fit_adapter(x, np.array(a), np.array(b), np.array(same), comp)
+    assert ad.report["check_top1_embedding"] > 0.8

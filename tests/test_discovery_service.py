@@ -141,3 +141,87 @@ def test_review_decisions_over_http_reach_the_served_discovery(tmp_path):
         rows = members[members["proposal"].isin([a, b])]["path"]
         assert ind[rows].nunique() == 1  # the two groups are one individual now
         assert c.get("/discovery").json()["individuals"] < before["individuals"]
+
+
+def _actions(out: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(out / "answers.sqlite") as db:
+        return db.execute("SELECT kind, actor FROM actions ORDER BY id").fetchall()
+
+
+def test_group_review_over_http(served):
+    base, out = served
+    c = httpx.Client(base_url=base, timeout=120)
+    got = c.get("/discovery/groups", params={"limit": 2}).json()
+    q = got["questions"][0]
+    assert 1 <= len(q["rows"]) <= 12 and q["size"] >= len(q["rows"]) and q["neighbours"]
+    pic = c.get("/discovery/grid.png", params={"rows": ",".join(map(str, q["rows"])),
+                                                "beside": str(q["neighbours"][0]["rows"][0])})
+    assert pic.status_code == 200 and pic.content[:4] == b"\x89PNG"
+    rows = q["rows"][:3] if len(q["rows"]) >= 3 else q["rows"]
+    other = q["neighbours"][0]["rows"][0]
+    body = {"action": "merge", "rows": rows, "merge": [other]}
+    assert c.post("/discovery/groups/answers", json=body).status_code == 401  # no anonymous writes
+    before = len(_actions(out))
+    r = c.post("/discovery/groups/answers", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert _actions(out)[before:] == [("merge", "token")]
+    ind = pd.read_csv(out / "individuals.csv")  # merged: one individual now
+    assert ind["individual"].iloc[rows[0]] == ind["individual"].iloc[other]
+    assert c.post("/discovery/answers", json={"a": 0, "b": 0, "answer": "undo"}, headers=AUTH).status_code == 200
+    assert [k for k, _ in _actions(out)[before:]] == ["merge", "undo"]  # the whole action taken back
+    bad = [{"action": "take_out", "rows": rows},  # take_out without the rows taken out
+           {"action": "confirm", "rows": rows, "out": rows[:1]},
+           {"action": "confirm", "rows": []},
+           {"action": "split", "rows": rows}]
+    for b in bad:
+        assert c.post("/discovery/groups/answers", json=b, headers=AUTH).status_code == 422, b
+    assert c.post("/discovery/groups/answers", json={"action": "confirm", "rows": [0, 99999]},
+                  headers=AUTH).status_code == 400
+    assert c.post("/discovery/groups/answers", json={"action": "take_out", "rows": rows[:1], "out": rows[:1]},
+                  headers=AUTH).status_code == 400  # nothing left as the animal
+    assert c.get("/discovery/grid.png", params={"rows": "0,x"}).status_code == 400
+
+
+def test_reviewing_a_group_with_the_keyboard_in_a_real_browser(served, tmp_path):
+    base, out = served
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+    def wait_for(page, text):
+        page.wait_for_function("t => document.querySelector('#groups-info').innerText.includes(t)", arg=text,
+                               timeout=60_000)
+        return page.inner_text("#groups-info")
+
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p, chromium)
+        page = browser.new_page()
+        _open_ui(page, base)
+        page.get_by_role("tab", name="Groups").click()
+        page.click("#g-load")
+        wait_for(page, "one animal?")
+        start = len(_actions(out))
+        page.keyboard.press("c")  # no token yet: refused, the same rule as the API
+        assert "AuthError" in wait_for(page, "AuthError")
+        assert len(_actions(out)) == start
+        page.fill("#groups-token input", "s3cret")
+        page.click("#groups-info")  # leave the text box: keys typed there are text, not answers
+        page.keyboard.press("c")
+        wait_for(page, "Done: confirm")
+        page.keyboard.press("x")  # nothing selected: refused, nothing written
+        wait_for(page, "select the images")
+        page.keyboard.press("1")
+        page.wait_for_function("() => document.querySelectorAll('#g-select input:checked').length === 1",
+                               timeout=30_000)
+        page.keyboard.press("x")
+        wait_for(page, "Done: take out")
+        page.keyboard.press("m")
+        wait_for(page, "Done: merge")
+        page.keyboard.press("u")
+        wait_for(page, "Done: undo")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(_shots(tmp_path) / "groups.png"), full_page=True)
+        browser.close()
+    assert [k for k, _ in _actions(out)[start:]] == ["confirm", "take_out", "merge", "undo"]
+    assert {a for _, a in _actions(out)[start:]} == {"token"}

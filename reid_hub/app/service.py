@@ -9,6 +9,7 @@ import hmac
 import io
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -372,7 +373,7 @@ class ReidService:
 
     def discovery_evidence(self, a: int, b: int) -> bytes:
         """PNG: two rows of the served discovery side by side with their matches."""
-        from ..discovery.pair_picture import pair_evidence
+        from ..discovery.question_pictures import pair_evidence
 
         with self._lock:
             return pair_evidence(self.discovery, a, b)
@@ -386,9 +387,8 @@ class ReidService:
                     "answers": len(d.answered()), "questions": table.to_dict("records")}
 
     def discovery_answer(self, a: int, b: int, answer: str, actor: str) -> dict[str, Any]:
-        """Record an answer (same / different / skip, or undo), regroup, and rewrite the folder's outputs."""
-        import time
-
+        """Record an answer (same / different / skip, or undo), regroup what it touches, and bring the folder's
+        individuals, summary and snapshot up to date."""
         with self._lock:
             d = self.discovery
             t0 = time.perf_counter()
@@ -396,10 +396,37 @@ class ReidService:
                 d.undo(actor)
             else:
                 d.answer(a, b, answer, actor)
-            seconds = time.perf_counter() - t0
-            d.write(self.cfg.discovery_dir)
-            return {"individuals": int(d.labels.max()) + 1, "answers": len(d.answered()),
-                    "regroup_seconds": round(seconds, 4)}
+            return self._discovery_saved(d, t0)
+
+    def discovery_group_questions(self, limit: int = 5) -> dict[str, Any]:
+        """The next group questions of the served discovery: a discovered individual's images and the groups
+        beside it."""
+        with self._lock:
+            d = self.discovery
+            return {"individuals": int(d.labels.max()) + 1 if len(d.labels) else 0,
+                    "answers": len(d.answered()), "questions": d.group_rows(limit)}
+
+    def discovery_group_answer(self, rows: list[int], out: list[int], merge: list[int], actor: str) -> dict[str, Any]:
+        """A whole group reviewed at once (confirm, take out, merge: see `GroupState.answer_group`)."""
+        with self._lock:
+            d = self.discovery
+            t0 = time.perf_counter()
+            d.answer_group(rows, out, merge, actor)
+            return self._discovery_saved(d, t0)
+
+    def discovery_grid(self, rows: list[int], beside: list[int]) -> bytes:
+        """PNG: a group question's images numbered, one image of each neighbouring group lettered."""
+        from ..discovery.question_pictures import group_grid
+
+        with self._lock:
+            return group_grid(self.discovery, rows, beside)
+
+    def _discovery_saved(self, d: Any, t0: float) -> dict[str, Any]:
+        seconds = time.perf_counter() - t0
+        d.update_outputs(self.cfg.discovery_dir)
+        d.save(Path(self.cfg.discovery_dir) / "snapshot.npz")
+        return {"individuals": int(d.labels.max()) + 1, "answers": len(d.answered()),
+                "regroup_seconds": round(seconds, 4)}
 
     # -- a visitor's private gallery ----------------------------------------------------------------------------
     @property

@@ -7,7 +7,7 @@ links from structure and answers), `grouping` (constrained average linkage), `qu
 pair and group questions, answers and the snapshot, without images or model), `folder` (a discovery folder opened
 for answering from its snapshot), `review_feed` (a gallery's review decisions as answers), `adapter` (what the
 answers teach the embedding), `session` (the `Discovery` object: `GroupState` plus the embeddings' graph and
-adapter), `simulate` (a simulated reviewer with a cost model, for evaluation), `pair_picture` (the pictures of a
+adapter), `simulate` (a simulated reviewer with a cost model, for evaluation), `question_pictures` (the pictures of a
 question), `run` (the `reid-hub discover` flow and its output folder).
 
 The names below load on first use, so that answering from a folder imports neither torch nor the matchers.

@@ -1,10 +1,12 @@
-"""The served discovery: its summary, the next pair questions, their pictures and a person's answers."""
+"""The served discovery: its summary, the next pair and group questions, their pictures and a person's answers."""
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+from ...errors import ConfigError
 
 from .kit import RouteKit
 
@@ -13,6 +15,35 @@ class PairAnswer(BaseModel):
     a: int = Field(ge=0, le=10_000_000)
     b: int = Field(ge=0, le=10_000_000)
     answer: str = Field(pattern="^(same|different|skip|undo)$")
+
+
+class GroupAnswer(BaseModel):
+    """A whole group reviewed at once: `rows` shown, `out` of them not the animal, `merge`: an image of each
+    neighbouring group that is the animal. `action` names what was done (confirm: nothing taken out or merged)."""
+
+    action: str = Field(pattern="^(confirm|take_out|merge)$")
+    rows: list[int] = Field(min_length=1, max_length=12)
+    out: list[int] = Field(default_factory=list, max_length=12)
+    merge: list[int] = Field(default_factory=list, max_length=8)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "GroupAnswer":
+        if any(not 0 <= r <= 10_000_000 for r in self.rows + self.out + self.merge):
+            raise ValueError("rows are numbers from 0")
+        if (self.action == "take_out") != bool(self.out) or (self.action == "merge") != bool(self.merge):
+            raise ValueError("take_out names the rows taken out (out), merge the rows merged with (merge), "
+                             "confirm neither")
+        return self
+
+
+def _rows(text: str, name: str) -> list[int]:
+    try:
+        rows = [int(t) for t in text.split(",") if t.strip()] if text else []
+    except ValueError:
+        raise ConfigError(f"{name}: comma-separated row numbers, got {text[:40]!r}") from None
+    if len(rows) > 24 or any(r < 0 for r in rows):
+        raise ConfigError(f"{name}: at most 24 row numbers, each 0 or more")
+    return rows
 
 
 def router(kit: RouteKit) -> APIRouter:
@@ -34,5 +65,17 @@ def router(kit: RouteKit) -> APIRouter:
     @r.post("/discovery/answers")
     def discovery_answer(body: PairAnswer, actor: str = Depends(token)) -> dict[str, Any]:
         return svc.discovery_answer(body.a, body.b, body.answer, actor)
+
+    @r.get("/discovery/groups")
+    def discovery_groups(limit: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
+        return svc.discovery_group_questions(limit)
+
+    @r.get("/discovery/grid.png", dependencies=[Depends(heavy)])
+    def discovery_grid(rows: str = Query(..., max_length=400), beside: str = Query("", max_length=400)):
+        return Response(svc.discovery_grid(_rows(rows, "rows"), _rows(beside, "beside")), media_type="image/png")
+
+    @r.post("/discovery/groups/answers")
+    def discovery_group_answer(body: GroupAnswer, actor: str = Depends(token)) -> dict[str, Any]:
+        return svc.discovery_group_answer(body.rows, body.out, body.merge, actor)
 
     return r

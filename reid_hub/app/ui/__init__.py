@@ -1,5 +1,6 @@
 """The web app: the REST API with the Gradio UI mounted at /ui, built from one module per tab (`search_tab`:
-Search and My photos, `enroll_tab`, `clip_tab`, `review_tab`, `questions_tab`), `texts` (what a result means, in
+Search and My photos, `enroll_tab`, `clip_tab`, `review_tab`, `questions_tab`: pair questions, `groups_tab`: a whole
+discovered individual reviewed at once), `texts` (what a result means, in
 words) and `widgets` (what the tabs share); every tab acts through the ReidService's methods. `reid-hub serve`
 and the Space's app.py run `main`.
 
@@ -21,6 +22,7 @@ from ..demo import build_demo_gallery, demo_store_dir
 from ..service import ReidService, ServiceConfig
 from .clip_tab import clip_tab
 from .enroll_tab import enroll_tab
+from .groups_tab import groups_tab
 from .questions_tab import questions_tab
 from .review_tab import review_tab
 from .search_tab import photos_tab, search_tab
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def build_ui(svc: ReidService) -> gr.Blocks:
     """The Gradio Blocks UI: identify by image (verified, calibrated, with evidence), a private gallery, enroll,
-    clip -> persistent IDs, review and pair questions."""
+    clip -> persistent IDs, review, pair questions and group review."""
     writable = svc.cfg.token is not None or not svc.cfg.public  # a public service without a token is read-only
     with gr.Blocks(title="reid-hub: who is this animal?") as ui:
         header = gr.Markdown(header_text(svc), elem_id="header")
@@ -42,17 +44,26 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         clip_tab(svc)
         review_tab(svc, writable)
         questions_tab(svc, writable and svc.cfg.discovery_dir is not None)
+        groups_tab(svc, writable and svc.cfg.discovery_dir is not None)
     return ui
 
 
-#: answering pair questions from the keyboard: s same, d different, k skip, u undo (never while typing)
+#: answering from the keyboard (never while typing): pair questions s same, d different, k skip, u undo; group
+#: review 1-9 and 0 select images, c confirm, x take out, m merge, u undo. A key acts on the visible tab's button.
 KEYBOARD = """<script>
 document.addEventListener("keydown", (e) => {
   const t = e.target;
   if (e.ctrlKey || e.metaKey || e.altKey || (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable))) return;
-  const id = {s: "q-same", d: "q-different", k: "q-skip", u: "q-undo"}[e.key.toLowerCase()];
-  const btn = id && document.getElementById(id);
-  if (!btn || btn.offsetParent === null) return;
+  const seen = (el) => el && el.offsetParent !== null;
+  if (/^[0-9]$/.test(e.key)) {
+    const box = document.querySelectorAll("#g-select input[type=checkbox]")[e.key === "0" ? 9 : Number(e.key) - 1];
+    if (seen(box)) { e.preventDefault(); box.click(); }
+    return;
+  }
+  const ids = {s: ["q-same"], d: ["q-different"], k: ["q-skip"], u: ["q-undo", "g-undo"], c: ["g-confirm"],
+               x: ["g-take-out"], m: ["g-merge"]}[e.key.toLowerCase()] || [];
+  const btn = ids.map((id) => document.getElementById(id)).find(seen);
+  if (!btn) return;
   e.preventDefault();
   btn.click();
 });
