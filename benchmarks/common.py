@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from tqdm.auto import tqdm
 
 from reid_hub.data import tables as rdata
-from reid_hub.evaluation.runner import machine_info
+from reid_hub import from_pretrained
+from reid_hub.evaluation.runner import imagenet_baseline, machine_info
 from reid_hub.models.table_embedding import embed_table
 from reid_hub.models.model import ReIDModel
 from reid_hub.video import augment
@@ -176,3 +179,44 @@ def synth(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 __all__ = ["HERE", "REPO", "RESULTS", "SHARED", "CROSS", "write_result", "staged_split", "embed_table_cached",
            "cosine_scorer", "species_summary", "KNOWN_LICENSES", "dataset_license", "plan_videos", "photo_descriptors", "real_embeddings", "synth"]
+
+
+# -- discovery benchmarks (discovery.py, group_review.py): the staged species in two settings --------------
+DISCOVERY_SPECIES = ["lion", "nyala", "chimpanzee", "cat_faces", "fish_fs48"]
+DISCOVERY_SPLIT = Path(__file__).resolve().parent / "splits" / "generalization_seed0.csv"
+DISCOVERY_SETTINGS = {"imagenet": "ImageNet EfficientNet-Lite0 pooled features (no species seen in training), every image",
+            "v2-unseen": "multispecies-v2 (the default) on the identities it never saw "
+                         "(benchmarks/splits/generalization_seed0.csv), as the hidden unseen-lion/nyala sets"}
+
+
+def discovery_embeddings(ds: str, df: pd.DataFrame, setting: str) -> np.ndarray:
+    """A dataset's embeddings in a setting, L2-normalised, cached under $REID_HUB_CACHE/discovery."""
+    cache = Path(os.environ.get("REID_HUB_CACHE", Path.home() / ".cache" / "reid-hub")) / "discovery"
+    tag = "imagenet" if setting == "imagenet" else "v2"
+    f = cache / f"{tag}-{ds}.npz"
+    if f.is_file():
+        z = np.load(f, allow_pickle=True)
+        if list(z["ids"]) == df["image_id"].tolist():
+            return z["emb"]
+    if tag == "imagenet":
+        e = embed_table(imagenet_baseline("lite0"), df, raw_features=True, progress=True)
+    else:
+        e = embed_table(from_pretrained(), df, progress=True)
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(f, ids=df["image_id"].to_numpy(), emb=e.astype(np.float32))
+    return e
+
+
+def label_chosen_baseline(e: np.ndarray, y: np.ndarray) -> dict:
+    """Cosine average linkage of every pair at the ARI-best distance threshold (chosen with the labels)."""
+    dist = 1 - e @ e.T
+    best = {"ari": -1.0}
+    for thr in np.arange(0.05, 0.9, 0.025):
+        lab = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
+                                      distance_threshold=float(thr)).fit_predict(dist)
+        a = adjusted_rand_score(y, lab)
+        if a > best["ari"]:
+            best = {"ari": float(a), "ami": float(adjusted_mutual_info_score(y, lab)), "distance": round(float(thr), 3),
+                    "individuals": int(lab.max() + 1)}
+    return best

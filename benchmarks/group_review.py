@@ -23,8 +23,8 @@ from reid_hub.data import tables as rdata
 from reid_hub.discovery import AnswerLog, Discovery, DiscoveryConfig, simulate_reviewer
 from reid_hub.evaluation.runner import machine_info
 
-from common import RESULTS, SHARED  # the benchmarks' shared helpers
-from discovery import SPECIES, SPLIT, embeddings, label_chosen_baseline
+from common import (DISCOVERY_SPECIES as SPECIES, DISCOVERY_SPLIT as SPLIT, RESULTS, SHARED,
+                    discovery_embeddings as embeddings, label_chosen_baseline)  # the benchmarks' shared helpers
 
 RUNS = {"group": ("group", "gain", False), "pair": ("pair", "gain", False), "random": ("pair", "random", False)}
 MARKS = (120, 300, 600)
