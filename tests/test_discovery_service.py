@@ -151,9 +151,9 @@ def _actions(out: Path) -> list[tuple[str, str]]:
 def test_group_review_over_http(served):
     base, out = served
     c = httpx.Client(base_url=base, timeout=120)
-    got = c.get("/discovery/groups", params={"limit": 2}).json()
-    q = got["questions"][0]
-    assert 1 <= len(q["rows"]) <= 12 and q["size"] >= len(q["rows"]) and q["neighbours"]
+    got = c.get("/discovery/groups", params={"limit": 5}).json()
+    assert all(1 <= len(q["rows"]) <= 12 and q["size"] >= len(q["rows"]) for q in got["questions"])
+    q = next(q for q in got["questions"] if q["neighbours"])
     pic = c.get("/discovery/grid.png", params={"rows": ",".join(map(str, q["rows"])),
                                                 "beside": str(q["neighbours"][0]["rows"][0])})
     assert pic.status_code == 200 and pic.content[:4] == b"\x89PNG"
@@ -182,8 +182,24 @@ def test_group_review_over_http(served):
     assert c.get("/discovery/grid.png", params={"rows": "0,x"}).status_code == 400
 
 
-def test_reviewing_a_group_with_the_keyboard_in_a_real_browser(served, tmp_path):
-    base, out = served
+@pytest.fixture(scope="module")
+def served_groups(tmp_path_factory):
+    """A discovery of its own, so that the browser sees the same first group questions every run."""
+    from reid_hub.app.service import ServiceConfig
+
+    root = tmp_path_factory.mktemp("disc-groups")
+    model_dir = save_pretrained(create_model("tiny-test"), root / "model")
+    data = make_identity_images(root / "birds", "bird", 8, 6, seed=5)
+    out = root / "found"
+    discover(DiscoverRequest(str(data / "metadata.csv"), str(out), model=str(model_dir)))
+    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(root / "gallery"), token="s3cret", heavy_per_minute=0,
+                        discovery_dir=str(out))
+    with _serve(cfg) as base:
+        yield base, out
+
+
+def test_reviewing_a_group_with_the_keyboard_in_a_real_browser(served_groups, tmp_path):
+    base, out = served_groups
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
         pytest.skip("Debian chromium is not installed (.ci/run installs it)")
@@ -202,13 +218,13 @@ def test_reviewing_a_group_with_the_keyboard_in_a_real_browser(served, tmp_path)
         page.click("#g-load")
         wait_for(page, "one animal?")
         start = len(_actions(out))
-        page.keyboard.press("c")  # no token yet: refused, the same rule as the API
+        page.keyboard.press("m")  # no token yet: refused, the same rule as the API
         assert "AuthError" in wait_for(page, "AuthError")
         assert len(_actions(out)) == start
         page.fill("#groups-token input", "s3cret")
         page.click("#groups-info")  # leave the text box: keys typed there are text, not answers
-        page.keyboard.press("c")
-        wait_for(page, "Done: confirm")
+        page.keyboard.press("m")  # merge with the nearest group (A, chosen by default)
+        wait_for(page, "Done: merge")
         page.keyboard.press("x")  # nothing selected: refused, nothing written
         wait_for(page, "select the images")
         page.keyboard.press("1")
@@ -216,12 +232,18 @@ def test_reviewing_a_group_with_the_keyboard_in_a_real_browser(served, tmp_path)
                                timeout=30_000)
         page.keyboard.press("x")
         wait_for(page, "Done: take out")
-        page.keyboard.press("m")
-        wait_for(page, "Done: merge")
+        page.keyboard.press("c")
+        wait_for(page, "Done: confirm")
         page.keyboard.press("u")
         wait_for(page, "Done: undo")
         page.wait_for_timeout(500)
         page.screenshot(path=str(_shots(tmp_path) / "groups.png"), full_page=True)
         browser.close()
-    assert [k for k, _ in _actions(out)[start:]] == ["confirm", "take_out", "merge", "undo"]
+    assert [k for k, _ in _actions(out)[start:]] == ["merge", "take_out", "confirm", "undo"]
+    with sqlite3.connect(out / "answers.sqlite") as db:
+        merge_rows = [a for a, in db.execute("SELECT answer FROM answers WHERE action = (SELECT MIN(id) FROM actions "
+                                             "WHERE kind = 'merge')")]
+    # the first group shows 12 images and 2 neighbours: 11 "same" confirm the images, 1 merges neighbour A, and
+    # neighbour B, not merged, is recorded apart
+    assert sorted(merge_rows) == ["different"] + ["same"] * 12
     assert {a for _, a in _actions(out)[start:]} == {"token"}

@@ -214,3 +214,30 @@ def test_merge_and_split_are_audited(gallery):
     log = review.audit_log(g)
     assert [(r["action"], r["actor"]) for r in log[:2]] == [("split", "erin"), ("merge", "dana")]
     assert log[1]["previous"]["individual"] == ids[1] and log[0]["individual_id"] == new
+
+
+def test_take_out_leaves_members_out_of_the_enrollment_and_undoes(gallery):
+    """A clip cluster with one image of another animal: the reviewer takes it out, the confirm enrolls the rest."""
+    from reid_hub.errors import ConfigError
+
+    g = gallery
+    ids = g._test[0]
+    g.update_settings(auto_accept=False)
+    e, imgs = _query(g, 1, n=4)
+    pid = review.propose(g, e, imgs[0], species="okapi", source="clip9#2", video="clip9", frames=[0, 5, 10, 15],
+                         images=imgs)["proposal_id"]
+    out = review.decide(g, pid, "take_out", members=[2], actor="alice")
+    assert out["taken_out"] == [2] and out["status"] == "pending"
+    assert review.decide(g, pid, "take_out", members=[2], actor="alice")["version"] == out["version"]  # a retry
+    review.decide(g, pid, "take_out", members=[3], actor="alice")
+    assert review.decide(g, pid, "undo", actor="alice")["taken_out"] == [2]  # the last take-out undone
+    for bad in ([], [7], [0, 1, 3]):  # nothing named, no such member, nothing left as the animal
+        with pytest.raises(ConfigError):
+            review.decide(g, pid, "take_out", members=bad)
+    before = len(g)
+    done = review.decide(g, pid, "confirm", actor="alice")
+    assert done["outcome"]["individual_id"] == ids[1] and len(done["outcome"]["image_ids"]) == 3
+    assert len(g) == before + 3
+    with pytest.raises(ConflictError):  # decided: take-outs come before the decision
+        review.decide(g, pid, "take_out", members=[0])
+    assert [a["action"] for a in review.audit_log(g, pid)][:4] == ["confirm", "undo", "take_out", "take_out"]

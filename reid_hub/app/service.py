@@ -406,12 +406,14 @@ class ReidService:
             return {"individuals": int(d.labels.max()) + 1 if len(d.labels) else 0,
                     "answers": len(d.answered()), "questions": d.group_rows(limit)}
 
-    def discovery_group_answer(self, rows: list[int], out: list[int], merge: list[int], actor: str) -> dict[str, Any]:
-        """A whole group reviewed at once (confirm, take out, merge: see `GroupState.answer_group`)."""
+    def discovery_group_answer(self, rows: list[int], out: list[int], merge: list[int], actor: str,
+                               apart: Optional[list[int]] = None) -> dict[str, Any]:
+        """A whole group reviewed at once (confirm, take out, merge; neighbours judged apart: see
+        `GroupState.answer_group`)."""
         with self._lock:
             d = self.discovery
             t0 = time.perf_counter()
-            d.answer_group(rows, out, merge, actor)
+            d.answer_group(rows, out, merge, actor, apart or [])
             return self._discovery_saved(d, t0)
 
     def discovery_grid(self, rows: list[int], beside: list[int]) -> bytes:

@@ -50,7 +50,7 @@ def _cmd_questions(args: argparse.Namespace) -> int:
                 raise ConfigError("take-out needs the images that are not the animal: --out R,R,...")
             if args.answer == "merge" and not args.merge:
                 raise ConfigError("merge needs an image of the group to merge with: --merge R")
-            d.answer_group(args.rows, args.out or [], args.merge or [], args.actor)
+            d.answer_group(args.rows, args.out or [], args.merge or [], args.actor, args.apart or [])
         else:
             if args.a is None or args.b is None:
                 raise ConfigError("answer needs the two rows: --a ROW --b ROW (see questions list)")
@@ -68,7 +68,8 @@ def _cmd_questions(args: argparse.Namespace) -> int:
             for nb in q["neighbours"]:
                 print(f"  beside it: {nb['individual']}, P(same) {nb['p_same']:.2f}: "
                       + ", ".join(f"row {r}: {p}" for r, p in zip(nb["rows"], nb["paths"])))
-        print("answer: reid-hub questions answer DIR confirm|take-out|merge --rows ROWS [--out ROWS] [--merge ROW]")
+        print("answer: reid-hub questions answer DIR confirm|take-out|merge --rows ROWS [--out ROWS] [--merge ROWS] "
+              "[--apart ROWS]")
         return 0
     rows = d.question_rows(args.limit)
     cols = ["question", "a", "b", "a_row", "b_row", "p_same", "gain", "kind"]
@@ -126,6 +127,7 @@ def add_parsers(sub: Any, runtime: argparse.ArgumentParser, default_model: str) 
     s.add_argument("--rows", type=row_list, help="confirm / take-out / merge: the group's images shown (R,R,...)")
     s.add_argument("--out", type=row_list, help="take-out: the images shown that are not the animal")
     s.add_argument("--merge", type=row_list, help="merge: an image of each neighbouring group that is the animal")
+    s.add_argument("--apart", type=row_list, help="an image of each neighbouring group shown that is not the animal")
     s.add_argument("--limit", type=positive_int, default=20)
     s.add_argument("--actor", default="local", help="who answers (audit trail)")
     s.set_defaults(func=_cmd_questions)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .args import positive_int
+from .args import positive_int, row_list
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -38,8 +38,11 @@ def _cmd_review(args: argparse.Namespace) -> int:
         print(json.dumps({**review.get(g, args.id).to_dict(), "audit": review.audit_log(g, args.id)}, indent=2,
                          default=float))
         return 0
-    out = review.decide(g, args.id, args.review_action, individual_id=args.individual, display_name=args.name,
-                        force=args.force, actor=args.actor)
+    action = args.review_action.replace("-", "_")
+    if action == "take_out" and not args.members:
+        raise ConfigError("take-out needs --members K,K,... (positions 0..n-1 of the proposal's images)")
+    out = review.decide(g, args.id, action, individual_id=args.individual, display_name=args.name,
+                        force=args.force, actor=args.actor, members=args.members)
     print(json.dumps(out, indent=2, default=float))
     return 0
 
@@ -48,11 +51,14 @@ def add_parsers(sub: Any, runtime: argparse.ArgumentParser, default_model: str) 
     """Add the review command to the `reid-hub` parser."""
     s = sub.add_parser("review", help="review identity proposals: list, show, confirm, reject, new, undo, "
                                       "export-pairs")
-    s.add_argument("review_action", choices=["list", "show", "confirm", "reject", "new", "undo", "export-pairs"])
+    s.add_argument("review_action", choices=["list", "show", "confirm", "reject", "new", "undo", "take-out",
+                                                   "export-pairs"])
     s.add_argument("--gallery", required=True, help="gallery folder")
     s.add_argument("--id", type=int, help="proposal id")
     s.add_argument("--individual", help="confirm into / reject this individual (default: the current candidate)")
     s.add_argument("--name", help="new: the new individual's display name")
+    s.add_argument("--members", type=row_list, help="take-out: positions (0..n-1) of the proposal's images that are "
+                                                    "not the animal")
     s.add_argument("--force", action="store_true", help="new: allow a name already used in the species")
     s.add_argument("--actor", default="local", help="who decides (audit trail)")
     s.add_argument("--status", default="pending", choices=["pending", "confirmed", "new", "auto-accepted"])

@@ -5,7 +5,8 @@
 and it lands in the same answer log as pair answers, with the reviewer's decision as its actor:
 - a decided proposal (confirmed, new, auto-accepted) is one animal: its rows are "same", in a chain;
 - two decided proposals that went to one individual are "same"; to two individuals, "different";
-- a proposal whose candidate X was rejected is "different" from a proposal decided as X.
+- a proposal whose candidate X was rejected is "different" from a proposal decided as X;
+- images a reviewer took out of a proposal are "different" from the images kept (and are left out of its chain).
 An undone decision withdraws what it implied (a "skip" in the log, so the history stays whole).
 """
 from __future__ import annotations
@@ -28,35 +29,66 @@ MEMBERS_FILE = "gallery_members.csv"
 ACTOR = "review"
 
 
-def write_members(out: Path, members: Mapping[int, Sequence[str]]) -> None:
-    """Keep which rows (by key) each proposal holds, beside the discovery's outputs (atomically), adding to the
-    proposals an earlier run sent."""
-    members = {**read_members(out), **members}
-    rows = [{"proposal": int(p), "path": k} for p, keys in members.items() for k in keys]
+def write_members(out: Path, members: Mapping[int, Sequence[str]],
+                  shown: Optional[Mapping[int, Sequence[str]]] = None) -> None:
+    """Keep which rows (by key) each proposal holds, and which of them are its images (`shown`, in the order of
+    the proposal's members), beside the discovery's outputs (atomically), adding to the proposals an earlier run
+    sent."""
+    old = _read(out)
+    rows = [r for r in old if r["proposal"] not in members]
+    for p, keys in members.items():
+        pos = {k: n for n, k in enumerate((shown or {}).get(p, []))}
+        rows += [{"proposal": int(p), "path": k, "member": pos.get(k, "")} for k in keys]
     tmp = out / f".{MEMBERS_FILE}.tmp"
-    pd.DataFrame(rows, columns=["proposal", "path"]).to_csv(tmp, index=False)
+    pd.DataFrame(rows, columns=["proposal", "path", "member"]).to_csv(tmp, index=False)
     tmp.replace(out / MEMBERS_FILE)
+
+
+def _read(out: Path) -> list[dict[str, Any]]:
+    f = out / MEMBERS_FILE
+    if not f.is_file():
+        return []
+    df = pd.read_csv(f, dtype={"path": str, "member": str}, keep_default_na=False)
+    if "member" not in df:  # written before take-outs
+        df["member"] = ""
+    return [{"proposal": int(p), "path": k, "member": m} for p, k, m in zip(df["proposal"], df["path"], df["member"])]
 
 
 def read_members(out: Path) -> dict[int, list[str]]:
     """Proposal -> the keys of its rows; empty when the discovery sent nothing to a gallery."""
-    f = out / MEMBERS_FILE
-    if not f.is_file():
-        return {}
-    df = pd.read_csv(f, dtype={"path": str})
-    return {int(p): g["path"].tolist() for p, g in df.groupby("proposal", sort=False)}
+    got: dict[int, list[str]] = {}
+    for r in _read(out):
+        got.setdefault(r["proposal"], []).append(r["path"])
+    return got
+
+
+def read_shown(out: Path) -> dict[int, dict[int, str]]:
+    """Proposal -> {position among its images: key of that row}."""
+    got: dict[int, dict[int, str]] = {}
+    for r in _read(out):
+        if str(r["member"]).strip():
+            got.setdefault(r["proposal"], {})[int(float(r["member"]))] = r["path"]
+    return got
 
 
 def implied_answers(assigned: Mapping[int, Optional[str]], rejected: Mapping[int, Sequence[str]],
-                    members: Mapping[int, Sequence[str]]) -> dict[tuple[str, str], str]:
+                    members: Mapping[int, Sequence[str]],
+                    taken_out: Optional[Mapping[int, Sequence[str]]] = None) -> dict[tuple[str, str], str]:
     """The answers the decisions imply: `assigned` maps a proposal to the individual it was decided as (None while
-    pending), `rejected` to the candidates rejected for it; pairs are (key, key) sorted."""
+    pending), `rejected` to the candidates rejected for it, `taken_out` to the keys a reviewer took out of it;
+    pairs are (key, key) sorted."""
     out: dict[tuple[str, str], str] = {}
 
     def put(a: str, b: str, value: str) -> None:
         if a != b:
             out[tuple(sorted((a, b)))] = value  # type: ignore[index]
 
+    taken_out = {p: set(keys) for p, keys in (taken_out or {}).items() if keys}
+    members = {p: [k for k in keys if k not in taken_out.get(p, set())] for p, keys in members.items()}
+    for p, keys in taken_out.items():
+        for k in sorted(keys):
+            if members.get(p):
+                put(members[p][0], k, DIFFERENT)
     decided = {p: iid for p, iid in assigned.items() if iid and members.get(p)}
     for p in decided:
         keys = members[p]
@@ -81,8 +113,10 @@ def feed_review_decisions(answers: AnswerLog, gallery: Any, out: Path) -> dict[s
     members = read_members(out)
     if not members:
         return {"recorded": 0, "withdrawn": 0}
+    shown = read_shown(out)
     assigned: dict[int, Optional[str]] = {}
     rejected: dict[int, list[str]] = {}
+    taken: dict[int, list[str]] = {}
     for pid in members:
         try:
             p = review.get(gallery, pid)
@@ -92,7 +126,8 @@ def feed_review_decisions(answers: AnswerLog, gallery: Any, out: Path) -> dict[s
         decided = p.status in (review.CONFIRMED, review.MINTED, review.AUTO)
         assigned[pid] = (p.outcome or {}).get("individual_id") if decided else None
         rejected[pid] = list(p.rejected)
-    want = implied_answers(assigned, rejected, members)
+        taken[pid] = [shown[pid][k] for k in p.taken_out if k in shown.get(pid, {})]
+    want = implied_answers(assigned, rejected, members, taken)
     in_force = answers.in_force()
     recorded = withdrawn = 0
     for (a, b), value in want.items():
@@ -110,4 +145,4 @@ def feed_review_decisions(answers: AnswerLog, gallery: Any, out: Path) -> dict[s
     return {"recorded": recorded, "withdrawn": withdrawn}
 
 
-__all__ = ["MEMBERS_FILE", "write_members", "read_members", "implied_answers", "feed_review_decisions"]
+__all__ = ["MEMBERS_FILE", "write_members", "read_members", "read_shown", "implied_answers", "feed_review_decisions"]

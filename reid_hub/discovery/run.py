@@ -135,7 +135,8 @@ def propose_to_gallery(d: Discovery, gallery_dir: str, model: Any, source: str, 
     `max_members` of its images, the one nearest the group's centre as its picture) with the gallery's ranked
     candidates and P(same); the gallery enrolls only what it auto-accepts (auto-accept is off by default).
     Writes out/gallery.csv (individual, proposal, decision, best candidate) and out/gallery_members.csv (the
-    rows of each proposal: the review decisions taken on them later come back as answers) and returns counts."""
+    rows of each proposal, and which of them are its images: the review decisions taken on them later, take-outs
+    included, come back as answers) and returns counts."""
     from ..data.tables import read_sample
     from ..gallery import open_gallery, review
 
@@ -143,6 +144,7 @@ def propose_to_gallery(d: Discovery, gallery_dir: str, model: Any, source: str, 
     ind = d.individuals()
     rows_out = []
     members: dict[int, list[str]] = {}
+    shown: dict[int, list[str]] = {}
     try:
         for name, members_rows in ind.groupby("individual", sort=False).indices.items():
             members_rows = np.asarray(members_rows)
@@ -155,12 +157,13 @@ def propose_to_gallery(d: Discovery, gallery_dir: str, model: Any, source: str, 
             res = review.propose(g, emb, images[rep], species=species, source=f"discover:{source}#{name}",
                                  cluster=name, images=images)
             members[int(res["proposal_id"])] = [d.keys[int(r)] for r in members_rows]
+            shown[int(res["proposal_id"])] = [d.keys[int(r)] for r in pick]
             best = review.get(g, res["proposal_id"]).current
             rows_out.append({"individual": name, "proposal": res["proposal_id"], "status": res["status"],
                              "decision": res["decision"], "candidate": (best or {}).get("individual_id", ""),
                              "candidate_name": (best or {}).get("display_name", ""),
                              "p_same": (best or {}).get("probability")})
-        write_members(out, members)
+        write_members(out, members, shown)
         fed = feed_review_decisions(d.answers, g, out) if d.answers is not None else {"recorded": 0, "withdrawn": 0}
     finally:
         g.close()

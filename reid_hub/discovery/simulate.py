@@ -82,7 +82,8 @@ def simulate_reviewer(d: Discovery, truth: Sequence[Any], answers: int, batch: i
     """Take up to `answers` actions from `truth` (empty: unknown), `batch` at a time, learning after each batch;
     the curve has a point at 0 actions and after every batch. `review` "pair": one pair question per action
     (unknown identities answered "skip"); "group": one group reviewed per action, truthfully (the images whose
-    identity is not the shown images' majority taken out, the rest confirmed, neighbours of that identity merged).
+    identity is not the shown images' majority taken out, the rest confirmed, neighbours of that identity merged, the
+    other neighbours shown judged apart).
     `held_out`: the share of identities no question may touch (their questions are passed over, not counted).
     `timings` receives the seconds each action took (recording and regrouping)."""
     if batch < 1 or answers < 0:
@@ -153,16 +154,18 @@ def _group_batch(d: Discovery, truth: np.ndarray, hidden: frozenset[str], want: 
         ids, counts = np.unique(truth[shown], return_counts=True)
         major = ids[np.argmax(counts)]
         out = [r for r in shown if truth[r] != major]
-        merge = [rows[0] for _, rows, _ in q.neighbours if rows and truth[rows[0]] == major]
+        beside = [rows[0] for _, rows, _ in q.neighbours if rows and truth[rows[0]] and truth[rows[0]] not in hidden]
+        merge = [r for r in beside if truth[r] == major]
+        apart = [r for r in beside if truth[r] != major]
         passed.add(q.rows)
         spent["actions"] += 1
         spent["images_shown"] += q.images_shown
         spent["seconds"] += cost.seconds(q.images_shown)
         done += 1
-        if len(shown) - len(out) < 2 and not out and not merge:
+        if len(shown) - len(out) < 2 and not out and not beside:
             continue  # one image of the animal and nothing beside it: looked at, nothing to say
         t0 = time.perf_counter()
-        d.answer_group(shown, out, merge, actor)
+        d.answer_group(shown, out, merge, actor, apart)
         if timings is not None:
             timings.append(time.perf_counter() - t0)
     return done

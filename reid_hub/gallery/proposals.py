@@ -1,7 +1,8 @@
 """The review proposals of a gallery: their table and every statement on it.
 
 A proposal is an identity decision waiting for (or taken by) a person: the query (its embeddings, frames and boxes),
-its ranked candidates with P(same), the suggested decision, the candidates a reviewer rejected, the outcome, and a
+its ranked candidates with P(same), the suggested decision, the candidates a reviewer rejected, the members a
+reviewer took out (images of a clip cluster or a discovered group that are not the animal), the outcome, and a
 version that makes two racing decisions conflict instead of both landing. The table lives in the gallery's database
 so that a decision commits in one transaction with the identity change it makes (through the store's methods) and
 its audit row; `ProposalBook` is the only code that reads or writes it.
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS proposals (
 CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status, id)
 """
 _COLS = ("id, status, suggestion, species, source, video, camera, cluster, n, candidates, rejected, probability, "
-         "outcome, version, created_at, decided_at")
+         "outcome, version, created_at, decided_at, taken_out")
 
 
 @dataclass
@@ -54,6 +55,12 @@ class Proposal:
     version: int
     created_at: float
     decided_at: Optional[float]
+    taken_out: list[int]
+
+    @property
+    def kept(self) -> list[int]:
+        """Positions of the members still in the proposal (not taken out)."""
+        return [k for k in range(self.n) if k not in set(self.taken_out)]
 
     @property
     def current(self) -> Optional[dict[str, Any]]:
@@ -68,7 +75,7 @@ class Proposal:
 
 def _proposal(r: Sequence[Any]) -> Proposal:
     return Proposal(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9]), json.loads(r[10]), r[11],
-                    json.loads(r[12]) if r[12] else None, r[13], r[14], r[15])
+                    json.loads(r[12]) if r[12] else None, r[13], r[14], r[15], json.loads(r[16] or "[]"))
 
 
 class ProposalBook:
@@ -81,6 +88,8 @@ class ProposalBook:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if "taken_out" not in {r[1] for r in db.execute("PRAGMA table_info(proposals)")}:  # older galleries
+                db.execute("ALTER TABLE proposals ADD COLUMN taken_out TEXT NOT NULL DEFAULT '[]'")
 
     # -- reads --------------------------------------------------------------------------------------------------
     def get(self, proposal_id: int) -> Proposal:
@@ -143,6 +152,13 @@ class ProposalBook:
         """The candidates a reviewer rejected so far, on a pending proposal."""
         cur = db.execute("UPDATE proposals SET rejected=?, version=version+1 WHERE id=? AND version=? AND status=?",
                          (json.dumps(rejected), proposal.id, proposal.version, PENDING))
+        if cur.rowcount != 1:
+            raise ConflictError(f"proposal {proposal.id} was changed by someone else meanwhile")
+
+    def set_taken_out(self, db: sqlite3.Connection, proposal: Proposal, taken_out: list[int]) -> None:
+        """The members a reviewer took out so far (positions), on a pending proposal."""
+        cur = db.execute("UPDATE proposals SET taken_out=?, version=version+1 WHERE id=? AND version=? AND status=?",
+                         (json.dumps(sorted(int(k) for k in taken_out)), proposal.id, proposal.version, PENDING))
         if cur.rowcount != 1:
             raise ConflictError(f"proposal {proposal.id} was changed by someone else meanwhile")
 

@@ -3,7 +3,8 @@
 An identification that is not auto-accepted becomes a pending proposal: the query (one image or a video
 cluster: its embeddings, a representative crop and that crop's local features), its ranked candidates
 with P(same individual), the suggested decision and where it came from. A person then confirms a
-candidate (the embeddings are enrolled into it), rejects candidates one by one, mints a new individual,
+candidate (the embeddings are enrolled into it), rejects candidates one by one, takes out the members of a clip
+cluster or discovered group that are not the animal (they are never enrolled with it), mints a new individual,
 or undoes the last decision. Every decision is one SQLite transaction together with its audit row
 (who, when, what, the state before); a retried decision returns the recorded outcome; two different
 decisions racing on one proposal: the first commits, the second gets a `ConflictError` (HTTP 409).
@@ -25,7 +26,7 @@ from .store import Gallery
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("confirm", "reject", "new", "undo")
+ACTIONS = ("confirm", "reject", "new", "undo", "take_out")
 
 
 def get(gallery: Gallery, proposal_id: int) -> Proposal:
@@ -117,11 +118,13 @@ def _member_images(gallery: Gallery, pid: int, n: int) -> Optional[list[Image.Im
 
 def decide(gallery: Gallery, proposal_id: int, action: str, individual_id: Optional[str] = None,
            display_name: Optional[str] = None, force: bool = False, actor: str = "local",
-           expected_version: Optional[int] = None) -> dict[str, Any]:
+           expected_version: Optional[int] = None, members: Optional[Sequence[int]] = None) -> dict[str, Any]:
     """Apply one decision to a proposal: `confirm` (into `individual_id`, default the current candidate),
-    `reject` (`individual_id`, default the current candidate; the next one is shown), `new` (mint an
-    individual named `display_name`: unique within the species unless `force`), `undo` (revert the last
-    confirm / new: its images leave the gallery, a minted individual is deleted). Returns the proposal."""
+    `reject` (`individual_id`, default the current candidate; the next one is shown), `take_out` (the
+    `members`, positions 0..n-1 of its images, are not the animal: a confirm or new enrolls the others only),
+    `new` (mint an individual named `display_name`: unique within the species unless `force`), `undo` (revert
+    the last confirm / new: its images leave the gallery, a minted individual is deleted; on a pending proposal,
+    the last rejection or take-out). Returns the proposal."""
     if action not in ACTIONS:
         raise ConfigError(f"action must be one of {ACTIONS}, got {action!r}")
     book = ProposalBook(gallery)
@@ -132,6 +135,8 @@ def decide(gallery: Gallery, proposal_id: int, action: str, individual_id: Optio
         return _undo(gallery, book, p, actor)
     if action == "reject":
         return _reject(gallery, book, p, individual_id, actor)
+    if action == "take_out":
+        return _take_out(gallery, book, p, members, actor)
     if p.status != PENDING:  # a retry of the decision already taken answers with it; another decision conflicts
         o = p.outcome or {}
         same = o.get("action") == action and (
@@ -147,6 +152,11 @@ def decide(gallery: Gallery, proposal_id: int, action: str, individual_id: Optio
             images = [query_image(gallery, p.id)]
         except GalleryError:
             images = None
+    keep = p.kept  # members taken out are not enrolled
+    emb = emb[keep]
+    frames = [frames[k] for k in keep] if frames is not None else None
+    boxes = [boxes[k] for k in keep] if boxes is not None else None
+    images = [images[k] for k in keep] if images is not None else None
     if action == "confirm":
         target = individual_id or (p.current or {}).get("individual_id")
         if not target:
@@ -160,8 +170,8 @@ def decide(gallery: Gallery, proposal_id: int, action: str, individual_id: Optio
         if clash and not force:
             raise ConflictError(f"an individual named {display_name.strip()!r} of species {species!r} exists "
                                 f"({clash}); pass force to create another")
-    prepared = gallery.prepare_enrollment(emb, [p.source or f"proposal {p.id}"] * p.n, boxes, p.video, frames, images,
-                                          species)
+    prepared = gallery.prepare_enrollment(emb, [p.source or f"proposal {p.id}"] * len(keep), boxes, p.video, frames,
+                                          images, species)
     with gallery.transaction() as db:
         book.claim(db, p.id, p.version, CONFIRMED if action == "confirm" else MINTED)  # a race ends here, unwritten
         if action == "new":
@@ -191,8 +201,37 @@ def _reject(gallery: Gallery, book: ProposalBook, p: Proposal, individual_id: Op
     return book.get(p.id).to_dict()
 
 
+def _take_out(gallery: Gallery, book: ProposalBook, p: Proposal, members: Optional[Sequence[int]],
+              actor: str) -> dict[str, Any]:
+    if p.status != PENDING:
+        raise ConflictError(f"proposal {p.id} was already decided ({p.status}): undo it first")
+    if not members:
+        raise ConfigError("take_out names the members that are not the animal (positions 0..n-1 of its images)")
+    bad = [int(k) for k in members if not 0 <= int(k) < p.n]
+    if bad:
+        raise ConfigError(f"proposal {p.id} has members 0..{p.n - 1}; no member {bad[0]}")
+    new = sorted(set(p.taken_out) | {int(k) for k in members})
+    if len(new) >= p.n:
+        raise ConfigError(f"proposal {p.id}: taking out every member leaves no animal; reject it instead")
+    if new == sorted(p.taken_out):  # a retried take-out
+        return p.to_dict()
+    with gallery.transaction() as db:
+        book.set_taken_out(db, p, new)
+        gallery.record_audit(db, actor, "take_out", p.id, None, {"taken_out": new},
+                             {"taken_out": p.taken_out, "version": p.version})
+    return book.get(p.id).to_dict()
+
+
 def _undo(gallery: Gallery, book: ProposalBook, p: Proposal, actor: str) -> dict[str, Any]:
     if p.status == PENDING:
+        last = next(iter(gallery.audit_log(p.id, 1)), None)
+        if last is not None and last.get("action") == "take_out" and p.taken_out:  # undo the last take-out
+            before = (last.get("previous") or {}).get("taken_out", [])
+            with gallery.transaction() as db:
+                book.set_taken_out(db, p, before)
+                gallery.record_audit(db, actor, "undo", p.id, None, {"taken_out": before},
+                                     {"taken_out": p.taken_out})
+            return book.get(p.id).to_dict()
         if not p.rejected:
             raise ConflictError(f"proposal {p.id} has no decision to undo")
         with gallery.transaction() as db:  # undo the last rejection

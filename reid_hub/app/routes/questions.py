@@ -19,16 +19,18 @@ class PairAnswer(BaseModel):
 
 class GroupAnswer(BaseModel):
     """A whole group reviewed at once: `rows` shown, `out` of them not the animal, `merge`: an image of each
-    neighbouring group that is the animal. `action` names what was done (confirm: nothing taken out or merged)."""
+    neighbouring group that is the animal, `apart`: an image of each neighbouring group shown that is not. `action`
+    names what was done (confirm: nothing taken out or merged)."""
 
     action: str = Field(pattern="^(confirm|take_out|merge)$")
     rows: list[int] = Field(min_length=1, max_length=12)
     out: list[int] = Field(default_factory=list, max_length=12)
     merge: list[int] = Field(default_factory=list, max_length=8)
+    apart: list[int] = Field(default_factory=list, max_length=8)
 
     @model_validator(mode="after")
     def _consistent(self) -> "GroupAnswer":
-        if any(not 0 <= r <= 10_000_000 for r in self.rows + self.out + self.merge):
+        if any(not 0 <= r <= 10_000_000 for r in self.rows + self.out + self.merge + self.apart):
             raise ValueError("rows are numbers from 0")
         if (self.action == "take_out") != bool(self.out) or (self.action == "merge") != bool(self.merge):
             raise ValueError("take_out names the rows taken out (out), merge the rows merged with (merge), "
@@ -76,6 +78,6 @@ def router(kit: RouteKit) -> APIRouter:
 
     @r.post("/discovery/groups/answers")
     def discovery_group_answer(body: GroupAnswer, actor: str = Depends(token)) -> dict[str, Any]:
-        return svc.discovery_group_answer(body.rows, body.out, body.merge, actor)
+        return svc.discovery_group_answer(body.rows, body.out, body.merge, actor, body.apart)
 
     return r

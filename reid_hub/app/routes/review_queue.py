@@ -12,7 +12,8 @@ from .kit import RouteKit
 
 
 class Decision(BaseModel):
-    action: str = Field(pattern="^(confirm|reject|new|undo)$")
+    action: str = Field(pattern="^(confirm|reject|new|undo|take_out)$")
+    members: Optional[list[int]] = Field(default=None, max_length=64)
     individual_id: Optional[str] = Field(default=None, max_length=100)
     display_name: Optional[str] = Field(default=None, max_length=200)
     force: bool = False
@@ -44,10 +45,12 @@ def router(kit: RouteKit) -> APIRouter:
     @r.post("/review/{proposal_id}")
     def review_decide(body: Decision, proposal_id: int = PathParam(ge=0, le=MAX_ID),
                       actor: str = Depends(token)) -> dict[str, Any]:
-        """confirm / reject / new / undo; a retried decision returns the recorded one, a different decision on a
-        decided proposal (or a stale expected_version) is a 409."""
+        """confirm / reject / new / undo / take_out (`members`: positions of the images that are not the animal);
+        a retried decision returns the recorded one, a different decision on a decided proposal (or a stale
+        expected_version) is a 409."""
         return svc.decide(proposal_id, body.action, actor, individual_id=body.individual_id,
-                          display_name=body.display_name, force=body.force, expected_version=body.expected_version)
+                          display_name=body.display_name, force=body.force, expected_version=body.expected_version,
+                          members=body.members)
 
     @r.get("/review/{proposal_id}/evidence.png")
     def review_evidence(proposal_id: int = PathParam(ge=0, le=MAX_ID),

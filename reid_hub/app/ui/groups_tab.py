@@ -34,7 +34,8 @@ def groups_tab(svc: ReidService, visible: bool) -> None:
         letters = [f"{chr(65 + k)}: {nb['individual']} (P(same) {nb['p_same']:.2f})"
                    for k, nb in enumerate(q["neighbours"])]
         text = (f"{note}**Is {q['individual']} one animal?** {len(q['rows'])} of its {q['size']} images are "
-                f"numbered; the nearest other groups are lettered below them.  \n"
+                f"numbered; the nearest other groups are lettered below them (the ones you do not merge are recorded "
+                f"as other animals).  \n"
                 f"Keys: **1-9, 0** select images that are not this animal, **c** confirm all as one animal, "
                 f"**x** take out the selected images, **m** merge with the chosen group, **u** undo.  \n{head}")
         return pic, text, q, gr.update(choices=numbers, value=[]), \
@@ -49,14 +50,16 @@ def groups_tab(svc: ReidService, visible: bool) -> None:
                 return show()
             else:
                 taken = [q["rows"][int(k) - 1] for k in selected or []]
+                beside = [nb["rows"][0] for nb in q["neighbours"]]
                 merge = []
                 if action == "merge":
                     if not neighbour:
                         raise ConfigError("choose the group to merge with")
-                    merge = [q["neighbours"][ord(neighbour[0]) - 65]["rows"][0]]
+                    merge = [beside[ord(neighbour[0]) - 65]]
                 if action == "take_out" and not taken:
                     raise ConfigError("select the images that are not this animal first (number keys)")
-                out = svc.discovery_group_answer(q["rows"], taken if action == "take_out" else [], merge, actor)
+                out = svc.discovery_group_answer(q["rows"], taken if action == "take_out" else [], merge, actor,
+                                                 [r for r in beside if r not in merge])
         except ReidHubError as exc:
             return show(f"**{type(exc).__name__}:** {exc}  \n")
         return show(f"Done: **{action.replace('_', ' ')}**, {out['individuals']} individuals now.  \n")
