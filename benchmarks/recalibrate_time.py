@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from common import SHARED, write_result  # the benchmarks' shared helpers
 from reid_hub import DEFAULT_MODEL, from_pretrained
