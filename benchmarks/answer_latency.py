@@ -48,7 +48,7 @@ def main() -> None:
 
         df = pd.read_csv(SHARED / "fish_fs48" / "metadata.csv")
         df["path"] = [str((SHARED / "fish_fs48" / p).resolve()) for p in df["path"]]
-        df.drop(columns=[c for c in ("sequence", "identity") if c in df], inplace=False).to_csv(table, index=False)
+        df.drop(columns=[c for c in ("sequence", "identity") if c in df]).to_csv(table, index=False)
         t0 = time.perf_counter()
         subprocess.run(CLI + ["discover", str(table), "--out", str(out)], check=True, capture_output=True)
         t_discover = time.perf_counter() - t0
