@@ -93,3 +93,24 @@ def test_many_videos_are_described_with_failures_recorded_and_done_ones_skipped(
     assert pd.read_parquet(tmp_path / "out" / "video_errors.parquet")["name"].tolist() == ["broken"]
     again = embed_videos(table, job)
     assert again["skipped_done"] == 2 and again["described"] == 0 and again["errors"] == 1
+
+
+def test_ray_verification_gives_the_counts_of_the_local_loop(tmp_path):
+    """The candidate pairs of a small collection verified on Ray (several feature chunks, several pair chunks)
+    and in process: the same verified match counts, and a broken image is a typed error either way."""
+    pytest.importorskip("ray")
+    from reid_hub.discovery.local_evidence import verify_pairs_here
+    from reid_hub.errors import DataError
+    from reid_hub.scale.verification import ray_verifier
+
+    folder = make_identity_images(tmp_path / "toy", "toyfox", 4, 4, seed=7)
+    records = rdata.load_sources([folder]).to_dict("records")
+    i, j = np.triu_indices(len(records), 1)
+    here = verify_pairs_here(records, i, j, "sift", progress=False)
+    on_ray = ray_verifier(cpus=2, rows_per_task=5, pairs_per_task=17)(records, i, j, "sift", False)
+    assert np.array_equal(here, on_ray) and here.max() > 0
+    records[3] = {**records[3], "image": str(tmp_path / "missing.png")}
+    with pytest.raises(DataError):
+        verify_pairs_here(records, i, j, "sift", progress=False)
+    with pytest.raises(DataError):
+        ray_verifier(cpus=2, rows_per_task=5)(records, i, j, "sift", False)

@@ -21,9 +21,14 @@ def _cmd_discover(args: argparse.Namespace) -> int:
         raise ConfigError("--answers needs --answers-from COLUMN")
     cfg = DiscoveryConfig(adapter=args.adapter, strategy=args.questions, verify=VerifyConfig(matcher=args.verify),
                           **({"threshold": args.threshold} if args.threshold is not None else {}))
+    verifier = None
+    if args.engine == "ray":
+        from ..scale.verification import ray_verifier
+
+        verifier = ray_verifier(args.ray_address)
     summary = discover(DiscoverRequest(args.table, args.out, args.model, args.species, args.track_column,
                                        args.frame_column, args.answers, args.answers_from, args.batch, cfg,
-                                       args.gallery, args.review, args.seconds_per_image, args.held_out))
+                                       args.gallery, args.review, args.seconds_per_image, args.held_out, verifier))
     animals = summary["animals"]
     print(f"{summary['images']} images -> {summary['individuals']} individuals "
           f"(estimated {animals['estimate']} animals, 95% interval {animals['lower']}-{animals['upper']}; "
@@ -101,6 +106,10 @@ def add_parsers(sub: Any, runtime: argparse.ArgumentParser, default_model: str) 
     s.add_argument("--batch", type=positive_int, default=10, help="answers applied before the next questions")
     s.add_argument("--questions", choices=["gain", "random"], default="gain",
                    help="how questions are chosen (random: the baseline)")
+    s.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the candidate pairs are verified: this process, or Ray (the engine reid-hub embeds with)")
+    s.add_argument("--ray-address", default=None, help="--engine ray: a Ray cluster (auto: a running one; default: "
+                                                       "a local Ray on every core)")
     s.add_argument("--review", choices=["pair", "group"], default="pair",
                    help="what the simulated reviewer is shown: one pair per action, or a whole group (--answers "
                         "counts actions)")

@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -137,45 +137,62 @@ def verification_pairs(emb: np.ndarray, species_rows: Mapping[str, np.ndarray],
     return lo[order], hi[order]
 
 
+#: verifies pairs (i, j) of records with a matcher: (records, i, j, matcher name, progress) -> verified matches
+PairVerifier = Callable[[list[dict[str, Any]], np.ndarray, np.ndarray, str, bool], np.ndarray]
+
+
+def verify_pairs_here(records: list[dict[str, Any]], i: np.ndarray, j: np.ndarray, matcher_name: str,
+                      progress: bool = True) -> np.ndarray:
+    """Verified match counts of pairs (i, j) of `records` in this process: each image's features extracted once,
+    then every pair matched."""
+    matcher = create_matcher(matcher_name)
+    feats = {r: extract_features(matcher, records, r) for r in tqdm(np.unique(np.concatenate([i, j])).tolist(),
+                                                                    desc="local features", disable=not progress,
+                                                                    unit="img")}
+    matches = np.zeros(len(i), np.float32)
+    for e in tqdm(range(len(i)), desc="verify pairs", disable=not progress, unit="pair", mininterval=2):
+        matches[e] = float(matcher.match(feats[int(i[e])], feats[int(j[e])]).inliers.sum())
+    return matches
+
+
+def extract_features(matcher: Any, records: Sequence[dict[str, Any]], r: int) -> LocalFeatures:
+    """The local features of row `r` (descriptors in float16: half the memory; matching works in float32)."""
+    try:
+        f = matcher.extract(read_sample(records[r]))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"row {r + 1}: cannot read {records[r].get('image')!r}: {exc}") from exc
+    f.descriptors = f.descriptors.astype(np.float16)
+    return f
+
+
 def verify_collection(table: pd.DataFrame, emb: np.ndarray, species_rows: Mapping[str, np.ndarray],
-                      config: VerifyConfig, progress: bool = True) -> LocalEvidence:
-    """Verify a collection's candidate pairs (rows of `table`, images read with their boxes)."""
+                      config: VerifyConfig, progress: bool = True,
+                      verifier: Optional[PairVerifier] = None) -> LocalEvidence:
+    """Verify a collection's candidate pairs (rows of `table`, images read with their boxes), here or with
+    `verifier` (e.g. on Ray: `scale.verification.ray_verifier`)."""
     if not config.enabled:
         return LocalEvidence.empty()
     i, j = verification_pairs(emb, species_rows, config)
     if not len(i):
         return LocalEvidence.empty()
-    matcher = create_matcher(config.matcher)
-    rows = np.unique(np.concatenate([i, j]))
-    records = table.to_dict("records")
-    feats: dict[int, LocalFeatures] = {}
-    for r in tqdm(rows.tolist(), desc="local features", disable=not progress, unit="img"):
-        try:
-            f = matcher.extract(read_sample(records[r]))
-            f.descriptors = f.descriptors.astype(np.float16)  # half the memory; matching works in float32
-            feats[r] = f
-        except (OSError, ValueError) as exc:
-            raise DataError(f"row {r + 1}: cannot read {records[r].get('image')!r}: {exc}") from exc
-    matches = np.zeros(len(i), np.float32)
-    for e in tqdm(range(len(i)), desc="verify pairs", disable=not progress, unit="pair", mininterval=2):
-        matches[e] = float(matcher.match(feats[int(i[e])], feats[int(j[e])]).inliers.sum())
-    log.info("verified %d pairs of %d images (%s)", len(i), len(rows), config.matcher)
-    return LocalEvidence(i, j, matches)
+    matches = (verifier or verify_pairs_here)(table.to_dict("records"), i, j, config.matcher, progress)
+    log.info("verified %d pairs (%s)", len(i), config.matcher)
+    return LocalEvidence(i, j, np.asarray(matches, np.float32))
 
 
 def verify_cached(cache: Path, table: pd.DataFrame, emb: np.ndarray, keys: Sequence[str], config: VerifyConfig,
-                  progress: bool = True) -> LocalEvidence:
+                  progress: bool = True, verifier: Optional[PairVerifier] = None) -> LocalEvidence:
     """The verified pairs of a collection (per species of `table`), read from `cache` when it holds them for these
     rows and settings, else verified and written there; empty when verification is off."""
     if not config.enabled:
         return LocalEvidence.empty()
     got = LocalEvidence.load(cache, keys, config)
     if got is None:
-        got = verify_collection(table, emb, rows_by_species(table), config, progress)
+        got = verify_collection(table, emb, rows_by_species(table), config, progress, verifier)
         cache.parent.mkdir(parents=True, exist_ok=True)
         got.save(cache, keys, config)
     return got
 
 
-__all__ = ["VerifyConfig", "LocalEvidence", "VERIFY_CHOICES", "verification_pairs", "verify_collection",
-           "verify_cached"]
+__all__ = ["VerifyConfig", "LocalEvidence", "VERIFY_CHOICES", "PairVerifier", "verification_pairs",
+           "verify_collection", "verify_pairs_here", "extract_features", "verify_cached"]

@@ -17,7 +17,7 @@ from ..models.table_embedding import embed_table
 from .answers import AnswerLog
 from .collection import load_collection
 from .constraints import Constraints
-from .local_evidence import VerifyConfig, verify_cached
+from .local_evidence import PairVerifier, VerifyConfig, verify_cached
 from .review_feed import feed_review_decisions, write_members
 from .session import Discovery, DiscoveryConfig, write_atomic, write_csv_atomic
 from .simulate import simulate_reviewer
@@ -44,6 +44,7 @@ class DiscoverRequest:
     review: str = "pair"
     seconds_per_image: float = 1.5
     held_out: float = 0.0
+    verifier: Optional[PairVerifier] = None  # where pairs are verified (None: in this process)
 
 
 def _embeddings(model: Any, table: pd.DataFrame, keys: list[str], out: Path) -> np.ndarray:
@@ -99,7 +100,7 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
                  out / "state.json")
     answers = AnswerLog(out / "answers.sqlite")
     t0 = time.perf_counter()
-    local = verify_cached(out / "verification.npz", table, emb, keys, req.config.verify)
+    local = verify_cached(out / "verification.npz", table, emb, keys, req.config.verify, verifier=req.verifier)
     t_verify = time.perf_counter() - t0
     t0 = time.perf_counter()
     d = Discovery(table, emb, req.config, structure, answers, keys, local)

@@ -1,3 +1,3 @@
 """Scale: `embedding` (embedding large collections, or the detections of many videos, on Ray Data or in-process,
-sharded and resumable).
+sharded and resumable), `verification` (a collection's candidate pairs verified on Ray).
 """

@@ -144,13 +144,21 @@ def _local_batches(todo: pd.DataFrame, job: EmbedJob, fn_cls: type = None, kwarg
         yield fn(todo.iloc[start:start + step])
 
 
+def start_ray(address: Optional[str] = None, cpus: Optional[int] = None) -> None:
+    """Join the Ray cluster at `address` ("auto": a running one), or start a local Ray with `cpus` (default every
+    core); nothing when Ray is already up."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 num_cpus=None if address else (cpus or os.cpu_count()))
+
+
 def _ray_batches(todo: pd.DataFrame, job: EmbedJob, fn_cls: type = None, kwargs: Optional[dict] = None,
                  batch_size: Optional[int] = None) -> Iterator[pd.DataFrame]:
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=job.ray_address, include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True, num_cpus=None if job.ray_address else os.cpu_count())
+    start_ray(job.ray_address)
     workers = job.workers or max(1, int(ray.available_resources().get(
         "GPU" if job.gpus_per_worker else "CPU", 1) // max(job.gpus_per_worker or job.cpus_per_worker, 1e-9)))
     ds = ray.data.from_pandas(todo.astype({"bbox": object}) if "bbox" in todo else todo)
