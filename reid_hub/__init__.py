@@ -5,11 +5,10 @@ answers of a discovery folder) start without importing torch.
 """
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import Any
 
 from .errors import ReidHubError
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -24,12 +23,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

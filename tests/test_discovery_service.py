@@ -1,6 +1,7 @@
 """Pair questions of a discovery folder over real HTTP and in a real browser, answered from the keyboard."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 from pathlib import Path
@@ -20,11 +21,11 @@ from reid_hub.discovery.run import DiscoverRequest, discover
 AUTH = {"Authorization": "Bearer s3cret"}
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def _served_discovery(tmp_path_factory, name: str):
+    """A discovery of 8 generated birds x 6 photos, served with a token; yields (base URL, discovery folder)."""
     from reid_hub.app.service import ServiceConfig
 
-    root = tmp_path_factory.mktemp("disc-svc")
+    root = tmp_path_factory.mktemp(name)
     model_dir = save_pretrained(create_model("tiny-test"), root / "model")
     data = make_identity_images(root / "birds", "bird", 8, 6, seed=5)
     out = root / "found"
@@ -33,6 +34,36 @@ def served(tmp_path_factory):
                         discovery_dir=str(out))
     with _serve(cfg) as base:
         yield base, out
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    yield from _served_discovery(tmp_path_factory, "disc-svc")
+
+
+@contextlib.contextmanager
+def _tab(base: str, tab: str, load: str):
+    """Debian chromium on the served UI, the `tab` open and its first question loaded (skips without chromium)."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = _launch(p, chromium)
+        page = browser.new_page()
+        _open_ui(page, base)
+        page.get_by_role("tab", name=tab).click()
+        page.click(load)
+        yield browser, page
+
+
+def _waiter(info: str):
+    """wait_for(page, text): wait until the `info` element shows `text`; returns the element's text."""
+    def wait_for(page, text):
+        page.wait_for_function(f"t => document.querySelector('{info}').innerText.includes(t)", arg=text,
+                               timeout=60_000)
+        return page.inner_text(info)
+    return wait_for
 
 
 def _answers(out: Path) -> list[tuple[str, str]]:
@@ -66,22 +97,8 @@ def test_questions_and_answers_over_http(served):
 
 def test_answering_questions_with_the_keyboard_in_a_real_browser(served, tmp_path):
     base, out = served
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-
-    def wait_for(page, text):
-        page.wait_for_function("t => document.querySelector('#questions-info').innerText.includes(t)", arg=text,
-                               timeout=60_000)
-        return page.inner_text("#questions-info")
-
-    with sync_api.sync_playwright() as p:
-        browser = _launch(p, chromium)
-        page = browser.new_page()
-        _open_ui(page, base)
-        page.get_by_role("tab", name="Questions").click()
-        page.click("#q-load")
+    with _tab(base, "Questions", "#q-load") as (browser, page):
+        wait_for = _waiter("#questions-info")
         wait_for(page, "Same individual?")
         start = len(_answers(out))
         page.keyboard.press("s")  # no token yet: refused, the same rule as the API
@@ -185,37 +202,13 @@ def test_group_review_over_http(served):
 @pytest.fixture(scope="module")
 def served_groups(tmp_path_factory):
     """A discovery of its own, so that the browser sees the same first group questions every run."""
-    from reid_hub.app.service import ServiceConfig
-
-    root = tmp_path_factory.mktemp("disc-groups")
-    model_dir = save_pretrained(create_model("tiny-test"), root / "model")
-    data = make_identity_images(root / "birds", "bird", 8, 6, seed=5)
-    out = root / "found"
-    discover(DiscoverRequest(str(data / "metadata.csv"), str(out), model=str(model_dir)))
-    cfg = ServiceConfig(model=str(model_dir), gallery_dir=str(root / "gallery"), token="s3cret", heavy_per_minute=0,
-                        discovery_dir=str(out))
-    with _serve(cfg) as base:
-        yield base, out
+    yield from _served_discovery(tmp_path_factory, "disc-groups")
 
 
 def test_reviewing_a_group_with_the_keyboard_in_a_real_browser(served_groups, tmp_path):
     base, out = served_groups
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-
-    def wait_for(page, text):
-        page.wait_for_function("t => document.querySelector('#groups-info').innerText.includes(t)", arg=text,
-                               timeout=60_000)
-        return page.inner_text("#groups-info")
-
-    with sync_api.sync_playwright() as p:
-        browser = _launch(p, chromium)
-        page = browser.new_page()
-        _open_ui(page, base)
-        page.get_by_role("tab", name="Groups").click()
-        page.click("#g-load")
+    with _tab(base, "Groups", "#g-load") as (browser, page):
+        wait_for = _waiter("#groups-info")
         wait_for(page, "one animal?")
         start = len(_actions(out))
         page.keyboard.press("m")  # no token yet: refused, the same rule as the API

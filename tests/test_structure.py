@@ -69,7 +69,7 @@ def _under(module: str, package: str) -> bool:
 
 #: the pipeline stages in order: a stage imports only stages before it (and itself); the package's own
 #: `reid_hub/__init__` (the facade: from_pretrained, create_model) sits after the models it re-exports
-STAGES = ["errors", "resources", "data", "scoring", "models", "(root)", "training", "video", "gallery", "discovery",
+STAGES = ["errors", "resources", "lazy", "data", "scoring", "models", "(root)", "training", "video", "gallery", "discovery",
           "evaluation", "scale", "app", "cli", "__main__"]
 
 

@@ -14,20 +14,14 @@ The names below load on first use, so that answering from a folder imports neith
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_names
 
 _LAZY = {"AnswerLog": "answers", "Constraints": "constraints", "Discovery": "session",
          "DiscoveryConfig": "session", "load_collection": "collection", "simulate_reviewer": "simulate",
          "GroupState": "state"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = ["AnswerLog", "Constraints", "Discovery", "DiscoveryConfig", "GroupState", "load_collection",
