@@ -25,7 +25,10 @@ def _served_discovery(tmp_path_factory, name: str):
     """A discovery of 8 generated birds x 6 photos, served with a token; yields (base URL, discovery folder)."""
     from reid_hub.app.service import ServiceConfig
 
+    import torch
+
     root = tmp_path_factory.mktemp(name)
+    torch.manual_seed(0)  # the tiny model's random weights: the same groups whatever ran before
     model_dir = save_pretrained(create_model("tiny-test"), root / "model")
     data = make_identity_images(root / "birds", "bird", 8, 6, seed=5)
     out = root / "found"
@@ -165,8 +168,13 @@ def _actions(out: Path) -> list[tuple[str, str]]:
         return db.execute("SELECT kind, actor FROM actions ORDER BY id").fetchall()
 
 
-def test_group_review_over_http(served):
-    base, out = served
+@pytest.fixture(scope="module")
+def served_groups_http(tmp_path_factory):
+    yield from _served_discovery(tmp_path_factory, "disc-groups-http")
+
+
+def test_group_review_over_http(served_groups_http):
+    base, out = served_groups_http
     c = httpx.Client(base_url=base, timeout=120)
     got = c.get("/discovery/groups", params={"limit": 5}).json()
     assert all(1 <= len(q["rows"]) <= 12 and q["size"] >= len(q["rows"]) for q in got["questions"])
