@@ -69,8 +69,8 @@ def _under(module: str, package: str) -> bool:
 
 #: the pipeline stages in order: a stage imports only stages before it (and itself); the package's own
 #: `reid_hub/__init__` (the facade: from_pretrained, create_model) sits after the models it re-exports
-STAGES = ["errors", "resources", "lazy", "data", "scoring", "models", "(root)", "training", "video", "gallery", "discovery",
-          "evaluation", "scale", "app", "cli", "__main__"]
+STAGES = ["errors", "resources", "lazy", "data", "scoring", "models", "(root)", "training", "video", "gallery",
+          "discovery", "population", "evaluation", "scale", "app", "cli", "__main__"]
 
 
 def _stage(module: str) -> str:

@@ -1,5 +1,6 @@
 """The `reid-hub` command line: one module per command group (`cmd_models`, `cmd_embed`, `cmd_train`, `cmd_evaluate`,
-`cmd_serve`, `cmd_gallery`, `cmd_review`, `cmd_video`, `cmd_discover`) and `args` (argument types checked at the edge).
+`cmd_serve`, `cmd_gallery`, `cmd_review`, `cmd_video`, `cmd_discover`,
+`cmd_population`) and `args` (argument types checked at the edge).
 
 Every expected failure prints one `error: ...` line on stderr and exits with the code of its
 error type (see reid_hub.errors); unexpected ones exit 70.
@@ -13,12 +14,13 @@ from typing import Optional, Sequence
 
 from ..errors import ReidHubError
 from ..models.backends import set_runtime
-from . import (cmd_discover, cmd_embed, cmd_evaluate, cmd_gallery, cmd_models, cmd_review, cmd_serve, cmd_train,
-               cmd_video)
+from . import (cmd_discover, cmd_embed, cmd_evaluate, cmd_gallery, cmd_models, cmd_population, cmd_review, cmd_serve,
+               cmd_train, cmd_video)
 from .args import runtime_parser
 
 log = logging.getLogger("reid_hub.cli")
-GROUPS = (cmd_models, cmd_embed, cmd_train, cmd_evaluate, cmd_serve, cmd_gallery, cmd_discover, cmd_review, cmd_video)
+GROUPS = (cmd_models, cmd_embed, cmd_train, cmd_evaluate, cmd_serve, cmd_gallery, cmd_discover, cmd_review, cmd_video,
+          cmd_population)
 
 
 def build_parser() -> argparse.ArgumentParser:

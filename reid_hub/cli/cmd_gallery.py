@@ -1,4 +1,5 @@
-"""`reid-hub gallery ACTION`: enroll, search, identify, list, calibrate, recalibrate, configure, export, import."""
+"""`reid-hub gallery ACTION`: enroll, search, identify, identify-package, list, calibrate, recalibrate, configure,
+export, import."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,14 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)  # a folder that does not exist yet is made
                 evidence(g, img, res.matches[0].image_id, query_features=res.query_features).save(target)
                 print(f"evidence: {target}")
+    elif args.action == "identify-package":
+        from ..gallery.package_identification import identify_package
+
+        if len(args.images) != 1:
+            raise ConfigError("identify-package takes one Camtrap DP package (its datapackage.json or folder)")
+        src = Path(args.images[0]).resolve()
+        out = args.out or f"identified-{(src.parent if src.suffix == '.json' else src).name}"
+        print(json.dumps(identify_package(g, model, args.images[0], out, k=args.k), indent=2))
     elif args.action == "calibrate":
         print(json.dumps(calibrate_open_set(g), indent=2))
     elif args.action == "recalibrate":
@@ -106,8 +115,8 @@ def add_parsers(sub: Any, runtime: argparse.ArgumentParser, default_model: str) 
     DEFAULT_MODEL = default_model
     s = sub.add_parser("gallery", help="manage a gallery: enroll, search, identify, list, calibrate, recalibrate, "
                                        "configure, export, import", parents=[runtime])
-    s.add_argument("action", choices=["enroll", "search", "identify", "list", "calibrate", "recalibrate", "configure",
-                                      "export", "import"])
+    s.add_argument("action", choices=["enroll", "search", "identify", "identify-package", "list", "calibrate",
+                                      "recalibrate", "configure", "export", "import"])
     s.add_argument("images", nargs="*")
     s.add_argument("--gallery", required=True, help="gallery folder")
     s.add_argument("--model", default=DEFAULT_MODEL)
@@ -119,6 +128,8 @@ def add_parsers(sub: Any, runtime: argparse.ArgumentParser, default_model: str) 
     s.add_argument("--shortlist", type=positive_int, help="global candidates verified by local matches "
                    "(identify, recalibrate, configure)")
     s.add_argument("--evidence", help="identify: write the best match's evidence PNG here (file or folder)")
+    s.add_argument("--out", help="identify-package: output folder (the package is written to OUT/package; default "
+                                 "identified-NAME)")
     s.add_argument("--calibration", choices=("isotonic", "logistic"), default="isotonic", help="recalibrate: fit")
     s.add_argument("--matcher", help="configure: local matcher of the gallery (or of --species)")
     s.add_argument("--accept", type=probability, help="configure: a floor on P(same individual) under the decision "

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.camtrap_package import package_collection, read_package
 from ..data.tables import parse_bbox
 from ..errors import DataError
 
@@ -18,9 +19,18 @@ BOX_COLUMNS = ("bbox", "box")
 def load_collection(table: str | Path) -> pd.DataFrame:
     """Every row of TABLE, in order, with its columns plus `image` (the resolved file) and `bbox` (or None).
 
-    TABLE is a folder (its images, recursively, sorted), a folder holding metadata.csv, or a CSV/Parquet file
-    whose `path` column is relative to the file's folder (absolute paths stay as they are)."""
+    TABLE is a folder (its images, recursively, sorted), a folder holding metadata.csv, a CSV/Parquet file
+    whose `path` column is relative to the file's folder (absolute paths stay as they are), or a Camtrap DP
+    package (its datapackage.json or its folder): one row per animal observation, keyed by observationID, with
+    the package kept in `attrs["camtrap"]` and its structure in `_track` / `_frame`."""
     src = Path(table)
+    if src.name == "datapackage.json" or (src.is_dir() and (src / "datapackage.json").is_file()
+                                           and not (src / "metadata.csv").is_file()):
+        pkg = read_package(src)
+        df, report = package_collection(pkg)
+        df["species"] = df["species"].astype(str)
+        df.attrs["camtrap"], df.attrs["camtrap_report"] = pkg, report
+        return df
     if src.is_dir() and (src / "metadata.csv").is_file():
         src = src / "metadata.csv"
     if src.is_dir():

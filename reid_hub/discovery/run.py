@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError, ReidHubError
 from ..models.table_embedding import embed_table
-from .answers import AnswerLog
+from ..data.camtrap_package import write_package
+from .answers import SAME, AnswerLog
 from .collection import load_collection
 from .constraints import Constraints
 from .local_evidence import PairVerifier, VerifyConfig, verify_cached
@@ -85,7 +86,11 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
 
     out = Path(req.out)
     out.mkdir(parents=True, exist_ok=True)
-    table = _select(load_collection(req.table), req)
+    table = load_collection(req.table)
+    package = table.attrs.get("camtrap")
+    if package is not None:  # a camera-trap package: its events and images are the structure, unless told otherwise
+        req = replace(req, track_column=req.track_column or "_track", frame_column=req.frame_column or "_frame")
+    table = _select(table, req)
     keys = table["path"].astype(str).tolist()
     model = from_pretrained(req.model) if req.model else from_pretrained()
     t0 = time.perf_counter()
@@ -126,8 +131,27 @@ def discover(req: DiscoverRequest) -> dict[str, Any]:
         extra["gallery"] = propose_to_gallery(d, req.gallery, model, Path(req.table).name, out)
         if extra["gallery"]["review_answers"]["recorded"]:  # auto-accepted proposals already decided something
             d.learn()
+    if package is not None:
+        extra["package"] = {**table.attrs.get("camtrap_report", {}),
+                            "written": str(write_package(package, out / "package",
+                                                         package_assignments(d, f"reid-hub {model.config.name}")))}
     d.write(out, extra)
     return {**d.summary(), **extra}
+
+
+def package_assignments(d: Discovery, machine: str) -> dict[str, dict[str, Any]]:
+    """observationID -> the Camtrap DP fields that say who it is and how sure: `classificationMethod` human for a
+    row a person's "same" answer settled (`classifiedBy` that person), machine otherwise (`classifiedBy` the
+    model), `classificationProbability` the row's confidence."""
+    by_person: dict[int, str] = {}
+    if d.answers is not None:
+        for (a, b), ans in d.answers.in_force().items():
+            if ans.answer == SAME and a in d.row_of and b in d.row_of:
+                by_person[d.row_of[a]] = by_person[d.row_of[b]] = ans.actor
+    conf = d.confidence()
+    return {key: {"individualID": name, "classificationMethod": "human" if r in by_person else "machine",
+                  "classifiedBy": by_person.get(r, machine), "classificationProbability": round(float(conf[r]), 4)}
+            for r, (key, name) in enumerate(zip(d.keys, d.individual_names()))}
 
 
 def propose_to_gallery(d: Discovery, gallery_dir: str, model: Any, source: str, out: Path,
@@ -226,4 +250,4 @@ def open_discovery(folder: str | Path) -> Discovery:
     return d
 
 
-__all__ = ["DiscoverRequest", "discover", "open_discovery", "discovery_gallery"]
+__all__ = ["DiscoverRequest", "discover", "open_discovery", "discovery_gallery", "package_assignments"]

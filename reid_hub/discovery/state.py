@@ -232,6 +232,29 @@ class GroupState:
                 "method": "grouping decisions drawn from their P(same); normal 95% interval of the count"}
         return self._animals
 
+    def draw_labels(self, rng: np.random.Generator) -> np.ndarray:
+        """One plausible grouping, for carrying the identification's uncertainty into what follows (abundance):
+        each decision of the grouping (a merge made, a best merge left undone) drawn "same" with its P(same),
+        independently, while what the structure and people's answers settled stays as it is."""
+        if not self.fresh:
+            self.regroup()
+        comp = self.link.components
+        m = int(comp.max()) + 1 if self.n else 0
+        rep = list(range(m))  # one leaf under each dendrogram node
+        for mg in self.link.merges:
+            rep.append(rep[mg.left])
+        uf = UnionFind(m)
+        for decisions in (self.link.merges, self.link.undone):
+            if decisions:
+                p = self.p_same(np.array([d.similarity for d in decisions]))
+                for d, yes in zip(decisions, rng.random(len(decisions)) < p):
+                    if yes:
+                        uf.union(rep[d.left], rep[d.right])
+        for a, b, same in self.answered():
+            if same:
+                uf.union(int(comp[a]), int(comp[b]))
+        return by_first_row(np.array([uf.find(int(c)) for c in comp], np.int64)) if self.n else comp
+
     # -- questions --------------------------------------------------------------------------------------------
     def _asked(self, current: dict[tuple[str, str], str]) -> set[tuple[int, int]]:
         asked = set()
