@@ -6,7 +6,8 @@ verified pair scores) and `settings` (what it is configured to do) as parts of i
 `identification` (the gallery's coarse-to-fine ranker, identify, evidence, the decision policy applied),
 `recalibration` (the open-set threshold, P(same individual) and the decision policy fitted on the gallery's own
 individuals), `clip_assignment` (clusters of a clip -> persistent individuals), `review` (the review workflow:
-propose, decide, undo, labelled pairs), `archive` (export / import), `camtrap` (Camtrap DP and sightings exports).
+propose, decide, undo, labelled pairs), `archive` (export / import), `camtrap` (Camtrap DP and sightings exports), `package_identification` (a
+Camtrap DP package's animals identified in the gallery and the package written back).
 Only `store` and `proposals` run SQL; every other module takes a Gallery and uses its public methods; the store
 imports none of them.
 """
