@@ -58,7 +58,7 @@ def capture_history(table: pd.DataFrame, individuals: pd.Series, occasion: pd.Ti
     return (h > 0).astype(int)
 
 
-def _pooled(histories: list[np.ndarray], method: Callable[[np.ndarray], Any], rng: np.random.Generator,
+def pooled_estimate(histories: list[np.ndarray], method: Callable[[np.ndarray], Any], rng: np.random.Generator,
             per_draw: int = 20) -> dict[str, Any]:
     """Point estimates over the drawn identity assignments, each with its own sampling error (log-normal from its
     interval): the median of the draws' estimates and the 2.5 and 97.5 percentiles of the pooled samples."""
@@ -92,7 +92,7 @@ def estimate(s: Sightings, occasion: pd.Timedelta, draws: int, method: str, seed
              for _ in tqdm(range(draws), desc="identity draws", disable=not progress)]
     return {"individuals_seen": int(len(hist)), "occasions": occasions, "start": start.isoformat(),
             "estimates": [e.to_dict() for e in estimate_all(hist.to_numpy())],
-            "with_identification_uncertainty": {"method": method, **_pooled(drawn, ESTIMATORS[method], rng)},
+            "with_identification_uncertainty": {"method": method, **pooled_estimate(drawn, ESTIMATORS[method], rng)},
             "history": hist}
 
 
@@ -173,4 +173,4 @@ def _plots(s: Sightings, hist: pd.DataFrame, out: Path) -> None:
 
 
 
-__all__ = ["PopulationRequest", "population", "estimate", "capture_history", "parse_occasion"]
+__all__ = ["PopulationRequest", "population", "estimate", "capture_history", "parse_occasion", "pooled_estimate"]
