@@ -201,3 +201,54 @@ def test_identify_package_against_a_gallery(study, tmp_path):
     assert (obs["classificationMethod"] == "machine").all()
     assert (obs["individualID"] != "").sum() == report["identified"]
     assert frictionless.validate(str(tmp_path / "idd" / "package" / "datapackage.json")).valid
+
+
+def test_population_over_http_and_in_the_browser_tab(study, tmp_path):
+    """POST /population on a served discovery made from a package (token-checked; a job with progress), its
+    plots, bad requests as 4xx, and the Population tab in Debian chromium."""
+    import shutil as sh
+    from pathlib import Path
+
+    import httpx
+    from test_service import _launch, _open_ui, _serve, _shots
+
+    from reid_hub.app.service import ServiceConfig
+
+    _, pkg, model = study
+    out = tmp_path / "found"
+    assert run_cli("discover", pkg, "--out", out, "--model", model, "--verify", "none").returncode == 0
+    cfg = ServiceConfig(model=str(model), gallery_dir=str(tmp_path / "g"), token="s3cret", heavy_per_minute=0,
+                        discovery_dir=str(out))
+    auth = {"Authorization": "Bearer s3cret"}
+    with _serve(cfg) as base:
+        c = httpx.Client(base_url=base, timeout=120)
+        assert c.post("/population", json={"occasion": "1d"}).status_code == 401  # no anonymous runs
+        r = c.post("/population", json={"occasion": "2d", "draws": 30}, headers=auth, params={"wait": 60})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["occasion"] == "2d" and body["with_identification_uncertainty"]["draws"] == 30
+        assert (out / "population" / "population.json").is_file()
+        png = c.get("/population/capture_history.png")
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        assert c.get("/population/secrets.png").status_code == 422
+        for bad in ({"occasion": "1y"}, {"draws": 0}, {"by": "camera"}, {"method": "guess"}):
+            assert c.post("/population", json=bad, headers=auth).status_code == 422, bad
+        chromium = sh.which("chromium") or "/usr/bin/chromium"
+        if not Path(chromium).exists():
+            pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+        sync_api = pytest.importorskip("playwright.sync_api")
+        with sync_api.sync_playwright() as p:
+            browser = _launch(p, chromium)
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            _open_ui(page, base)
+            page.get_by_role("tab", name="Population").click()
+            page.fill("#population-token input", "s3cret")
+            page.fill("#pop-occasion textarea, #pop-occasion input", "1d")
+            page.click("#pop-run")
+            page.wait_for_function("() => document.querySelector('#population-info').innerText.includes("
+                                   "'individuals seen')", timeout=120_000)
+            text = page.inner_text("#pop-table")
+            assert "chao_mh" in text and "with identification uncertainty" in text
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(_shots(tmp_path) / "population.png"), full_page=True)
+            browser.close()

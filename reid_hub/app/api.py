@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from ..errors import ReidHubError
-from .routes import clip_uploads, individuals, job_status, matching, questions, review_queue
+from .routes import clip_uploads, individuals, job_status, matching, population_jobs, questions, review_queue
 from .routes.kit import RouteKit
 from .service import ReidService, ServiceConfig, http_status
 
@@ -49,7 +49,7 @@ def create_api(cfg: ServiceConfig, model: Any = None):
         return JSONResponse(status_code=exc.status_code, content={"error": "HTTPError", "detail": exc.detail})
 
     kit = RouteKit(svc)
-    for module in (individuals, matching, review_queue, clip_uploads, questions, job_status):
+    for module in (individuals, matching, review_queue, clip_uploads, questions, population_jobs, job_status):
         app.include_router(module.router(kit))
 
     default_openapi = app.openapi

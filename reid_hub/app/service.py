@@ -430,6 +430,36 @@ class ReidService:
         return {"individuals": int(d.labels.max()) + 1, "answers": len(d.answered()),
                 "regroup_seconds": round(seconds, 4)}
 
+    # -- population ---------------------------------------------------------------------------------------------
+    def population(self, occasion: str = "1d", by: str = "none", draws: int = 200, method: str = "chao_mh",
+                   progress: Any = None) -> dict[str, Any]:
+        """Capture histories and abundance of the served discovery (made from a Camtrap DP package), written to
+        its `population/` folder; population.json's content."""
+        from ..population.report import PopulationRequest, population
+
+        if self.cfg.discovery_dir is None:
+            raise GalleryError("this service serves no discovery folder (start it with --discovery DIR)")
+        folder = Path(self.cfg.discovery_dir)
+        if not (folder / "package" / "datapackage.json").is_file():
+            raise DataError("the served discovery was not made from a Camtrap DP package: no sightings to count")
+        if progress:
+            progress(0.1, "capture histories")
+        with self._lock:
+            out = population(PopulationRequest(str(folder), str(folder / "population"), occasion, by, draws, method),
+                             progress=False)
+        if progress:
+            progress(1.0, "done")
+        return out
+
+    def population_plot(self, name: str) -> bytes:
+        """One of the plots of the last population run (discovery_curve or capture_history), as PNG."""
+        if self.cfg.discovery_dir is None or name not in ("discovery_curve", "capture_history"):
+            raise GalleryError(f"no population plot {name!r}")
+        f = Path(self.cfg.discovery_dir) / "population" / f"{name}.png"
+        if not f.is_file():
+            raise GalleryError("no population estimate yet: POST /population first")
+        return f.read_bytes()
+
     # -- a visitor's private gallery ----------------------------------------------------------------------------
     @property
     def sessions(self) -> Any:

@@ -7,7 +7,8 @@
 - `chao_mh`: heterogeneous capture probabilities, Chao's (1987) lower-bound estimator of model Mh from the numbers
   of animals caught once (f1) and twice (f2), with its log-normal interval (Chao 1987, eq. 13-14).
 - `naive`: the animals seen at least once (a lower bound).
-Each returns an `Estimate`; one that the data cannot support (e.g. no recapture) has N None and a reason.
+Each returns an `Estimate` (never below the animals seen); one that the data cannot support (e.g. a single
+occasion) has N None and a reason.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def chapman(h: np.ndarray) -> Estimate:
     n = (n1 + 1) * (n2 + 1) / (m2 + 1) - 1
     var = (n1 + 1) * (n2 + 1) * (n1 - m2) * (n2 - m2) / ((m2 + 1) ** 2 * (m2 + 2))
     seen = float(len(h))
-    return Estimate("chapman", n, max(seen, n - Z * np.sqrt(var)), n + Z * np.sqrt(var),
+    return Estimate("chapman", max(n, seen), max(seen, n - Z * np.sqrt(var)), max(seen, n + Z * np.sqrt(var)),
                     "first half of the occasions against the second" if k > 2 else "")
 
 
@@ -73,7 +74,8 @@ def schnabel(h: np.ndarray) -> Estimate:
     n = cm / (r + 1)
     # Poisson interval on the recaptures R, turned into N = sum(C M) / R (Seber 1982)
     lo_r, hi_r = max(r + 1 - Z * np.sqrt(r + 1), 0.5), r + 1 + Z * np.sqrt(r + 1)
-    return Estimate("schnabel", n, max(float(len(h)), cm / hi_r), cm / lo_r)
+    seen = float(len(h))
+    return Estimate("schnabel", max(n, seen), max(seen, cm / hi_r), max(seen, cm / lo_r))
 
 
 def chao_mh(h: np.ndarray) -> Estimate:

@@ -1,7 +1,7 @@
 """The web app: the REST API with the Gradio UI mounted at /ui, built from one module per tab (`search_tab`:
-Search and My photos, `enroll_tab`, `clip_tab`, `review_tab`, `questions_tab`: pair questions, `groups_tab`: a whole
-discovered individual reviewed at once), `texts` (what a result means, in
-words) and `widgets` (what the tabs share); every tab acts through the ReidService's methods. `reid-hub serve`
+Search and My photos, `enroll_tab`, `clip_tab`, `review_tab`, `questions_tab`: pair questions, `groups_tab`: a
+whole discovered individual reviewed at once, `population_tab`: abundance with the identification's uncertainty),
+`texts` (what a result means, in words) and `widgets` (what the tabs share); every tab acts through the ReidService's methods. `reid-hub serve`
 and the Space's app.py run `main`.
 
 In a Space (SPACE_ID set) it listens on 0.0.0.0:7860; elsewhere on 127.0.0.1.
@@ -23,6 +23,7 @@ from ..service import ReidService, ServiceConfig
 from .clip_tab import clip_tab
 from .enroll_tab import enroll_tab
 from .groups_tab import groups_tab
+from .population_tab import population_tab
 from .questions_tab import questions_tab
 from .review_tab import review_tab
 from .search_tab import photos_tab, search_tab
@@ -45,6 +46,7 @@ def build_ui(svc: ReidService) -> gr.Blocks:
         review_tab(svc, writable)
         questions_tab(svc, writable and svc.cfg.discovery_dir is not None)
         groups_tab(svc, writable and svc.cfg.discovery_dir is not None)
+        population_tab(svc, writable and svc.cfg.discovery_dir is not None)
     return ui
 
 
