@@ -206,11 +206,9 @@ def test_identify_package_against_a_gallery(study, tmp_path):
 def test_population_over_http_and_in_the_browser_tab(study, tmp_path):
     """POST /population on a served discovery made from a package (token-checked; a job with progress), its
     plots, bad requests as 4xx, and the Population tab in Debian chromium."""
-    import shutil as sh
-    from pathlib import Path
-
     import httpx
-    from test_service import _launch, _open_ui, _serve, _shots
+    from test_discovery_service import _tab, _waiter
+    from test_service import _serve, _shots
 
     from reid_hub.app.service import ServiceConfig
 
@@ -233,20 +231,14 @@ def test_population_over_http_and_in_the_browser_tab(study, tmp_path):
         assert c.get("/population/secrets.png").status_code == 422
         for bad in ({"occasion": "1y"}, {"draws": 0}, {"by": "camera"}, {"method": "guess"}):
             assert c.post("/population", json=bad, headers=auth).status_code == 422, bad
-        chromium = sh.which("chromium") or "/usr/bin/chromium"
-        if not Path(chromium).exists():
-            pytest.skip("Debian chromium is not installed (.ci/run installs it)")
-        sync_api = pytest.importorskip("playwright.sync_api")
-        with sync_api.sync_playwright() as p:
-            browser = _launch(p, chromium)
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            _open_ui(page, base)
-            page.get_by_role("tab", name="Population").click()
+        with _tab(base, "Population", "#pop-run") as (browser, page):  # pressed without a token first: refused
+            wait_for = _waiter("#population-info")
+            assert "AuthError" in wait_for(page, "AuthError")
+            page.set_viewport_size({"width": 1280, "height": 1100})
             page.fill("#population-token input", "s3cret")
             page.fill("#pop-occasion textarea, #pop-occasion input", "1d")
             page.click("#pop-run")
-            page.wait_for_function("() => document.querySelector('#population-info').innerText.includes("
-                                   "'individuals seen')", timeout=120_000)
+            wait_for(page, "individuals seen")
             text = page.inner_text("#pop-table")
             assert "chao_mh" in text and "with identification uncertainty" in text
             page.wait_for_timeout(800)
