@@ -1,13 +1,14 @@
 """Does the abundance interval cover the true N once identification errs? Simulated closed populations (the only
-place N is known): N animals, each caught on each of K occasions with probability p; identification links
-sightings by decisions with a calibrated P(same) (true links between successive sightings of one animal, false
-links between sightings of two animals, 0.25 or 1 per sighting; P(same) from two Beta score distributions and the share of true links),
-the point assignment taking every link with P >= 0.5, which makes the false-new and false-merge rates of the
-setting. Per setting and repetition: Chao's Mh interval (`--method schnabel|chapman`: theirs) from the point assignment (identities as certain) and the
-interval over 100 assignments drawn link by link from P(same) (reid_hub.population.report's pooling, as
-`reid-hub population` does). Reports each interval's coverage of N and the realised error rates.
-Writes results/population_coverage.json (or population_coverage_METHOD.json).
-Usage: python benchmarks/population_coverage.py [--reps 40] [--method chao_mh]
+place N is known): N animals, each caught on each of K occasions with probability p (`--heterogeneity SD`: each
+animal's own probability, SD on the logit scale). Identification links sightings by decisions with a calibrated
+P(same): true links between successive sightings of one animal, false links between sightings of two animals
+(0.25 or 1 per sighting), P(same) from two Beta score distributions and the share of true links; the point
+assignment takes every link with P >= 0.5, which makes the setting's false-new and false-merge rates. Per setting
+and repetition: the estimator's interval (`--method`, default Chao's Mh) from the point assignment (identities as
+certain), from the true identities, and over 100 assignments drawn link by link from P(same) (the pooling of
+`reid-hub population`). Reports each interval's coverage of N and the realised error rates.
+Writes results/population_coverage[_METHOD][_hetSD].json.
+Usage: python benchmarks/population_coverage.py [--reps 40] [--method chao_mh] [--heterogeneity 0]
 """
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+from scipy.special import expit, logit
 from scipy.stats import beta
 
 from reid_hub.evaluation.runner import machine_info
-from reid_hub.population.estimators import ESTIMATORS
+from reid_hub.population.estimators import ESTIMATORS, choose_method
 from reid_hub.population.report import pooled_estimate
 
 from common import RESULTS  # the benchmarks' shared helpers
@@ -32,8 +34,9 @@ QUALITY = {"good": (8.0, 2.0), "fair": (4.0, 2.0), "poor": (2.5, 1.6)}
 
 
 def simulate(n: int, p: float, k: int, quality: str, false_links: float, rng: np.random.Generator,
-             draws: int = 100, method: str = "chao_mh") -> dict:
-    caught = rng.random((n, k)) < p
+             draws: int = 100, method: str = "chao_mh", spread: float = 0.0) -> dict:
+    p_i = p if spread == 0 else expit(logit(p) + spread * rng.standard_normal((n, 1)))  # heterogeneity
+    caught = rng.random((n, k)) < p_i
     animal, occasion = np.nonzero(caught)
     m = len(animal)
     order = np.argsort(animal, kind="stable")
@@ -61,8 +64,8 @@ def simulate(n: int, p: float, k: int, quality: str, false_links: float, rng: np
         h[ids, occasion] = True
         return h
 
-    estimator = ESTIMATORS[method]
     point = history(p_same >= 0.5)
+    estimator = ESTIMATORS[choose_method(point) if method == "auto" else method]
     certain = estimator(point)
     drawn = [history(rng.random(len(links)) < p_same) for _ in range(draws)]
     unc = pooled_estimate(drawn, estimator, rng)
@@ -78,7 +81,9 @@ def simulate(n: int, p: float, k: int, quality: str, false_links: float, rng: np
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=40)
-    ap.add_argument("--method", choices=["chao_mh", "schnabel", "chapman"], default="chao_mh")
+    ap.add_argument("--method", choices=["chao_mh", "schnabel", "chapman", "auto"], default="chao_mh")
+    ap.add_argument("--heterogeneity", type=float, default=0.0,
+                    help="sd of the animals' capture probabilities on the logit scale (0: all alike)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     rows = []
@@ -88,7 +93,7 @@ def main() -> None:
         cover = {"certain": 0, "uncertain": 0, "oracle": 0}
         rates = []
         for _ in range(args.reps):
-            r = simulate(n, p, k, quality, false_links, rng, method=args.method)
+            r = simulate(n, p, k, quality, false_links, rng, method=args.method, spread=args.heterogeneity)
             for key in cover:
                 lo, hi = r[key]
                 cover[key] += int(lo is not None and lo <= n <= hi)
@@ -108,8 +113,9 @@ def main() -> None:
                       if in_range else None,
                       "share_uncertain_at_least_0.9": round(float(np.mean([r["coverage_uncertain"] >= 0.9
                                                                           for r in in_range])), 3) if in_range else None}
-    res["method"] = args.method
-    name = "population_coverage.json" if args.method == "chao_mh" else f"population_coverage_{args.method}.json"
+    res["method"], res["heterogeneity"] = args.method, args.heterogeneity
+    name = "population_coverage" + ("" if args.method == "chao_mh" else f"_{args.method}") + (
+        f"_het{args.heterogeneity:g}" if args.heterogeneity else "") + ".json"
     (RESULTS / name).write_text(json.dumps(res, indent=2))
     print(json.dumps(res["summary"], indent=2))
 

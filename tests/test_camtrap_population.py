@@ -244,3 +244,18 @@ def test_population_over_http_and_in_the_browser_tab(study, tmp_path):
             page.wait_for_timeout(800)
             page.screenshot(path=str(_shots(tmp_path) / "population.png"), full_page=True)
             browser.close()
+
+
+def test_heterogeneity_test_chooses_the_model_the_captures_show():
+    """Animals all alike: M0 is kept (Schnabel) in most simulated studies; capture probabilities that differ (sd 1.5
+    on the logit scale): Chao's Mh."""
+    from scipy.special import expit, logit
+
+    from reid_hub.population.estimators import choose_method, heterogeneity_p
+
+    rng = np.random.default_rng(0)
+    alike = [choose_method(rng.random((120, 10)) < 0.3) for _ in range(40)]
+    differ = [choose_method(rng.random((120, 10)) < expit(logit(0.3) + 1.5 * rng.standard_normal((120, 1))))
+              for _ in range(40)]
+    assert alike.count("schnabel") >= 34 and differ.count("chao_mh") >= 36
+    assert heterogeneity_p(np.ones((5, 2), bool)) == 1.0  # too little to test: M0 not rejected

@@ -431,7 +431,7 @@ class ReidService:
                 "regroup_seconds": round(seconds, 4)}
 
     # -- population ---------------------------------------------------------------------------------------------
-    def population(self, occasion: str = "1d", by: str = "none", draws: int = 200, method: str = "chao_mh",
+    def population(self, occasion: str = "1d", by: str = "none", draws: int = 200, method: str = "auto",
                    progress: Any = None) -> dict[str, Any]:
         """Capture histories and abundance of the served discovery (made from a Camtrap DP package), written to
         its `population/` folder; population.json's content."""

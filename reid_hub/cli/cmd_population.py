@@ -36,7 +36,8 @@ def add_parsers(sub: Any, runtime: argparse.ArgumentParser, default_model: str) 
     s.add_argument("--out", required=True, help="output folder (population.json, capture_history.csv, exports, plots)")
     s.add_argument("--draws", type=positive_int, default=200,
                    help="plausible identity assignments drawn for the interval with identification uncertainty")
-    s.add_argument("--method", choices=["chao_mh", "schnabel", "chapman", "naive"], default="chao_mh",
-                   help="the estimator carried through the identity draws")
+    s.add_argument("--method", choices=["auto", "chao_mh", "schnabel", "chapman", "naive"], default="auto",
+                   help="the estimator carried through the identity draws (auto: Chao's Mh where the capture counts "
+                        "show heterogeneity, else Schnabel)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_population)

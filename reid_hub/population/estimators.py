@@ -103,9 +103,53 @@ def chao_mh(h: np.ndarray) -> Estimate:
 ESTIMATORS = {"naive": naive, "chapman": chapman, "schnabel": schnabel, "chao_mh": chao_mh}
 
 
+def heterogeneity_p(h: np.ndarray) -> float:
+    """P-value of "every animal has the same capture probability" (model M0): Pearson's chi-square of how many
+    animals were caught 1, 2, ... times against the zero-truncated binomial with the M0 capture probability (its
+    mean matched; counts pooled so that each expected count is at least 5). Small: capture probabilities differ
+    (Otis et al. 1978's test of M0 against Mh, in its simple form)."""
+    from scipy.stats import binom, chi2
+
+    h = _history(h)
+    k = h.shape[1]
+    times = h.sum(axis=1)
+    s = len(times)
+    if s < 10 or k < 3:
+        return 1.0
+    target = times.mean()  # E[times | caught] = k p / (1 - (1 - p)^k): solve for p by bisection
+    lo, hi = 1e-6, 1 - 1e-6
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if k * mid / (1 - (1 - mid) ** k) < target else (lo, mid)
+    p = (lo + hi) / 2
+    expected = s * binom.pmf(np.arange(1, k + 1), k, p) / (1 - (1 - p) ** k)
+    observed = np.bincount(times, minlength=k + 1)[1:]
+    obs_g, exp_g, o, e = [], [], 0.0, 0.0
+    for ob, ex in zip(observed, expected):  # pool from the top until each group expects 5 or more
+        o, e = o + ob, e + ex
+        if e >= 5:
+            obs_g.append(o)
+            exp_g.append(e)
+            o = e = 0.0
+    if e > 0 and exp_g:
+        obs_g[-1] += o
+        exp_g[-1] += e
+    dof = len(exp_g) - 2  # groups - 1 - one fitted parameter
+    if dof < 1:
+        return 1.0
+    stat = float(((np.array(obs_g) - np.array(exp_g)) ** 2 / np.array(exp_g)).sum())
+    return float(chi2.sf(stat, dof))
+
+
+def choose_method(h: np.ndarray, alpha: float = 0.05) -> str:
+    """Chao's Mh where the capture counts show heterogeneity (`heterogeneity_p` < alpha), else Schnabel (M0)."""
+    return "chao_mh" if heterogeneity_p(h) < alpha else "schnabel"
+
+
 def estimate_all(h: np.ndarray) -> list[Estimate]:
     """Every estimator on one capture history."""
     return [f(h) for f in ESTIMATORS.values()]
 
 
-__all__ = ["Estimate", "naive", "chapman", "schnabel", "chao_mh", "estimate_all", "ESTIMATORS"]
+__all__ = ["Estimate", "naive", "chapman", "schnabel", "chao_mh", "estimate_all", "ESTIMATORS", "heterogeneity_p",
+           "choose_method"]

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data.atomic import write_json_atomic, write_text_atomic
 from ..errors import ConfigError
-from .estimators import ESTIMATORS, Z, estimate_all
+from .estimators import ESTIMATORS, Z, choose_method, estimate_all, heterogeneity_p
 from .sightings import Sightings, load_sightings
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class PopulationRequest:
     occasion: str = "1d"
     by: str = "none"
     draws: int = 200
-    method: str = "chao_mh"
+    method: str = "auto"
     seed: int = 0
 
 
@@ -82,17 +82,21 @@ def pooled_estimate(histories: list[np.ndarray], method: Callable[[np.ndarray], 
 def estimate(s: Sightings, occasion: pd.Timedelta, draws: int, method: str, seed: int = 0,
              progress: bool = False) -> dict[str, Any]:
     """The estimates of one set of sightings: identities as certain, and over `draws` plausible assignments."""
-    if method not in ESTIMATORS:
-        raise ConfigError(f"method must be one of {', '.join(ESTIMATORS)}, got {method!r}")
+    if method not in ESTIMATORS and method != "auto":
+        raise ConfigError(f"method must be auto or one of {', '.join(ESTIMATORS)}, got {method!r}")
     start = s.table["time"].min().floor("D")
     occasions = int((s.table["time"].max() - start) // occasion) + 1
     hist = capture_history(s.table, s.table["individual"], occasion, start, occasions)
+    het = heterogeneity_p(hist.to_numpy())
+    chosen = choose_method(hist.to_numpy()) if method == "auto" else method
     rng = np.random.default_rng(seed)
     drawn = [capture_history(s.table, s.draw(rng), occasion, start, occasions).to_numpy()
              for _ in tqdm(range(draws), desc="identity draws", disable=not progress)]
     return {"individuals_seen": int(len(hist)), "occasions": occasions, "start": start.isoformat(),
             "estimates": [e.to_dict() for e in estimate_all(hist.to_numpy())],
-            "with_identification_uncertainty": {"method": method, **pooled_estimate(drawn, ESTIMATORS[method], rng)},
+            "with_identification_uncertainty": {"method": chosen, "chosen_by": "auto" if method == "auto" else "user",
+                                                "heterogeneity_p": round(het, 4),
+                                                **pooled_estimate(drawn, ESTIMATORS[chosen], rng)},
             "history": hist}
 
 

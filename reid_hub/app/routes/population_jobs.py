@@ -15,7 +15,7 @@ class PopulationAsk(BaseModel):
     occasion: str = Field(default="1d", pattern=r"^\d{1,4}[mhdw]$")
     by: str = Field(default="none", pattern="^(none|deployment)$")
     draws: int = Field(default=200, ge=1, le=2000)
-    method: str = Field(default="chao_mh", pattern="^(chao_mh|schnabel|chapman|naive)$")
+    method: str = Field(default="auto", pattern="^(auto|chao_mh|schnabel|chapman|naive)$")
 
 
 def router(kit: RouteKit) -> APIRouter:
