@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -22,7 +21,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
-from .atomic import write_text_atomic
+from .atomic import atomic_folder
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +195,6 @@ def write_package(pkg: CamtrapPackage, out: str | Path, assigned: Mapping[str, M
     out = Path(out)
     if out.resolve() == pkg.root.resolve():
         raise DataError("the package is written to a new folder, never over the one it was read from")
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     descriptor = json.loads(json.dumps(pkg.descriptor))
     for res in descriptor["resources"]:
         if res.get("name") == "observations" and isinstance(res.get("schema"), dict):
@@ -215,21 +210,12 @@ def write_package(pkg: CamtrapPackage, out: str | Path, assigned: Mapping[str, M
     for oid, fields in assigned.items():
         for col, value in fields.items():
             obs.loc[pos[oid], col] = "" if value is None else str(value)
-    for name, df in (("deployments", pkg.tables["deployments"]), ("media", media), ("observations", obs)):
-        target = tmp / pkg.paths[name]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(target, index=False)
-    write_text_atomic(tmp / "datapackage.json", json.dumps(descriptor, indent=2))
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)
+    with atomic_folder(out) as tmp:
+        for name, df in (("deployments", pkg.tables["deployments"]), ("media", media), ("observations", obs)):
+            target = tmp / pkg.paths[name]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(target, index=False)
+        (tmp / "datapackage.json").write_text(json.dumps(descriptor, indent=2))
     return out
 
 

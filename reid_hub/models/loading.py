@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
+from ..data.atomic import atomic_folder
 from ..errors import ConfigError, ModelMismatchError, OfflineError, UnknownModelError
 from ..resources import DEFAULT_MODEL, model_cards_dir
 from .card import ModelCard
@@ -138,26 +138,16 @@ def save_pretrained(model: ReIDModel, save_directory: str | Path, card: Optional
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ConfigError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
     target = Path(save_directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        model.save_dtype = None if dtype == "float32" else getattr(torch, dtype)
-        if dtype != "float32":  # the card's fingerprint must describe the rounded weights
-            rounded = {k: v.to(model.save_dtype).to(v.dtype) if v.is_floating_point() else v
-                       for k, v in model.state_dict().items()}
-            model.load_state_dict(rounded)
-        model.save_pretrained(tmp, model_card_kwargs={"card": card, "template": template})  # card: generate_model_card
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        with atomic_folder(target) as tmp:
+            model.save_dtype = None if dtype == "float32" else getattr(torch, dtype)
+            if dtype != "float32":  # the card's fingerprint must describe the rounded weights
+                rounded = {k: v.to(model.save_dtype).to(v.dtype) if v.is_floating_point() else v
+                           for k, v in model.state_dict().items()}
+                model.load_state_dict(rounded)
+            model.save_pretrained(tmp, model_card_kwargs={"card": card, "template": template})  # generate_model_card
     finally:
         model.save_dtype = None
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("saved %s to %s", model.config.name, target)
     return target
 
