@@ -4,7 +4,7 @@ verification times from summary.json: the candidate graph's pairs, each image's 
 - CLI: `reid-hub questions list` and `reid-hub questions answer` (pair and group), wall time of the whole process,
   the interpreter's start and imports included (5 runs each, median and max);
 - service: the work of POST /discovery/answers and POST /discovery/groups/answers (record, regroup what the
-  answer touches, rewrite individuals.csv, summary.json and the snapshot), in process (20 runs, median and max).
+  answer touches, rewrite individuals.csv and summary.json), in process (20 runs, median and max).
 Writes results/answer_latency.json. Usage: python benchmarks/answer_latency.py [--out-dir DIR]
 """
 from __future__ import annotations
@@ -74,13 +74,11 @@ def main() -> None:
             t0 = time.perf_counter()
             d.answer(q["a_row"], q["b_row"], "skip", "bench")
             d.update_outputs(out)
-            d.save(out / "snapshot.npz")
             service_pair.append(time.perf_counter() - t0)
         for g in d.group_rows(20)[:20]:
             t0 = time.perf_counter()
             d.answer_group(g["rows"][:2], [], [], "bench")
             d.update_outputs(out)
-            d.save(out / "snapshot.npz")
             service_group.append(time.perf_counter() - t0)
         res["service_answer_pair"] = stats(service_pair)
         res["service_answer_group"] = stats(service_group)

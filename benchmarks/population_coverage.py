@@ -65,7 +65,7 @@ def simulate(n: int, p: float, k: int, quality: str, false_links: float, rng: np
         return h
 
     point = history(p_same >= 0.5)
-    estimator = ESTIMATORS[choose_method(point) if method == "auto" else method]
+    estimator = ESTIMATORS[choose_method(point)[0] if method == "auto" else method]
     certain = estimator(point)
     drawn = [history(rng.random(len(links)) < p_same) for _ in range(draws)]
     unc = pooled_estimate(drawn, estimator, rng)

@@ -254,8 +254,8 @@ def test_heterogeneity_test_chooses_the_model_the_captures_show():
     from reid_hub.population.estimators import choose_method, heterogeneity_p
 
     rng = np.random.default_rng(0)
-    alike = [choose_method(rng.random((120, 10)) < 0.3) for _ in range(40)]
-    differ = [choose_method(rng.random((120, 10)) < expit(logit(0.3) + 1.5 * rng.standard_normal((120, 1))))
+    alike = [choose_method(rng.random((120, 10)) < 0.3)[0] for _ in range(40)]
+    differ = [choose_method(rng.random((120, 10)) < expit(logit(0.3) + 1.5 * rng.standard_normal((120, 1))))[0]
               for _ in range(40)]
     assert alike.count("schnabel") >= 34 and differ.count("chao_mh") >= 36
     assert heterogeneity_p(np.ones((5, 2), bool)) == 1.0  # too little to test: M0 not rejected

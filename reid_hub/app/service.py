@@ -388,7 +388,7 @@ class ReidService:
 
     def discovery_answer(self, a: int, b: int, answer: str, actor: str) -> dict[str, Any]:
         """Record an answer (same / different / skip, or undo), regroup what it touches, and bring the folder's
-        individuals, summary and snapshot up to date."""
+        individuals and summary up to date."""
         with self._lock:
             d = self.discovery
             t0 = time.perf_counter()
@@ -426,7 +426,6 @@ class ReidService:
     def _discovery_saved(self, d: Any, t0: float) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         d.update_outputs(self.cfg.discovery_dir)
-        d.save(Path(self.cfg.discovery_dir) / "snapshot.npz")
         return {"individuals": int(d.labels.max()) + 1, "answers": len(d.answered()),
                 "regroup_seconds": round(seconds, 4)}
 

@@ -61,7 +61,6 @@ def _cmd_questions(args: argparse.Namespace) -> int:
                 raise ConfigError("answer needs the two rows: --a ROW --b ROW (see questions list)")
             d.answer(args.a, args.b, args.answer, args.actor)
         d.update_outputs(args.dir)
-        d.save(f"{args.dir}/snapshot.npz")
         print(f"{len(d.answered())} pair answers in force; {int(d.labels.max()) + 1} individuals")
         return 0
     if args.groups:

@@ -77,7 +77,10 @@ class AnswerLog:
     def record(self, a: str, b: str, answer: str, actor: str = "local") -> Answer:
         """Store one answer (same / different / skip) about the pair (a, b): one action of kind "pair"."""
         aid = self.record_action("pair", [(a, b, answer)], actor)
-        return next(h for h in self.history() if h.action == aid)
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT id, a, b, answer, actor, at, undoes, action FROM answers WHERE action = ?",
+                             (aid,)).fetchone()
+        return Answer(*row)
 
     def record_action(self, kind: str, pairs: Sequence[tuple[str, str, str]], actor: str = "local",
                       detail: Optional[dict[str, Any]] = None) -> int:

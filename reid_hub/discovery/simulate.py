@@ -113,6 +113,13 @@ def simulate_reviewer(d: Discovery, truth: Sequence[Any], answers: int, batch: i
     return curve
 
 
+def _spend(spent: dict[str, float], cost: ReviewCost, images: int) -> None:
+    """One action showing `images` images, counted in what the reviewer spent."""
+    spent["actions"] += 1
+    spent["images_shown"] += images
+    spent["seconds"] += cost.seconds(images)
+
+
 def _pair_batch(d: Discovery, truth: np.ndarray, hidden: frozenset[str], want: int, actor: str, seed: int,
                 spent: dict[str, float], cost: ReviewCost, timings: Optional[list[float]]) -> int:
     """Answer up to `want` pair questions; returns how many were answered."""
@@ -130,9 +137,7 @@ def _pair_batch(d: Discovery, truth: np.ndarray, hidden: frozenset[str], want: i
             d.answer(q.a, q.b, SKIP if not ta or not tb else SAME if ta == tb else DIFFERENT, actor)
             if timings is not None:
                 timings.append(time.perf_counter() - t0)
-            spent["actions"] += 1
-            spent["images_shown"] += 2
-            spent["seconds"] += cost.seconds(2)
+            _spend(spent, cost, 2)
             done += 1
     return done
 
@@ -158,9 +163,7 @@ def _group_batch(d: Discovery, truth: np.ndarray, hidden: frozenset[str], want: 
         merge = [r for r in beside if truth[r] == major]
         apart = [r for r in beside if truth[r] != major]
         passed.add(q.rows)
-        spent["actions"] += 1
-        spent["images_shown"] += q.images_shown
-        spent["seconds"] += cost.seconds(q.images_shown)
+        _spend(spent, cost, q.images_shown)
         done += 1
         if len(shown) - len(out) < 2 and not out and not beside:
             continue  # one image of the animal and nothing beside it: looked at, nothing to say

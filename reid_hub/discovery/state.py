@@ -227,9 +227,9 @@ class GroupState:
         mean = groups + float((1 - made).sum()) - float(undone.sum())
         sd = float(np.sqrt((made * (1 - made)).sum() + (undone * (1 - undone)).sum()))
         lo, hi = max(1.0, mean - 1.96 * sd), mean + 1.96 * sd
-        self._animals = {"groups": int(self.labels.max()) + 1 if self.n else 0, "estimate": round(mean, 1),
-                "lower": int(np.floor(lo)), "upper": int(np.ceil(hi)),
-                "method": "grouping decisions drawn from their P(same); normal 95% interval of the count"}
+        self._animals = {"groups": groups, "estimate": round(mean, 1), "lower": int(np.floor(lo)),
+                         "upper": int(np.ceil(hi)),
+                         "method": "grouping decisions drawn from their P(same); normal 95% interval of the count"}
         return self._animals
 
     def draw_labels(self, rng: np.random.Generator) -> np.ndarray:
@@ -264,6 +264,16 @@ class GroupState:
                 asked.add((min(ra, rb), max(ra, rb)))
         return asked
 
+    def _known(self) -> tuple[dict[tuple[str, str], str], list[tuple[int, int, bool]], np.ndarray,
+                              set[tuple[int, int]]]:
+        """What is known before asking: the log's answers in force (one read), those about these rows, the
+        must-link components and the component pairs kept apart."""
+        current = self.answers.current() if self.answers is not None else {}
+        in_force = self.answered(current)
+        c = self.constraints(in_force)
+        comp = c.components()
+        return current, in_force, comp, c.cannot_between(comp)
+
     def similarity_matrix(self) -> sp.csr_matrix:
         """The symmetric sparse matrix of the candidate pairs' similarities."""
         return sp.coo_matrix((np.concatenate([self.sim, self.sim]), (np.concatenate([self.i, self.j]),
@@ -274,11 +284,7 @@ class GroupState:
         """The best pair questions to ask next (`strategy` "random": the baseline)."""
         if not self.fresh:
             self.regroup()
-        current = self.answers.current() if self.answers is not None else {}  # one read of the log
-        in_force = self.answered(current)
-        c = self.constraints(in_force)
-        comp = c.components()
-        blocked = c.cannot_between(comp)
+        current, in_force, comp, blocked = self._known()
         if (strategy or self.strategy) == "random":
             return random_questions(self.i, self.j, self.p_same(self.sim), self.labels, comp, blocked,
                                     self._asked(current), limit, seed)
@@ -291,9 +297,7 @@ class GroupState:
         nearest other group P(same) x its pairs; groups already confirmed whole, with every neighbour answered, are
         not asked."""
         cost = cost or ReviewCost()
-        current = self.answers.current() if self.answers is not None else {}
-        in_force = self.answered(current)
-        comp = self.constraints(in_force).components()
+        _, in_force, comp, blocked = self._known()
         labels, n_groups = self.labels, int(self.labels.max()) + 1 if self.n else 0
         sizes = np.bincount(labels, minlength=n_groups)
         p = self.p_same(self.sim)
@@ -306,7 +310,6 @@ class GroupState:
         uniq, inv = np.unique(key, return_inverse=True)
         between = np.bincount(inv, weights=self.sim[~inside]) / (sizes[uniq // n_groups] * sizes[uniq % n_groups])
         settled = {(min(int(labels[x]), int(labels[y])), max(int(labels[x]), int(labels[y]))) for x, y, _ in in_force}
-        blocked = self.constraints(in_force).cannot_between(comp)
         near: dict[int, list[tuple[float, int]]] = {}
         for k, s in zip(uniq.tolist(), between.tolist()):
             ga, gb = divmod(k, n_groups)
@@ -446,7 +449,7 @@ class GroupState:
 
     def update_outputs(self, out: str | Path) -> dict[str, Path]:
         """After an answer: individuals.csv and summary.json brought up to date (the summary's other fields kept;
-        questions.csv is rewritten by the next full write)."""
+        questions.csv is rewritten by the next full write). The snapshot needs nothing: answers live in the log."""
         out = Path(out)
         old: dict[str, Any] = {}
         if (out / "summary.json").is_file():

@@ -141,9 +141,11 @@ def heterogeneity_p(h: np.ndarray) -> float:
     return float(chi2.sf(stat, dof))
 
 
-def choose_method(h: np.ndarray, alpha: float = 0.05) -> str:
-    """Chao's Mh where the capture counts show heterogeneity (`heterogeneity_p` < alpha), else Schnabel (M0)."""
-    return "chao_mh" if heterogeneity_p(h) < alpha else "schnabel"
+def choose_method(h: np.ndarray, alpha: float = 0.05) -> tuple[str, float]:
+    """Chao's Mh where the capture counts show heterogeneity (`heterogeneity_p` < alpha), else Schnabel (M0); and
+    that p-value."""
+    p = heterogeneity_p(h)
+    return ("chao_mh" if p < alpha else "schnabel"), p
 
 
 def estimate_all(h: np.ndarray) -> list[Estimate]:

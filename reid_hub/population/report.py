@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data.atomic import write_json_atomic, write_text_atomic
 from ..errors import ConfigError
-from .estimators import ESTIMATORS, Z, choose_method, estimate_all, heterogeneity_p
+from .estimators import ESTIMATORS, Z, choose_method, estimate_all
 from .sightings import Sightings, load_sightings
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def estimate(s: Sightings, occasion: pd.Timedelta, draws: int, method: str, seed
     start = s.table["time"].min().floor("D")
     occasions = int((s.table["time"].max() - start) // occasion) + 1
     hist = capture_history(s.table, s.table["individual"], occasion, start, occasions)
-    het = heterogeneity_p(hist.to_numpy())
-    chosen = choose_method(hist.to_numpy()) if method == "auto" else method
+    auto, het = choose_method(hist.to_numpy())
+    chosen = auto if method == "auto" else method
     rng = np.random.default_rng(seed)
     drawn = [capture_history(s.table, s.draw(rng), occasion, start, occasions).to_numpy()
              for _ in tqdm(range(draws), desc="identity draws", disable=not progress)]

@@ -9,6 +9,7 @@ by a machine keeps its individual with its `classificationProbability` and is ot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
@@ -33,12 +34,17 @@ class Sightings:
     probability: Optional[np.ndarray] = None
     source: str = ""
 
+    @cached_property
+    def state_rows(self) -> np.ndarray:
+        """Each sighting's row in the discovery's grouping."""
+        row = {k: r for r, k in enumerate(self.state.keys)}
+        return np.array([row[o] for o in self.table["observationID"]], np.int64)
+
     def draw(self, rng: np.random.Generator) -> pd.Series:
         """One plausible individual per sighting."""
         if self.state is not None:
-            labels = self.state.draw_labels(rng)
-            row = {k: r for r, k in enumerate(self.state.keys)}
-            return pd.Series([f"draw-{labels[row[o]]}" for o in self.table["observationID"]], index=self.table.index)
+            labels = self.state.draw_labels(rng)[self.state_rows]
+            return pd.Series([f"draw-{g}" for g in labels], index=self.table.index)
         ind = self.table["individual"].copy()
         if self.probability is not None:
             wrong = rng.random(len(ind)) >= self.probability
