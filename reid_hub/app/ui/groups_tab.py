@@ -11,7 +11,7 @@ from PIL import Image
 
 from ...errors import ConfigError, ReidHubError
 from ..service import ReidService
-from .widgets import token_row
+from .widgets import action_buttons, token_row
 
 
 def groups_tab(svc: ReidService, visible: bool) -> None:
@@ -72,11 +72,8 @@ def groups_tab(svc: ReidService, visible: bool) -> None:
                          elem_id="groups-picture")
         g_select = gr.CheckboxGroup(label="Not this animal (keys 1-9, 0)", choices=[], elem_id="g-select")
         g_beside = gr.Radio(label="Merge with", choices=[], elem_id="g-beside")
-        with gr.Row():
-            buttons = {a: gr.Button(label, elem_id=f"g-{a.replace('_', '-')}",
-                                    variant="primary" if a == "confirm" else "secondary")
-                       for a, label in (("confirm", "Confirm (c)"), ("take_out", "Take out (x)"),
-                                        ("merge", "Merge (m)"), ("undo", "Undo (u)"))}
+        buttons = action_buttons("g", (("confirm", "Confirm (c)"), ("take_out", "Take out (x)"), ("merge", "Merge (m)"),
+                                       ("undo", "Undo (u)")), primary="confirm")
         outs = [g_pic, g_info, g_q, g_select, g_beside]
         g_load.click(show, [], outs)
         for action, btn in buttons.items():

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ...errors import ReidHubError
 from ..service import ReidService
-from .widgets import token_row
+from .widgets import action_buttons, token_row
 
 
 def questions_tab(svc: ReidService, visible: bool) -> None:
@@ -49,10 +49,8 @@ def questions_tab(svc: ReidService, visible: bool) -> None:
         q_info = gr.Markdown(elem_id="questions-info")
         q_pic = gr.Image(label="The two images with their verified keypoint matches", interactive=False,
                          elem_id="questions-evidence")
-        with gr.Row():
-            q_buttons = {a: gr.Button(label, elem_id=f"q-{a}", variant="primary" if a == "same" else "secondary")
-                         for a, label in (("same", "Same (s)"), ("different", "Different (d)"),
-                                          ("skip", "Skip (k)"), ("undo", "Undo (u)"))}
+        q_buttons = action_buttons("q", (("same", "Same (s)"), ("different", "Different (d)"), ("skip", "Skip (k)"),
+                                         ("undo", "Undo (u)")), primary="same")
         q_outs = [q_pic, q_info, q_pair]
         q_load.click(question_show, [], q_outs)
         for action, btn in q_buttons.items():

@@ -1,7 +1,7 @@
 """Small pieces the tabs share: who is asking, the visitor's session, the token row."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import gradio as gr
 
@@ -25,4 +25,12 @@ def token_row(prefix: str, load_label: str, load_id: str) -> tuple[gr.Textbox, g
     return token, load
 
 
-__all__ = ["client", "session_of", "token_row"]
+def action_buttons(prefix: str, labels: Sequence[tuple[str, str]], primary: str) -> dict[str, gr.Button]:
+    """A row of buttons, one per (action, label), with element ids `<prefix>-<action>` (underscores as dashes: the
+    keyboard script clicks them) and `primary` highlighted."""
+    with gr.Row():
+        return {a: gr.Button(label, elem_id=f"{prefix}-{a.replace('_', '-')}",
+                             variant="primary" if a == primary else "secondary") for a, label in labels}
+
+
+__all__ = ["action_buttons", "client", "session_of", "token_row"]
