@@ -13,6 +13,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..data.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 
@@ -51,13 +53,11 @@ class PairAdapter:
 
     def save(self, path: str | Path) -> None:
         """Write the adapter as .npz (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        if self.u is None:
-            np.savez(tmp, identity=np.array(True))
-        else:
-            np.savez(tmp, u=self.u, v=self.v)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            if self.u is None:
+                np.savez(tmp, identity=np.array(True))
+            else:
+                np.savez(tmp, u=self.u, v=self.v)
 
     @classmethod
     def load(cls, path: str | Path) -> "PairAdapter":

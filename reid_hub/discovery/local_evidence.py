@@ -21,6 +21,7 @@ import pandas as pd
 from scipy.special import expit
 from tqdm.auto import tqdm
 
+from ..data.atomic import atomic_path
 from ..data.tables import read_sample
 from ..errors import ConfigError, DataError
 from ..scoring.matchers import LocalFeatures, create_matcher
@@ -85,10 +86,9 @@ class LocalEvidence:
 
     def save(self, path: Path, keys: Sequence[str], config: VerifyConfig) -> None:
         """Keep the evidence beside a discovery's outputs (atomically), tied to its rows and settings."""
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, i=self.i, j=self.j, matches=self.matches, keys_digest=np.array(_digest(keys)),
-                 fingerprint=np.array(config.fingerprint()))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, i=self.i, j=self.j, matches=self.matches, keys_digest=np.array(_digest(keys)),
+                     fingerprint=np.array(config.fingerprint()))
 
     @classmethod
     def load(cls, path: Path, keys: Sequence[str], config: VerifyConfig) -> Optional["LocalEvidence"]:

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import pandas as pd
 
+from ..data.atomic import write_text_atomic
 from ..errors import GalleryError
 from .answers import DIFFERENT, SAME, SKIP, AnswerLog
 
@@ -39,9 +40,8 @@ def write_members(out: Path, members: Mapping[int, Sequence[str]],
     for p, keys in members.items():
         pos = {k: n for n, k in enumerate((shown or {}).get(p, []))}
         rows += [{"proposal": int(p), "path": k, "member": pos.get(k, "")} for k in keys]
-    tmp = out / f".{MEMBERS_FILE}.tmp"
-    pd.DataFrame(rows, columns=["proposal", "path", "member"]).to_csv(tmp, index=False)
-    tmp.replace(out / MEMBERS_FILE)
+    table = pd.DataFrame(rows, columns=["proposal", "path", "member"])
+    write_text_atomic(out / MEMBERS_FILE, table.to_csv(index=False))
 
 
 def _read(out: Path) -> list[dict[str, Any]]:

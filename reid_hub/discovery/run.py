@@ -12,9 +12,10 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from ..data.atomic import atomic_path
+from ..data.camtrap_package import write_package
 from ..errors import ConfigError, DataError, ReidHubError
 from ..models.table_embedding import embed_table
-from ..data.camtrap_package import write_package
 from .answers import SAME, AnswerLog
 from .collection import load_collection
 from .constraints import Constraints
@@ -58,9 +59,8 @@ def _embeddings(model: Any, table: pd.DataFrame, keys: list[str], out: Path) -> 
             return z["emb"]
     emb = embed_table(model, table, progress=True)
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    tmp = out / ".embeddings.tmp.npz"
-    np.savez(tmp, emb=emb, keys=np.array(keys), fingerprint=np.array(fp))
-    tmp.replace(cache)
+    with atomic_path(cache) as tmp:
+        np.savez(tmp, emb=emb, keys=np.array(keys), fingerprint=np.array(fp))
     return emb
 
 

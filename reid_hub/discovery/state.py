@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from ..data.atomic import write_json_atomic, write_text_atomic
+from ..data.atomic import atomic_path, write_json_atomic, write_text_atomic
 from ..data.union_find import UnionFind
 from ..errors import ConfigError, DataError
 from .answers import DIFFERENT, SAME, AnswerLog
@@ -466,15 +466,13 @@ class GroupState:
     # -- snapshot ---------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Keep what answering needs in `path` (snapshot.npz), atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
         must = np.array(sorted(self.structure.must), np.int64).reshape(-1, 2)
         cannot = np.array(sorted(self.structure.cannot), np.int64).reshape(-1, 2)
-        np.savez(tmp, version=np.array(SNAPSHOT_VERSION), keys=np.array(self.keys), species=np.array(
-            self.species.astype(str)), i=self.i, j=self.j, sim=self.sim, must=must, cannot=cannot,
-            settings=np.array(json.dumps({"threshold": self.threshold, "slope": self.slope,
-                                          "strategy": self.strategy})))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, version=np.array(SNAPSHOT_VERSION), keys=np.array(self.keys), species=np.array(
+                self.species.astype(str)), i=self.i, j=self.j, sim=self.sim, must=must, cannot=cannot,
+                settings=np.array(json.dumps({"threshold": self.threshold, "slope": self.slope,
+                                              "strategy": self.strategy})))
 
     @classmethod
     def load(cls, path: str | Path, answers: Optional[AnswerLog] = None) -> "GroupState":

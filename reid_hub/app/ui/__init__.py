@@ -1,8 +1,8 @@
 """The web app: the REST API with the Gradio UI mounted at /ui, built from one module per tab (`search_tab`:
 Search and My photos, `enroll_tab`, `clip_tab`, `review_tab`, `questions_tab`: pair questions, `groups_tab`: a
 whole discovered individual reviewed at once, `population_tab`: abundance with the identification's uncertainty),
-`texts` (what a result means, in words) and `widgets` (what the tabs share); every tab acts through the ReidService's methods. `reid-hub serve`
-and the Space's app.py run `main`.
+`texts` (what a result means, in words) and `widgets` (what the tabs share); every tab acts through the
+ReidService's methods. `reid-hub serve` and the Space's app.py run `main`.
 
 In a Space (SPACE_ID set) it listens on 0.0.0.0:7860; elsewhere on 127.0.0.1.
 """
