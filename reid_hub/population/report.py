@@ -50,16 +50,21 @@ def parse_occasion(text: str) -> pd.Timedelta:
     return pd.Timedelta(int(m.group(1)), UNITS[m.group(2)])
 
 
+def occasion_of(times: pd.Series, start: pd.Timestamp, occasion: pd.Timedelta) -> np.ndarray:
+    """The occasion (0, 1, ...) of each time, counted from `start`."""
+    return ((times - start) // occasion).astype(int).to_numpy()
+
+
 def capture_history(table: pd.DataFrame, individuals: pd.Series, occasion: pd.Timedelta,
                     start: pd.Timestamp, occasions: int) -> pd.DataFrame:
     """Individuals x occasions (0/1): seen at least once in that occasion."""
-    occ = ((table["time"] - start) // occasion).astype(int)
-    h = pd.crosstab(individuals.to_numpy(), occ.to_numpy()).reindex(columns=range(occasions), fill_value=0)
+    h = pd.crosstab(individuals.to_numpy(), occasion_of(table["time"], start, occasion)).reindex(
+        columns=range(occasions), fill_value=0)
     return (h > 0).astype(int)
 
 
 def pooled_estimate(histories: list[np.ndarray], method: Callable[[np.ndarray], Any], rng: np.random.Generator,
-            per_draw: int = 20) -> dict[str, Any]:
+                    per_draw: int = 20) -> dict[str, Any]:
     """Point estimates over the drawn identity assignments, each with its own sampling error (log-normal from its
     interval): the median of the draws' estimates and the 2.5 and 97.5 percentiles of the pooled samples."""
     points, pooled = [], []
@@ -79,24 +84,24 @@ def pooled_estimate(histories: list[np.ndarray], method: Callable[[np.ndarray], 
             "upper": round(float(np.percentile(pooled, 97.5)), 2), "draws": len(histories)}
 
 
-def estimate(s: Sightings, occasion: pd.Timedelta, draws: int, method: str, seed: int = 0,
-             progress: bool = False) -> dict[str, Any]:
-    """The estimates of one set of sightings: identities as certain, and over `draws` plausible assignments."""
+def estimate(s: Sightings, occasion: pd.Timedelta, drawn: list[pd.Series], method: str,
+             rng: np.random.Generator) -> dict[str, Any]:
+    """The estimates of one set of sightings: identities as certain, and over the plausible assignments `drawn`
+    (each an individual per sighting, indexed like `s.table`)."""
     if method not in ESTIMATORS and method != "auto":
         raise ConfigError(f"method must be auto or one of {', '.join(ESTIMATORS)}, got {method!r}")
     start = s.table["time"].min().floor("D")
     occasions = int((s.table["time"].max() - start) // occasion) + 1
     hist = capture_history(s.table, s.table["individual"], occasion, start, occasions)
-    auto, het = choose_method(hist.to_numpy())
+    h = hist.to_numpy()
+    auto, het = choose_method(h)
     chosen = auto if method == "auto" else method
-    rng = np.random.default_rng(seed)
-    drawn = [capture_history(s.table, s.draw(rng), occasion, start, occasions).to_numpy()
-             for _ in tqdm(range(draws), desc="identity draws", disable=not progress)]
+    histories = [capture_history(s.table, d, occasion, start, occasions).to_numpy() for d in drawn]
     return {"individuals_seen": int(len(hist)), "occasions": occasions, "start": start.isoformat(),
-            "estimates": [e.to_dict() for e in estimate_all(hist.to_numpy())],
+            "estimates": [e.to_dict() for e in estimate_all(h)],
             "with_identification_uncertainty": {"method": chosen, "chosen_by": "auto" if method == "auto" else "user",
                                                 "heterogeneity_p": round(het, 4),
-                                                **pooled_estimate(drawn, ESTIMATORS[chosen], rng)},
+                                                **pooled_estimate(histories, ESTIMATORS[chosen], rng)},
             "history": hist}
 
 
@@ -110,16 +115,17 @@ def population(req: PopulationRequest, progress: bool = True) -> dict[str, Any]:
     s = load_sightings(req.source)
     out = Path(req.out)
     out.mkdir(parents=True, exist_ok=True)
-    res = estimate(s, occasion, req.draws, req.method, req.seed, progress)
+    rng = np.random.default_rng(req.seed)
+    drawn = [s.draw(rng) for _ in tqdm(range(req.draws), desc="identity draws", disable=not progress)]
+    res = estimate(s, occasion, drawn, req.method, rng)
     hist = res.pop("history")
     body: dict[str, Any] = {"source": str(req.source), "identities_from": s.source, "occasion": req.occasion,
                             **res}
-    if req.by == "deployment":
+    if req.by == "deployment":  # the same drawn assignments, each deployment's sightings of them
         body["by_deployment"] = {}
         for dep, part in s.table.groupby("deployment", sort=True):
-            sub = Sightings(part, s.deployments, s.state, None if s.probability is None
-                            else s.probability[part.index.to_numpy()], s.source)
-            r = estimate(sub, occasion, req.draws, req.method, req.seed)
+            r = estimate(Sightings(part, s.deployments), occasion, [d.loc[part.index] for d in drawn], req.method,
+                         rng)
             r.pop("history")
             body["by_deployment"][str(dep)] = r
     write_text_atomic(out / "capture_history.csv", hist.rename(columns=lambda c: f"occasion_{c}")
@@ -133,7 +139,7 @@ def population(req: PopulationRequest, progress: bool = True) -> dict[str, Any]:
 def _exports(s: Sightings, occasion: pd.Timedelta, start: pd.Timestamp, out: Path) -> None:
     """secr's capthist (captures and traps) and camtrapR's record table."""
     t = s.table
-    occ = ((t["time"] - start) // occasion).astype(int) + 1  # secr counts occasions from 1
+    occ = occasion_of(t["time"], start, occasion) + 1  # secr counts occasions from 1
     caps = pd.DataFrame({"Session": 1, "ID": t["individual"], "Occasion": occ, "Detector": t["deployment"]})
     write_text_atomic(out / "secr_captures.csv", caps.to_csv(index=False))
     deps = s.deployments
@@ -177,4 +183,5 @@ def _plots(s: Sightings, hist: pd.DataFrame, out: Path) -> None:
 
 
 
-__all__ = ["PopulationRequest", "population", "estimate", "capture_history", "parse_occasion", "pooled_estimate"]
+__all__ = ["PopulationRequest", "population", "estimate", "capture_history", "occasion_of", "parse_occasion",
+           "pooled_estimate"]
