@@ -60,7 +60,8 @@ class Proposal:
     @property
     def kept(self) -> list[int]:
         """Positions of the members still in the proposal (not taken out)."""
-        return [k for k in range(self.n) if k not in set(self.taken_out)]
+        out = set(self.taken_out)
+        return [k for k in range(self.n) if k not in out]
 
     @property
     def current(self) -> Optional[dict[str, Any]]:
